@@ -1,0 +1,71 @@
+"""crossmodal: text, images and image+text pairs in one vector space.
+
+>>> import crossmodal
+>>> model = crossmodal.load_model("openai/clip-vit-base-patch32")
+>>> vectors = model.embed_texts(["a dog", "一条龙"])   # float32 (2, 512), unit norm
+"""
+
+from .embedder import EmbeddingBatch, Embeddings, Failure, Model, l2_normalize
+from .errors import (
+    CollectionExists,
+    CollectionNotFound,
+    ConfigError,
+    CrossmodalError,
+    DimensionMismatch,
+    EmptyText,
+    ExportError,
+    ImageDecodeError,
+    ImageTooLarge,
+    InputError,
+    ItemNotFound,
+    ModelError,
+    ModelLoadError,
+    ModelNotFound,
+    ModelUnavailableOffline,
+    RuntimeUnavailable,
+    SpaceMismatch,
+    StoreCorrupt,
+    StoreError,
+    StoreUnavailable,
+    TextTooLong,
+)
+from .loader import load_model
+from .models.spec import Fusion, ImagePreprocess, ModelSpec, TextPreprocess
+from .space import Space
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CollectionExists",
+    "CollectionNotFound",
+    "ConfigError",
+    "CrossmodalError",
+    "DimensionMismatch",
+    "EmbeddingBatch",
+    "Embeddings",
+    "EmptyText",
+    "ExportError",
+    "Failure",
+    "Fusion",
+    "ImageDecodeError",
+    "ImagePreprocess",
+    "ImageTooLarge",
+    "InputError",
+    "ItemNotFound",
+    "Model",
+    "ModelError",
+    "ModelLoadError",
+    "ModelNotFound",
+    "ModelSpec",
+    "ModelUnavailableOffline",
+    "RuntimeUnavailable",
+    "Space",
+    "SpaceMismatch",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreUnavailable",
+    "TextPreprocess",
+    "__version__",
+    "l2_normalize",
+    "load_model",
+]

@@ -1,0 +1,1 @@
+"""The ``crossmodal`` command line: one module per command group."""

@@ -1,0 +1,181 @@
+"""``crossmodal embed`` and ``crossmodal similarity``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ..errors import ConfigError
+from .options import load_model_from_options, model_options, pop_model_options
+
+__all__ = ["Item", "embed", "embed_items", "parse_item", "similarity"]
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # "text", "image" or "pair"
+    text: str | None = None
+    image: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "text":
+            return f"text:{self.text}"
+        if self.kind == "image":
+            return f"image:{self.image}"
+        return f"pair:{self.image}|{self.text}"
+
+
+def parse_flags(args: list[str]) -> list[Item]:
+    """``--text T``, ``--image F`` and ``--image F --text T`` (a pair), in order."""
+    items: list[Item] = []
+    i = 0
+    while i < len(args):
+        flag = args[i]
+        if flag not in ("--text", "-t", "--image", "-i"):
+            raise ConfigError(f"unexpected argument {flag!r}; inputs are --text TEXT, --image FILE or --image FILE --text TEXT")
+        if i + 1 >= len(args):
+            raise ConfigError(f"{flag} needs a value")
+        value = args[i + 1]
+        i += 2
+        if flag in ("--text", "-t"):
+            items.append(Item("text", text=value))
+        elif i + 1 < len(args) and args[i] in ("--text", "-t"):
+            items.append(Item("pair", image=value, text=args[i + 1]))
+            i += 2
+        else:
+            items.append(Item("image", image=value))
+    if not items:
+        raise ConfigError("nothing to embed: give at least one --text or --image")
+    return items
+
+
+def parse_item(spec: str) -> Item:
+    """``text:...``, ``image:PATH`` or ``pair:PATH|text``."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in ("text", "image", "pair"):
+        raise ConfigError(f"item {spec!r} must look like text:..., image:PATH or pair:PATH|text")
+    if kind == "text":
+        return Item("text", text=rest)
+    if kind == "image":
+        return Item("image", image=rest)
+    image, bar, text = rest.partition("|")
+    if not bar:
+        raise ConfigError(f"pair item {spec!r} must look like pair:PATH|text")
+    return Item("pair", image=image, text=text)
+
+
+def embed_items(model: Any, items: list[Item], *, normalize: bool = True, image_weight: float | None = None) -> np.ndarray:
+    """Vectors for mixed items, in input order (each kind embedded in one batch)."""
+    out = np.empty((len(items), model.dim), dtype=np.float32)
+    groups: dict[str, list[int]] = {"text": [], "image": [], "pair": []}
+    for i, item in enumerate(items):
+        groups[item.kind].append(i)
+    if groups["text"]:
+        out[groups["text"]] = model.embed_texts([items[i].text for i in groups["text"]], normalize=normalize)
+    if groups["image"]:
+        out[groups["image"]] = model.embed_images([items[i].image for i in groups["image"]], normalize=normalize)
+    if groups["pair"]:
+        idx = groups["pair"]
+        out[idx] = model.embed_pairs([items[i].image for i in idx], [items[i].text for i in idx],
+                                     image_weight=image_weight, normalize=normalize)
+    return out
+
+
+def _write(data: bytes | str, output: Path | None) -> None:
+    if output is None:
+        if isinstance(data, bytes):
+            if sys.stdout.isatty():
+                raise ConfigError("refusing to write binary .npy to a terminal; use --output FILE or a pipe")
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            click.echo(data, nl=False)
+        return
+    output.write_bytes(data) if isinstance(data, bytes) else output.write_text(data, encoding="utf-8")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
+@model_options
+@click.option("--format", "fmt", type=click.Choice(["json", "npy", "csv"]), default="json", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout.")
+@click.option("--no-normalize", is_flag=True, help="Raw projections instead of unit vectors.")
+@click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair vector (default 0.5).")
+@click.argument("inputs", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool, image_weight: float | None,
+          inputs: tuple[str, ...], **kwargs: Any) -> None:
+    """Embed texts, images and pairs; one vector per input, in input order.
+
+    \b
+    Inputs, repeatable and mixed in any order:
+      --text TEXT               a text
+      --image FILE              an image
+      --image FILE --text TEXT  an image+text pair (an --image directly followed by --text)
+    \b
+    Examples:
+      crossmodal embed --text "a dog" --image cat.jpg
+      crossmodal embed --image cat.jpg --text "at night" --format npy -o pair.npy
+    """
+    items = parse_flags(list(inputs))
+    model = load_model_from_options(ctx, **pop_model_options(kwargs))
+    vectors = embed_items(model, items, normalize=not no_normalize, image_weight=image_weight)
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, vectors)
+        _write(buf.getvalue(), output)
+    elif fmt == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(["kind", "input", *[f"d{j}" for j in range(vectors.shape[1])]])
+        for item, vec in zip(items, vectors):
+            writer.writerow([item.kind, item.label.split(":", 1)[1], *(repr(float(x)) for x in vec)])
+        _write(text.getvalue(), output)
+    else:
+        doc = {
+            "model": model.name,
+            "space": model.space.to_dict(),
+            "normalized": not no_normalize,
+            "dim": model.dim,
+            "data": [
+                {"index": i, "kind": item.kind, "text": item.text, "image": item.image, "embedding": [float(x) for x in vec]}
+                for i, (item, vec) in enumerate(zip(items, vectors))
+            ],
+        }
+        _write(json.dumps(doc, ensure_ascii=False) + "\n", output)
+
+
+@click.command()
+@model_options
+@click.option("--json", "as_json", is_flag=True, help="Print {labels, matrix} as JSON.")
+@click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair vector (default 0.5).")
+@click.argument("items", nargs=-1, required=True)
+@click.pass_context
+def similarity(ctx: click.Context, as_json: bool, image_weight: float | None, items: tuple[str, ...], **kwargs: Any) -> None:
+    """Cosine similarity between every two ITEMs: text:..., image:PATH or pair:PATH|text.
+
+    \b
+    Example (the experiment of seed 001, by command):
+      crossmodal similarity "text:a dragon" image:dragon.png "pair:dragon.png|a dragon"
+    """
+    parsed = [parse_item(s) for s in items]
+    model = load_model_from_options(ctx, **pop_model_options(kwargs))
+    vectors = embed_items(model, parsed, image_weight=image_weight)
+    matrix = vectors @ vectors.T
+    labels = [p.label for p in parsed]
+    if as_json:
+        click.echo(json.dumps({"model": model.name, "labels": labels, "matrix": matrix.round(6).tolist()}, ensure_ascii=False))
+        return
+    short = [lab if len(lab) <= 28 else lab[:25] + "..." for lab in labels]
+    width = max(len(s) for s in short)
+    click.echo(" " * (width + 2) + " ".join(f"{j:>7}" for j in range(len(short))))
+    for i, lab in enumerate(short):
+        click.echo(f"{i:>2} {lab:<{width}}" + "".join(f" {matrix[i, j]:7.4f}" for j in range(len(short)))[0:])

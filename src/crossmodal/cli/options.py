@@ -1,0 +1,55 @@
+"""Options shared by every command that loads a model or opens a store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..settings import Settings
+
+__all__ = ["load_model_from_options", "model_options", "settings"]
+
+
+def settings(ctx: click.Context) -> Settings:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Settings):
+        obj = ctx.find_root().obj = Settings.from_env()
+    return obj
+
+
+def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--model, --runtime, --mode, --device, --threads, --offline (defaults from the environment)."""
+    decorators = [
+        click.option("--model", "-m", "model", default=None, help="Catalog name, hf-hub:ORG/NAME or a directory [env CROSSMODAL_MODEL]."),
+        click.option("--runtime", type=click.Choice(["onnx", "torch"]), default=None, help="Inference engine [env CROSSMODAL_RUNTIME; default onnx]."),
+        click.option("--mode", type=click.Choice(["exact", "fast"]), default=None, help="exact: fp32, equal to the reference; fast: int8 [env CROSSMODAL_MODE]."),
+        click.option("--device", default=None, help="cpu or cuda[:N] (torch runtime)."),
+        click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads (default: all cores)."),
+        click.option("--offline", is_flag=True, default=False, help="Never touch the network; use cached models only."),
+    ]
+    for deco in reversed(decorators):
+        fn = deco(fn)
+    return fn
+
+
+def load_model_from_options(ctx: click.Context, **opts: Any) -> Any:
+    """Load the model the options name, filling gaps from the environment settings."""
+    from ..loader import load_model
+
+    s = settings(ctx)
+    return load_model(
+        opts.get("model") or s.model,
+        runtime=opts.get("runtime") or s.runtime,
+        mode=opts.get("mode") or s.mode,  # type: ignore[arg-type]
+        device=opts.get("device"),
+        threads=opts.get("threads"),
+        cache_dir=s.cache_dir,
+        offline=bool(opts.get("offline")) or s.offline,
+    )
+
+
+def pop_model_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Remove the model options from a command's kwargs and return them."""
+    return {k: kwargs.pop(k) for k in ("model", "runtime", "mode", "device", "threads", "offline") if k in kwargs}

@@ -1,0 +1,362 @@
+"""Model: texts, images and image+text pairs -> vectors in one space.
+
+Everything between the caller and the runtime's :class:`Encoder` lives here and
+is shared by every runtime: decoding and preprocessing, tokenizing, batching,
+streaming, skipping bad inputs, L2 normalization and pair fusion.
+
+Inputs stream: any iterable is consumed a window at a time, so a generator of
+100k paths never has more than a few batches decoded at once. The ``iter_*``
+methods yield :class:`EmbeddingBatch` objects; the ``embed_*`` methods collect
+them into one array.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+from .models.registry import ResolvedModel
+from .models.spec import ModelSpec
+from .pipeline import ImagePipeline
+from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, load_image
+from .preprocessing.texts import Tokenizer, Tokens, pad
+from .runtimes.base import Encoder, RuntimeOptions
+from .space import Space, space_fingerprint
+
+__all__ = ["EmbeddingBatch", "Embeddings", "Failure", "Model", "l2_normalize"]
+
+OnError = Literal["raise", "skip"]
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float32); an all-zero row stays zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One input that could not be embedded."""
+
+    index: int
+    input: str
+    error: InputError
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.input}: {self.error}"
+
+
+@dataclass
+class EmbeddingBatch:
+    """Vectors for some inputs of a stream, with their positions in it."""
+
+    vectors: np.ndarray  # float32 (n, dim)
+    indices: np.ndarray  # int64 (n,): position of each row in the input stream
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class Embeddings:
+    """The result of ``embed_*(..., on_error="skip")``: good vectors in input order, and what was skipped."""
+
+    vectors: np.ndarray
+    indices: np.ndarray
+    failures: list[Failure]
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ("raise", "skip"):
+        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+
+def _collect(batches: Iterable[EmbeddingBatch], dim: int, on_error: str) -> np.ndarray | Embeddings:
+    vectors, indices, failures = [], [], []
+    for batch in batches:
+        vectors.append(batch.vectors)
+        indices.append(batch.indices)
+        failures.extend(batch.failures)
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
+    if on_error == "raise":
+        return matrix
+    idx = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+    return Embeddings(vectors=matrix, indices=idx, failures=failures)
+
+
+def _windows(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+class Model:
+    """One loaded CLIP-family model. Build it with :func:`crossmodal.load_model`."""
+
+    def __init__(
+        self,
+        resolved: ResolvedModel,
+        encoder: Encoder,
+        tokenizer: Tokenizer,
+        *,
+        runtime: str,
+        options: RuntimeOptions,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.spec: ModelSpec = resolved.spec
+        self.resolved = resolved
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.runtime = runtime
+        self.options = options
+        self.transform = ImageTransform(self.spec.image)
+        self.batch_size = batch_size or 32
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self.space = Space(
+            model=self.spec.name,
+            dim=self.spec.dim,
+            normalized=True,
+            fingerprint=space_fingerprint(resolved.weights, self.spec.preprocessing_digest(), options.mode),
+            mode=options.mode,
+        )
+
+    def __repr__(self) -> str:
+        return f"<crossmodal.Model {self.spec.name} runtime={self.runtime} mode={self.mode} dim={self.dim}>"
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def mode(self) -> str:
+        return self.options.mode
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    # -- texts -----------------------------------------------------------------
+
+    def iter_texts(
+        self,
+        texts: Iterable[str],
+        *,
+        normalize: bool = True,
+        truncate: bool = True,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+    ) -> Iterator[EmbeddingBatch]:
+        """Embed a stream of texts, yielding one batch at a time in input order.
+
+        Within a window of texts, batches are formed by token length, so each
+        is padded no further than it must be (CLIP), and put back in order.
+        """
+        _check_on_error(on_error)
+        if isinstance(texts, str):
+            raise InputError("texts must be a list of strings, not one string; wrap it: [text]", input=texts[:60])
+        size = batch_size or max(self.batch_size, 64)
+        offset = 0
+        for window in _windows(texts, size * 8):
+            tokens = self.tokenizer.tokenize(window, truncate=truncate)
+            failures = self._failures(window, tokens, offset, on_error)
+            good = [i for i, t in enumerate(tokens) if isinstance(t, Tokens)]
+            rows = np.empty((len(window), self.dim), dtype=np.float32)
+            # Sort by length so each batch pads only to its own longest text.
+            good.sort(key=lambda i: len(tokens[i].ids))  # type: ignore[union-attr]
+            for start in range(0, len(good), size):
+                chunk = good[start : start + size]
+                inputs = pad(self.tokenizer, [tokens[i] for i in chunk])  # type: ignore[misc]
+                rows[chunk] = self.encoder.encode_texts(inputs)
+            good.sort()
+            yield from self._emit(rows, good, offset, failures, size, normalize)
+            offset += len(window)
+
+    def embed_texts(
+        self,
+        texts: Iterable[str],
+        *,
+        normalize: bool = True,
+        truncate: bool = True,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+    ) -> Any:
+        """Texts -> float32 (n, dim); unit-norm rows unless ``normalize=False``.
+
+        With ``on_error="skip"``, returns :class:`Embeddings` (the good vectors,
+        their input positions, and a :class:`Failure` per skipped text).
+        """
+        batches = self.iter_texts(texts, normalize=normalize, truncate=truncate, batch_size=batch_size, on_error=on_error)
+        return _collect(batches, self.dim, on_error)
+
+    # -- images ----------------------------------------------------------------
+
+    def _pipeline(self, workers: int | None, batch_size: int) -> ImagePipeline:
+        return ImagePipeline(
+            self.spec.image,
+            workers=self.workers if workers is None else workers,
+            max_pixels=self.max_pixels,
+            draft=self.mode == "fast",
+            prefetch=batch_size * 2,
+        )
+
+    def iter_images(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        normalize: bool = True,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+        workers: int | None = None,
+    ) -> Iterator[EmbeddingBatch]:
+        """Embed a stream of images (paths, bytes, PIL images, uint8 arrays), one batch at a time."""
+        _check_on_error(on_error)
+        size = batch_size or self.batch_size
+        h, w = self.transform.output_size
+        with self._pipeline(workers, size) as pipeline:
+            for window in _windows(enumerate(pipeline.map(images)), size):
+                failures: list[Failure] = []
+                pixels = np.empty((len(window), 3, h, w), dtype=np.float32)
+                good: list[int] = []
+                for index, (item_name, prepared) in window:
+                    if isinstance(prepared, InputError):
+                        failures.append(self._fail(index, item_name, prepared, on_error))
+                        continue
+                    self.transform.normalize(prepared, out=pixels[len(good)])
+                    good.append(index)
+                if good:
+                    raw = self.encoder.encode_images(pixels[: len(good)])
+                    vectors = l2_normalize(raw) if normalize else raw
+                else:
+                    vectors = np.zeros((0, self.dim), dtype=np.float32)
+                yield EmbeddingBatch(vectors, np.asarray(good, dtype=np.int64), failures)
+
+    def embed_images(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        normalize: bool = True,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+        workers: int | None = None,
+    ) -> Any:
+        """Images -> float32 (n, dim); see :meth:`embed_texts` for ``on_error``."""
+        batches = self.iter_images(images, normalize=normalize, batch_size=batch_size, on_error=on_error, workers=workers)
+        return _collect(batches, self.dim, on_error)
+
+    def preprocess_image(self, image: ImageInput) -> np.ndarray:
+        """The float32 (3, H, W) tensor the vision tower receives for ``image``."""
+        return self.transform(load_image(image, max_pixels=self.max_pixels))
+
+    # -- pairs -----------------------------------------------------------------
+
+    def iter_pairs(
+        self,
+        images: Iterable[ImageInput],
+        texts: Iterable[str],
+        *,
+        image_weight: float | None = None,
+        normalize: bool = True,
+        truncate: bool = True,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+        workers: int | None = None,
+    ) -> Iterator[EmbeddingBatch]:
+        """Embed (image, text) pairs as one composed vector each.
+
+        For CLIP-family spaces the pair vector is
+        ``normalize(w * normalize(image) + (1 - w) * normalize(text))`` with
+        ``w = image_weight`` (default: the spec's fusion weight, 0.5). A pair
+        fails when either half does.
+        """
+        weight = self.spec.fusion.image_weight if image_weight is None else float(image_weight)
+        if not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"image_weight must be in [0, 1], got {weight}")
+        if isinstance(texts, str):
+            raise InputError("texts must be a list of strings, not one string", input=texts[:60])
+        size = batch_size or self.batch_size
+        sentinel = object()
+        pairs = itertools.zip_longest(images, texts, fillvalue=sentinel)
+        offset = 0
+        for window in _windows(pairs, size * 4):
+            if any(img is sentinel or txt is sentinel for img, txt in window):
+                raise InputError("embed_pairs needs as many texts as images")
+            imgs = list(self.iter_images([p[0] for p in window], batch_size=size, on_error="skip", workers=workers))
+            txts = list(self.iter_texts([p[1] for p in window], truncate=truncate, batch_size=size, on_error="skip"))
+            img_vecs = np.full((len(window), self.dim), np.nan, dtype=np.float32)
+            txt_vecs = np.full((len(window), self.dim), np.nan, dtype=np.float32)
+            bad: dict[int, Failure] = {}
+            for target, batches in ((img_vecs, imgs), (txt_vecs, txts)):
+                for batch in batches:
+                    target[batch.indices] = batch.vectors
+                    for f in batch.failures:
+                        bad.setdefault(f.index, f)
+            failures = [self._fail(offset + i, f.input, f.error, on_error) for i, f in sorted(bad.items())]
+            good = [i for i in range(len(window)) if i not in bad]
+            fused = weight * img_vecs[good] + (1.0 - weight) * txt_vecs[good]
+            vectors = l2_normalize(fused) if normalize else fused.astype(np.float32)
+            yield EmbeddingBatch(vectors, np.asarray(good, dtype=np.int64) + offset, failures)
+            offset += len(window)
+
+    def embed_pairs(
+        self,
+        images: Iterable[ImageInput],
+        texts: Iterable[str],
+        *,
+        image_weight: float | None = None,
+        normalize: bool = True,
+        truncate: bool = True,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+        workers: int | None = None,
+    ) -> Any:
+        """(image, text) pairs -> float32 (n, dim) composed vectors."""
+        batches = self.iter_pairs(
+            images, texts, image_weight=image_weight, normalize=normalize, truncate=truncate,
+            batch_size=batch_size, on_error=on_error, workers=workers,
+        )
+        return _collect(batches, self.dim, on_error)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _fail(self, index: int, name: str, error: InputError, on_error: str) -> Failure:
+        if on_error == "raise":
+            raise error.at(index)
+        return Failure(index=index, input=name, error=error)
+
+    def _failures(self, window: Sequence[Any], tokens: Sequence[Any], offset: int, on_error: str) -> list[Failure]:
+        return [
+            self._fail(offset + i, describe_text(window[i]), tok, on_error)
+            for i, tok in enumerate(tokens)
+            if isinstance(tok, InputError)
+        ]
+
+    def _emit(
+        self, rows: np.ndarray, good: list[int], offset: int, failures: list[Failure], size: int, normalize: bool
+    ) -> Iterator[EmbeddingBatch]:
+        if not good:
+            yield EmbeddingBatch(np.zeros((0, self.dim), dtype=np.float32), np.zeros(0, dtype=np.int64), failures)
+            return
+        for start in range(0, len(good), size):
+            chunk = good[start : start + size]
+            vectors = rows[chunk]
+            yield EmbeddingBatch(
+                l2_normalize(vectors) if normalize else vectors,
+                np.asarray(chunk, dtype=np.int64) + offset,
+                failures if start == 0 else [],
+            )
+
+
+def describe_text(text: Any) -> str:
+    if isinstance(text, str):
+        return repr(text if len(text) <= 60 else text[:57] + "...")
+    return f"<{type(text).__name__}>"

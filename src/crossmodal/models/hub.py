@@ -1,0 +1,85 @@
+"""Fetching model files from the Hugging Face hub into a persistent cache.
+
+The cache is looked at first with ``local_files_only``, so a model that was
+fetched once loads with no network at all. Only what the chosen runtime needs
+is downloaded (hub ONNX repos hold many variants of each graph).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelLoadError, ModelNotFound, ModelUnavailableOffline
+from .spec import Source
+
+__all__ = ["allow_patterns", "fetch_repo"]
+
+_META = ["*.json", "*.txt", "*.model", "tokenizer*"]
+
+
+def allow_patterns(source: Source, repo: str) -> list[str]:
+    """Files of ``repo`` that ``source`` needs."""
+    if source.layout == "transformers":
+        return [*_META, "model.safetensors", "model.safetensors.index.json", "model-*.safetensors"]
+    patterns = list(_META)
+    for tower in (source.vision, source.text):
+        assert tower is not None
+        if (tower.repo or source.repo) == repo:
+            patterns += [tower.file, tower.file + "_data", tower.file + ".data"]
+    return patterns
+
+
+def fetch_repo(
+    repo: str,
+    *,
+    patterns: list[str],
+    required: tuple[str, ...] = (),
+    revision: str | None = None,
+    cache_dir: Path | None = None,
+    offline: bool = False,
+) -> Path:
+    """Return a local snapshot of ``repo``: from the cache if there, else downloaded.
+
+    Raises :class:`ModelUnavailableOffline` when the files are not cached and
+    the hub cannot be reached (or ``offline`` is set), and
+    :class:`ModelNotFound` when the hub says the repo does not exist.
+    """
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ModelLoadError("huggingface_hub is required to fetch models from the hub") from exc
+
+    kwargs = {
+        "repo_id": repo,
+        "revision": revision,
+        "allow_patterns": patterns,
+        "cache_dir": str(cache_dir) if cache_dir else None,
+    }
+    try:
+        cached = Path(snapshot_download(local_files_only=True, **kwargs))
+        # A cached snapshot may hold only part of what this runtime needs.
+        if all((cached / name).exists() for name in required):
+            return cached
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        pass
+    if offline:
+        raise ModelUnavailableOffline(
+            f"{repo!r} is not in the model cache{f' ({cache_dir})' if cache_dir else ''} and offline mode is on; "
+            f"run `crossmodal models download {repo}` on a machine with access to the hub, "
+            "or pass a local directory"
+        )
+    try:
+        return Path(snapshot_download(**kwargs))
+    except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
+        raise ModelNotFound(f"the hub has no accessible repo {repo!r}{f' at {revision}' if revision else ''}") from exc
+    except Exception as exc:  # connection errors come in many types
+        raise ModelUnavailableOffline(
+            f"could not download {repo!r} from the Hugging Face hub and it is not cached: {exc.__class__.__name__}. "
+            "Check your connection, or pass a local model directory"
+        ) from exc

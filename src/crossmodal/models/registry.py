@@ -1,0 +1,172 @@
+"""Names -> specs and files on disk.
+
+Resolution, in order:
+
+1. ``local-dir:PATH``, or a string naming an existing directory: that directory.
+2. ``hf-hub:ORG/NAME``: any hub repo, fetched into the cache.
+3. A catalog name or alias (``openai/clip-vit-base-patch32``): the entry's
+   source for the chosen runtime, fetched into the cache.
+
+Anything else raises :class:`ModelNotFound` with the closest catalog names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import ModelLoadError, ModelNotFound
+from .catalog import CATALOG, CatalogEntry
+from .hub import allow_patterns, fetch_repo
+from .layout import MANIFEST, ModelFiles, detect_layout, read_json, spec_from_files, weight_paths, weights_digest
+from .spec import ModelSpec, Source
+
+__all__ = ["ResolvedModel", "find_entry", "list_models", "resolve"]
+
+RUNTIMES = ("onnx", "torch")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A spec plus the files that realise it, ready for a runtime."""
+
+    spec: ModelSpec
+    files: ModelFiles
+    #: identity of the trained weights, shared by every packaging of them
+    weights: str
+    origin: str  # "catalog", "hub" or "local"
+
+
+def list_models() -> list[ModelSpec]:
+    return [entry.spec for entry in CATALOG.values()]
+
+
+def find_entry(name: str) -> CatalogEntry | None:
+    if name in CATALOG:
+        return CATALOG[name]
+    lowered = name.lower()
+    for entry in CATALOG.values():
+        if lowered == entry.spec.name.lower() or lowered in (a.lower() for a in entry.aliases):
+            return entry
+    return None
+
+
+def _not_found(name: str) -> ModelNotFound:
+    names = list(CATALOG) + [a for e in CATALOG.values() for a in e.aliases]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    if "/" in name and not Path(name).exists():
+        hint += f" For a hub repo outside the catalog, use 'hf-hub:{name}'."
+    return ModelNotFound(
+        f"unknown model {name!r}: not a catalog name, not 'hf-hub:ORG/NAME', and no such directory.{hint} "
+        "`crossmodal models list` shows the catalog."
+    )
+
+
+def _local(path: Path, runtime: str) -> ResolvedModel:
+    files = detect_layout(path)
+    manifest = read_json(path / MANIFEST) if (path / MANIFEST).is_file() else {}
+    name = str(manifest.get("name") or path)
+    spec = spec_from_files(files, name)
+    weights = str(manifest.get("weights") or f"sha256:{weights_digest(weight_paths(files))}")
+    return ResolvedModel(spec=spec, files=files, weights=weights, origin="local")
+
+
+def _hub_files(root: Path, source: Source, vision_root: Path | None) -> ModelFiles:
+    if source.layout == "transformers":
+        files = detect_layout(root)
+        if files.layout != "transformers":
+            raise ModelLoadError(f"{source.repo} was expected in the transformers layout")
+        return files
+    assert source.vision is not None and source.text is not None
+    vroot = vision_root or root
+    return ModelFiles(
+        root=root,
+        layout="onnx",
+        vision_root=vision_root,
+        vision_graph=vroot / source.vision.file,
+        text_graph=root / source.text.file,
+        vision_output=source.vision.output,
+        text_output=source.text.output,
+    )
+
+
+def _fetch(source: Source, cache_dir: Path | None, offline: bool) -> ModelFiles:
+    roots: dict[str, Path] = {}
+    for repo in source.repos():
+        required: list[str] = ["config.json"]
+        if source.layout == "onnx":
+            assert source.vision is not None and source.text is not None
+            for tower in (source.vision, source.text):
+                if (tower.repo or source.repo) == repo:
+                    required.append(tower.file)
+        roots[repo] = fetch_repo(
+            repo,
+            patterns=allow_patterns(source, repo),
+            required=tuple(required),
+            revision=source.revision,
+            cache_dir=cache_dir,
+            offline=offline,
+        )
+    vision_repo = source.vision.repo if source.vision and source.vision.repo else None
+    return _hub_files(roots[source.repo], source, roots[vision_repo] if vision_repo else None)
+
+
+def _hub_source(repo: str, runtime: str) -> Source:
+    if runtime == "torch":
+        return Source(repo=repo, layout="transformers")
+    from .catalog import XENOVA_TOWERS
+
+    return Source(repo=repo, layout="onnx", **XENOVA_TOWERS)
+
+
+def resolve(name: str, *, runtime: str = "onnx", cache_dir: Path | None = None, offline: bool = False) -> ResolvedModel:
+    """Resolve ``name`` to a spec and local files for ``runtime``, fetching if needed."""
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if not isinstance(name, str) or not name.strip():
+        raise ModelNotFound(f"a model name must be a non-empty string, got {name!r}")
+    if name.startswith("local-dir:"):
+        path = Path(name[len("local-dir:") :]).expanduser()
+        if not path.is_dir():
+            raise ModelNotFound(f"model directory {str(path)!r} does not exist")
+        return _local(path, runtime)
+    if name.startswith("hf-hub:"):
+        repo = name[len("hf-hub:") :]
+        entry = find_entry(repo)
+        if entry is None:
+            files = _fetch(_hub_source(repo, runtime), cache_dir, offline)
+            spec = spec_from_files(files, repo)
+            return ResolvedModel(spec=spec, files=files, weights=repo, origin="hub")
+        name = entry.spec.name
+    path = Path(name).expanduser()
+    entry = find_entry(name)
+    if entry is None:
+        if path.is_dir():
+            return _local(path, runtime)
+        raise _not_found(name)
+    source = entry.spec.source(runtime)
+    if source is None:
+        available = ", ".join(n for n, _ in entry.spec.sources)
+        raise ModelLoadError(f"catalog model {entry.spec.name!r} has no {runtime} source; use runtime {available}")
+    files = _fetch(source, cache_dir, offline)
+    spec = _checked_spec(entry, files)
+    return ResolvedModel(spec=spec, files=files, weights=entry.weights, origin="catalog")
+
+
+def _checked_spec(entry: CatalogEntry, files: ModelFiles) -> ModelSpec:
+    """The repo's own files decide preprocessing; they must agree with the catalog on family and dim."""
+    from_files = spec_from_files(files, entry.spec.name)
+    if from_files.family != entry.spec.family or from_files.dim != entry.spec.dim:
+        raise ModelLoadError(
+            f"the files of {entry.spec.name!r} describe a {from_files.family} model of dim {from_files.dim}, "
+            f"but the catalog expects {entry.spec.family} of dim {entry.spec.dim}"
+        )
+    return replace(
+        from_files,
+        sources=entry.spec.sources,
+        description=entry.spec.description,
+        license=entry.spec.license,
+        fusion=entry.spec.fusion,
+    )

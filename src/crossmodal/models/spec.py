@@ -1,0 +1,270 @@
+"""ModelSpec: everything that decides a model's vectors, as frozen data.
+
+A spec describes both towers of one training run (never two unrelated names),
+the embedding dim, the image and text preprocessing, how the towers' outputs
+are projected and fused, and which files each runtime needs. Preprocessing,
+tokenization, dim and normalization are all derived from it, so the config
+travels with the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from ..errors import ConfigError
+
+__all__ = [
+    "Fusion",
+    "ImagePreprocess",
+    "ModelSpec",
+    "Source",
+    "TextPreprocess",
+    "TowerFiles",
+]
+
+Family = Literal["clip", "siglip", "chinese_clip"]
+ResizeMode = Literal["shortest", "squash"]
+Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
+Padding = Literal["longest", "max_length"]
+
+#: PIL resampling ids, as written in preprocessor_config.json ("resample": 3).
+PIL_RESAMPLE: dict[int, Interpolation] = {
+    0: "nearest",
+    1: "lanczos",
+    2: "bilinear",
+    3: "bicubic",
+    4: "box",
+    5: "hamming",
+}
+FAMILIES: tuple[str, ...] = ("clip", "siglip", "chinese_clip")
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How one model turns decoded RGB pixels into its input tensor.
+
+    ``resize="shortest"`` scales the shortest side to ``size[0]`` (aspect kept,
+    the long side floored like torchvision) and then center-crops to ``crop``;
+    ``resize="squash"`` resizes straight to ``size`` = (height, width).
+    """
+
+    resize: ResizeMode
+    size: tuple[int, int]
+    crop: tuple[int, int] | None
+    interpolation: Interpolation = "bicubic"
+    rescale: float | None = 1 / 255
+    mean: tuple[float, float, float] | None = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple[float, float, float] | None = (0.26862954, 0.26130258, 0.27577711)
+
+    def __post_init__(self) -> None:
+        if self.resize not in ("shortest", "squash"):
+            raise ConfigError(f"resize must be 'shortest' or 'squash', got {self.resize!r}")
+        if self.interpolation not in PIL_RESAMPLE.values():
+            raise ConfigError(f"unknown interpolation {self.interpolation!r}")
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ConfigError(f"size must be (height, width) of positive ints, got {self.size!r}")
+        if self.crop is not None and (len(self.crop) != 2 or min(self.crop) < 1):
+            raise ConfigError(f"crop must be (height, width) of positive ints, got {self.crop!r}")
+        if (self.mean is None) != (self.std is None):
+            raise ConfigError("mean and std must both be set or both be None")
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(height, width) of the tensor the vision tower receives."""
+        if self.crop is not None:
+            return self.crop
+        if self.resize == "shortest":
+            raise ConfigError("a shortest-side resize needs a crop to give a fixed input size")
+        return self.size
+
+    @classmethod
+    def from_processor_config(cls, cfg: dict[str, Any]) -> ImagePreprocess:
+        """Read a Hugging Face ``preprocessor_config.json`` the way its PIL processor does."""
+        size = cfg.get("size", 224)
+        crop_cfg = cfg.get("crop_size")
+        do_crop = bool(cfg.get("do_center_crop", crop_cfg is not None))
+        if isinstance(size, int):
+            # Old configs: an int means shortest edge unless the processor squares it.
+            size = {"shortest_edge": size}
+        if "shortest_edge" in size:
+            resize: ResizeMode = "shortest"
+            edge = int(size["shortest_edge"])
+            hw = (edge, edge)
+        elif "height" in size and "width" in size:
+            resize = "squash"
+            hw = (int(size["height"]), int(size["width"]))
+        else:
+            raise ConfigError(f"unsupported size in preprocessor config: {size!r}")
+        crop: tuple[int, int] | None = None
+        if do_crop:
+            if isinstance(crop_cfg, int):
+                crop = (crop_cfg, crop_cfg)
+            elif isinstance(crop_cfg, dict):
+                crop = (int(crop_cfg["height"]), int(crop_cfg["width"]))
+            else:
+                crop = hw
+        if resize == "shortest" and crop is None:
+            raise ConfigError("preprocessor config resizes the shortest edge but does not crop; input size is not fixed")
+        if cfg.get("do_resize", True) is False:
+            raise ConfigError("preprocessor configs with do_resize=false are not supported")
+        resample = cfg.get("resample", 3)
+        if isinstance(resample, str):
+            interpolation = resample.lower()
+        else:
+            interpolation = PIL_RESAMPLE.get(int(resample), "bicubic")
+        do_rescale = cfg.get("do_rescale", True)
+        do_normalize = cfg.get("do_normalize", True)
+        mean = tuple(float(x) for x in cfg.get("image_mean", (0.48145466, 0.4578275, 0.40821073)))
+        std = tuple(float(x) for x in cfg.get("image_std", (0.26862954, 0.26130258, 0.27577711)))
+        return cls(
+            resize=resize,
+            size=hw,
+            crop=crop,
+            interpolation=interpolation,  # type: ignore[arg-type]
+            rescale=float(cfg.get("rescale_factor", 1 / 255)) if do_rescale else None,
+            mean=mean if do_normalize else None,  # type: ignore[arg-type]
+            std=std if do_normalize else None,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class TextPreprocess:
+    """Tokenizer kind, context length and padding rule of the text tower.
+
+    CLIP pads to the longest text in a batch: its causal attention makes the
+    pooled token independent of later padding. SigLIP pads to ``max_length``
+    because it was trained that way and pools the last position.
+    """
+
+    tokenizer: Literal["clip-bpe", "wordpiece", "sentencepiece"]
+    context_length: int
+    padding: Padding = "longest"
+    #: input names the text tower takes, in order (``attention_mask`` only where the model uses it)
+    inputs: tuple[str, ...] = ("input_ids", "attention_mask")
+
+    def __post_init__(self) -> None:
+        if self.context_length < 2:
+            raise ConfigError(f"context_length must be >= 2, got {self.context_length}")
+        if self.padding not in ("longest", "max_length"):
+            raise ConfigError(f"padding must be 'longest' or 'max_length', got {self.padding!r}")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How an image+text pair becomes one vector.
+
+    ``weighted-sum``: normalize(w * normalize(image) + (1 - w) * normalize(text)),
+    the composition that works for any CLIP-family space. A learned fused encoder
+    (BAAI's Visualized-BGE) will plug in here as another ``kind`` whose runtime
+    takes both inputs at once.
+    """
+
+    kind: Literal["weighted-sum"] = "weighted-sum"
+    image_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.kind != "weighted-sum":
+            raise ConfigError(f"unknown fusion kind {self.kind!r}")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ConfigError(f"image_weight must be in [0, 1], got {self.image_weight}")
+
+
+@dataclass(frozen=True)
+class TowerFiles:
+    """Where one tower's ONNX graph lives: a hub repo (or None for the main one) and a file in it."""
+
+    file: str
+    repo: str | None = None
+    output: str | None = None  # graph output to read; None picks the projected embeddings by name
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a runtime gets its files.
+
+    ``layout="transformers"``: config.json, weights, tokenizer and
+    preprocessor_config.json in one repo. ``layout="onnx"``: a vision and a text
+    graph, possibly in two repos, next to tokenizer.json and
+    preprocessor_config.json.
+    """
+
+    repo: str
+    layout: Literal["transformers", "onnx"]
+    revision: str | None = None
+    vision: TowerFiles | None = None
+    text: TowerFiles | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout == "onnx" and (self.vision is None or self.text is None):
+            raise ConfigError(f"onnx source {self.repo!r} must name both tower graphs")
+
+    def repos(self) -> tuple[str, ...]:
+        names = [self.repo]
+        for tower in (self.vision, self.text):
+            if tower is not None and tower.repo and tower.repo not in names:
+                names.append(tower.repo)
+        return tuple(names)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One CLIP-family model: both towers, one space."""
+
+    name: str
+    family: Family
+    dim: int
+    image: ImagePreprocess
+    text: TextPreprocess
+    #: how each tower's pooled output reaches the shared space, for humans and fingerprints
+    projection: str = "linear"
+    fusion: Fusion = field(default_factory=Fusion)
+    #: files per runtime ("onnx", "torch"); a local directory has one source
+    sources: tuple[tuple[str, Source], ...] = ()
+    description: str = ""
+    license: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"unknown model family {self.family!r}; expected one of {', '.join(FAMILIES)}")
+        if self.dim < 1:
+            raise ConfigError(f"dim must be positive, got {self.dim}")
+
+    def source(self, runtime: str) -> Source | None:
+        for name, src in self.sources:
+            if name == runtime:
+                return src
+        return None
+
+    def with_(self, **changes: Any) -> ModelSpec:
+        return replace(self, **changes)
+
+    def preprocessing_digest(self) -> str:
+        """A digest of everything outside the weights that changes a vector."""
+        payload = {
+            "family": self.family,
+            "dim": self.dim,
+            "image": asdict(self.image),
+            "text": asdict(self.text),
+            "projection": self.projection,
+        }
+        blob = json.dumps(payload, sort_keys=True, default=list).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description, for ``crossmodal models info``."""
+        out = {
+            "name": self.name,
+            "family": self.family,
+            "dim": self.dim,
+            "projection": self.projection,
+            "image": asdict(self.image),
+            "text": asdict(self.text),
+            "fusion": asdict(self.fusion),
+            "sources": {name: asdict(src) for name, src in self.sources},
+            "description": self.description,
+            "license": self.license,
+        }
+        return out

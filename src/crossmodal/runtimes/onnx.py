@@ -1,0 +1,142 @@
+"""ONNX Runtime encoder: the default runtime. It never imports torch.
+
+Each tower is one ONNX graph (``vision_model.onnx``: pixel_values ->
+image_embeds; ``text_model.onnx``: input_ids[, attention_mask, ...] ->
+text_embeds), as in the hub's Xenova and Qdrant repos and in what
+``crossmodal models export`` writes. Inputs are fed by the names the graph
+declares; the output is read by name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelLoadError, RuntimeUnavailable
+from ..models.registry import ResolvedModel
+from .base import RuntimeOptions
+
+__all__ = ["OnnxEncoder", "load", "session_options"]
+
+_OUTPUT_NAMES = {"vision": ("image_embeds", "image_features", "embeddings"), "text": ("text_embeds", "text_features", "embeddings")}
+_ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spinning threads burn a core between batches while decoding needs it.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return opts
+
+
+def _providers(device: str | None) -> list[Any]:
+    import onnxruntime as ort
+
+    if device is None or device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RuntimeUnavailable("device 'cuda' needs onnxruntime-gpu; install it or use runtime='torch'")
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    raise ModelLoadError(f"unknown device {device!r}; expected 'cpu' or 'cuda[:N]'")
+
+
+class _Tower:
+    def __init__(self, path: Path, kind: str, output: str | None, dim: int, options: RuntimeOptions) -> None:
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise ModelLoadError(f"missing {kind} graph {path}")
+        try:
+            self.session = ort.InferenceSession(
+                str(path), sess_options=session_options(options.threads), providers=_providers(options.device)
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelLoadError(f"cannot load {kind} graph {path}: {exc}") from exc
+        self.inputs = {i.name: _ORT_INT_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
+        self.output = self._pick_output(path, kind, output, dim)
+
+    def _pick_output(self, path: Path, kind: str, wanted: str | None, dim: int) -> str:
+        outputs = self.session.get_outputs()
+        names = [o.name for o in outputs]
+        if wanted is not None and wanted in names:
+            return wanted
+        for candidate in _OUTPUT_NAMES[kind]:
+            if candidate in names:
+                return candidate
+        two_d = [o.name for o in outputs if len(o.shape) == 2]
+        if len(two_d) == 1:
+            return two_d[0]
+        raise ModelLoadError(f"cannot tell which output of {path} holds the {kind} embeddings: {names}")
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        (out,) = self.session.run([self.output], feeds)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class OnnxEncoder:
+    """Both towers as ONNX Runtime sessions."""
+
+    def __init__(self, vision: Path, text: Path, dim: int, options: RuntimeOptions,
+                 vision_output: str | None = None, text_output: str | None = None) -> None:
+        self.dim = dim
+        self._vision = _Tower(vision, "vision", vision_output, dim, options)
+        self._text = _Tower(text, "text", text_output, dim, options)
+        (self._pixel_name,) = [n for n in self._vision.inputs] or ["pixel_values"]
+
+    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
+        return self._check(self._vision.run({self._pixel_name: pixel_values}), "vision")
+
+    def encode_texts(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        ids = inputs["input_ids"]
+        feeds = {}
+        for name, dtype in self._text.inputs.items():
+            value = inputs.get(name)
+            if value is None:
+                if name == "attention_mask":
+                    value = np.ones_like(ids)
+                elif name in ("token_type_ids", "position_ids"):
+                    value = np.zeros_like(ids) if name == "token_type_ids" else np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
+                else:
+                    raise ModelLoadError(f"the text graph needs an input {name!r} crossmodal does not produce")
+            feeds[name] = np.ascontiguousarray(value, dtype=dtype)
+        return self._check(self._text.run(feeds), "text")
+
+    def _check(self, out: np.ndarray, kind: str) -> np.ndarray:
+        if out.ndim != 2 or out.shape[1] != self.dim:
+            raise ModelLoadError(f"the {kind} graph returned shape {out.shape}, expected (n, {self.dim})")
+        return out
+
+
+def load(resolved: ResolvedModel, options: RuntimeOptions) -> OnnxEncoder:
+    """Load both tower graphs of ``resolved`` (exporting a transformers directory first if needed)."""
+    files = resolved.files
+    if files.layout != "onnx":
+        from ..models.export import ensure_onnx
+
+        files = ensure_onnx(resolved, options.cache_dir)
+    assert files.vision_graph is not None and files.text_graph is not None
+    vision, text = files.vision_graph, files.text_graph
+    if options.mode == "fast":
+        from .quantize import quantized_pair
+
+        vision, text = quantized_pair(vision, text, resolved.weights, options.cache_dir)
+    return OnnxEncoder(vision, text, resolved.spec.dim, options, files.vision_output, files.text_output)

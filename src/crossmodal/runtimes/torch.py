@@ -1,0 +1,113 @@
+"""PyTorch + transformers encoder (extra ``crossmodal[torch]``): the reference path, GPUs.
+
+The model is put in eval mode once and every call runs under
+``torch.inference_mode()``, so dropout never fires and no graph is kept: two
+runs give identical vectors. ``mode="exact"`` runs fp32; ``mode="fast"`` on a
+CUDA device autocasts to bf16 (fp16 where bf16 is unsupported).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelLoadError, RuntimeUnavailable
+from ..models.registry import ResolvedModel
+from .base import RuntimeOptions
+
+__all__ = ["TorchEncoder", "load", "load_reference_model"]
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeUnavailable("runtime 'torch' needs PyTorch and transformers: pip install 'crossmodal[torch]'") from exc
+    return torch
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars, tracer and export warnings while crossmodal drives it."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_reference_model(path: Any) -> Any:
+    """The transformers model in ``path``, in eval mode (CLIPModel, SiglipModel or ChineseCLIPModel)."""
+    _import_torch()
+    from transformers import AutoModel
+
+    try:
+        with quiet_transformers():
+            model = AutoModel.from_pretrained(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"transformers cannot load the model in {path}: {exc}") from exc
+    for name in ("get_image_features", "get_text_features"):
+        if not hasattr(model, name):
+            raise ModelLoadError(f"{path} holds a {type(model).__name__}, not a two-tower CLIP-family model")
+    return model.eval()
+
+
+def features(output: Any) -> Any:
+    """transformers >= 5 returns an output object whose pooler_output holds the projection."""
+    return output if hasattr(output, "shape") else output.pooler_output
+
+
+class TorchEncoder:
+    def __init__(self, model: Any, dim: int, options: RuntimeOptions) -> None:
+        torch = _import_torch()
+        self._torch = torch
+        self.dim = dim
+        self.device = torch.device(options.device or "cpu")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeUnavailable("device 'cuda' was asked for but torch sees no CUDA device")
+        if options.threads and self.device.type == "cpu":
+            torch.set_num_threads(options.threads)
+        self.model = model.to(self.device).eval()
+        self.autocast: Any = None
+        if options.mode == "fast" and self.device.type == "cuda":
+            self.autocast = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _run(self, fn: Any, **inputs: Any) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            tensors = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device, non_blocking=True) for k, v in inputs.items()}
+            if self.autocast is not None:
+                with torch.autocast(device_type=self.device.type, dtype=self.autocast):
+                    out = features(fn(**tensors))
+            else:
+                out = features(fn(**tensors))
+            return out.float().cpu().numpy()
+
+    def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
+        return self._run(self.model.get_image_features, pixel_values=pixel_values)
+
+    def encode_texts(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self._run(self.model.get_text_features, **inputs)
+
+
+def load(resolved: ResolvedModel, options: RuntimeOptions) -> TorchEncoder:
+    if resolved.files.layout != "transformers":
+        raise ModelLoadError(
+            f"runtime 'torch' needs a transformers-layout model (config.json + model.safetensors); "
+            f"{resolved.files.root} is an ONNX export. Use runtime='onnx' for it"
+        )
+    return TorchEncoder(load_reference_model(resolved.files.root), resolved.spec.dim, options)

@@ -1,0 +1,76 @@
+"""Settings: the one place that reads the environment.
+
+Library functions take explicit arguments; the CLI and the server build a
+:class:`Settings` once at the edge (``Settings.from_env()``) and pass values
+down. Precedence: command-line option > environment variable > default.
+
+=====================  ==========================================  ==============================
+variable               meaning                                     default
+=====================  ==========================================  ==============================
+CROSSMODAL_MODEL       model name or directory                     openai/clip-vit-base-patch32
+CROSSMODAL_RUNTIME     onnx or torch                               onnx
+CROSSMODAL_MODE        exact or fast                               exact
+CROSSMODAL_STORE       store path or URI                           $XDG_DATA_HOME/crossmodal/store
+CROSSMODAL_CACHE       crossmodal's cache (exports, int8 graphs)   $XDG_CACHE_HOME/crossmodal
+CROSSMODAL_HUB_CACHE   where hub downloads go                      the Hugging Face cache
+CROSSMODAL_OFFLINE     1 = never touch the network                 0
+=====================  ==========================================  ==============================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models.catalog import DEFAULT_MODEL
+
+__all__ = ["Settings", "default_cache_dir", "default_store_path"]
+
+
+def _xdg(env: Mapping[str, str], var: str, fallback: str) -> Path:
+    value = env.get(var)
+    return Path(value).expanduser() if value else Path.home() / fallback
+
+
+def default_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """crossmodal's own cache (derived artifacts, never the only copy of anything)."""
+    env = os.environ if env is None else env
+    if env.get("CROSSMODAL_CACHE"):
+        return Path(env["CROSSMODAL_CACHE"]).expanduser()
+    return _xdg(env, "XDG_CACHE_HOME", ".cache") / "crossmodal"
+
+
+def default_store_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return _xdg(env, "XDG_DATA_HOME", ".local/share") / "crossmodal" / "store"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEFAULT_MODEL
+    runtime: str = "onnx"
+    mode: str = "exact"
+    store: str = ""
+    cache_dir: Path | None = None
+    hub_cache: Path | None = None
+    offline: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        hub = env.get("CROSSMODAL_HUB_CACHE")
+        return cls(
+            model=env.get("CROSSMODAL_MODEL") or DEFAULT_MODEL,
+            runtime=env.get("CROSSMODAL_RUNTIME") or "onnx",
+            mode=env.get("CROSSMODAL_MODE") or "exact",
+            store=env.get("CROSSMODAL_STORE") or str(default_store_path(env)),
+            cache_dir=default_cache_dir(env),
+            hub_cache=Path(hub).expanduser() if hub else None,
+            offline=_flag(env.get("CROSSMODAL_OFFLINE")) or _flag(env.get("HF_HUB_OFFLINE")),
+        )
