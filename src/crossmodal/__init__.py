@@ -65,6 +65,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TextPreprocess",
+    "TextTooLong",
     "__version__",
     "l2_normalize",
     "load_model",
