@@ -27,7 +27,9 @@ def load_model(
     workers: int | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     cache_dir: str | os.PathLike[str] | None = None,
+    hub_cache: str | os.PathLike[str] | None = None,
     offline: bool = False,
+    hub_endpoint: str | None = None,
 ) -> Model:
     """Load a model for embedding.
 
@@ -37,13 +39,14 @@ def load_model(
     within 1e-5) or ``fast`` (int8 weights on CPU, bf16 on GPU). Hub files are
     cached in ``cache_dir`` (default: the Hugging Face cache) and load offline
     once cached; ``offline=True`` never touches the network. ``cache_dir``
-    holds hub downloads (under ``hub/``) and derived files (ONNX exports, int8
-    graphs); by default downloads share the Hugging Face cache and derived
-    files go to ``~/.cache/crossmodal``.
+    holds derived files (ONNX exports, int8 graphs; default
+    ``~/.cache/crossmodal``) and, unless ``hub_cache`` says otherwise, hub
+    downloads under ``hub/``; with neither given, downloads share the Hugging
+    Face cache. ``hub_endpoint`` names a hub mirror.
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-    hub_cache = cache / "hub" if cache is not None else None
-    resolved = resolve(os.fspath(name), runtime=runtime, cache_dir=hub_cache, offline=offline)
+    hub = Path(hub_cache).expanduser() if hub_cache is not None else (cache / "hub" if cache is not None else None)
+    resolved = resolve(os.fspath(name), runtime=runtime, cache_dir=hub, offline=offline, endpoint=hub_endpoint)
     options = RuntimeOptions(mode=mode, threads=threads, device=device, cache_dir=cache or default_cache_dir())
     encoder = load_encoder(runtime, resolved, options)
     tokenizer = load_tokenizer(resolved.files.root, resolved.spec.text)

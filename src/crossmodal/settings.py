@@ -12,7 +12,9 @@ CROSSMODAL_RUNTIME     onnx or torch                               onnx
 CROSSMODAL_MODE        exact or fast                               exact
 CROSSMODAL_STORE       store path or URI                           $XDG_DATA_HOME/crossmodal/store
 CROSSMODAL_CACHE       crossmodal's cache (exports, int8 graphs)   $XDG_CACHE_HOME/crossmodal
-CROSSMODAL_HUB_CACHE   where hub downloads go                      the Hugging Face cache
+CROSSMODAL_HUB_CACHE   where hub downloads go                      $CROSSMODAL_CACHE/hub if set, else
+                                                                   the Hugging Face cache (shared)
+CROSSMODAL_HUB_ENDPOINT  a hub mirror, e.g. https://hf-mirror.com  huggingface.co (or HF_ENDPOINT)
 CROSSMODAL_OFFLINE     1 = never touch the network                 0
 =====================  ==========================================  ==============================
 """
@@ -60,6 +62,7 @@ class Settings:
     cache_dir: Path | None = None
     hub_cache: Path | None = None
     offline: bool = False
+    hub_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,7 +73,8 @@ class Settings:
             runtime=env.get("CROSSMODAL_RUNTIME") or "onnx",
             mode=env.get("CROSSMODAL_MODE") or "exact",
             store=env.get("CROSSMODAL_STORE") or str(default_store_path(env)),
-            cache_dir=default_cache_dir(env),
+            cache_dir=Path(env["CROSSMODAL_CACHE"]).expanduser() if env.get("CROSSMODAL_CACHE") else None,
             hub_cache=Path(hub).expanduser() if hub else None,
             offline=_flag(env.get("CROSSMODAL_OFFLINE")) or _flag(env.get("HF_HUB_OFFLINE")),
+            hub_endpoint=env.get("CROSSMODAL_HUB_ENDPOINT") or None,
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import settings
+from .options import hub_cache, settings
 
 __all__ = ["models"]
 
@@ -36,7 +36,7 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
     from ..models.catalog import CATALOG
 
     s = settings(ctx)
-    hub = s.cache_dir / "hub" if s.cache_dir else None
+    hub = hub_cache(s)
     rows = []
     for name, entry in CATALOG.items():
         spec = entry.spec
@@ -81,7 +81,7 @@ def info(ctx: click.Context, name: str, runtime: str) -> None:
         out = {**entry.spec.describe(), "weights": entry.weights, "aliases": list(entry.aliases), "origin": "catalog"}
     else:
         s = settings(ctx)
-        resolved = resolve(name, runtime=runtime, cache_dir=s.cache_dir / "hub" if s.cache_dir else None, offline=True)
+        resolved = resolve(name, runtime=runtime, cache_dir=hub_cache(s), offline=True)
         out = {**resolved.spec.describe(), "weights": resolved.weights, "origin": resolved.origin,
                "layout": resolved.files.layout, "path": str(resolved.files.root)}
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
@@ -97,18 +97,18 @@ def download(ctx: click.Context, name: str, runtime: str, mode: str) -> None:
     from ..models.registry import find_entry, resolve
 
     s = settings(ctx)
-    hub = s.cache_dir / "hub" if s.cache_dir else None
+    hub = hub_cache(s)
     entry = find_entry(name.removeprefix("hf-hub:"))
     runtimes = [r for r, _ in entry.spec.sources] if entry is not None and runtime == "all" else [runtime]
     if runtime == "all" and entry is None:
         runtimes = ["onnx", "torch"]
     for rt in runtimes:
-        resolved = resolve(name, runtime=rt, cache_dir=hub, offline=s.offline)
+        resolved = resolve(name, runtime=rt, cache_dir=hub, offline=s.offline, endpoint=s.hub_endpoint)
         click.echo(f"{rt}: {resolved.files.root}")
         if mode == "fast" and rt == "onnx":
             from ..loader import load_model
 
-            load_model(name, runtime="onnx", mode="fast", cache_dir=s.cache_dir, offline=True)
+            load_model(name, runtime="onnx", mode="fast", cache_dir=s.cache_dir, hub_cache=hub, offline=True)
             click.echo("onnx: int8 graphs ready")
 
 
@@ -130,8 +130,7 @@ def export(ctx: click.Context, src: str, out: Path, atol: float, overwrite: bool
     path = Path(src).expanduser()
     if not path.is_dir():
         s = settings(ctx)
-        hub = s.cache_dir / "hub" if s.cache_dir else None
-        path = resolve(src, runtime="torch", cache_dir=hub, offline=s.offline).files.root
+        path = resolve(src, runtime="torch", cache_dir=hub_cache(s), offline=s.offline, endpoint=s.hub_endpoint).files.root
     report = export_onnx(path, out, atol=atol, overwrite=overwrite)
     click.echo(
         f"exported {src} -> {report.out_dir}\n"

@@ -9,7 +9,7 @@ import click
 
 from ..settings import Settings
 
-__all__ = ["load_model_from_options", "model_options", "settings"]
+__all__ = ["hub_cache", "load_model_from_options", "model_options", "settings"]
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -17,6 +17,13 @@ def settings(ctx: click.Context) -> Settings:
     if not isinstance(obj, Settings):
         obj = ctx.find_root().obj = Settings.from_env()
     return obj
+
+
+def hub_cache(s: Settings):
+    """Where hub downloads live for these settings (None: the Hugging Face cache)."""
+    if s.hub_cache is not None:
+        return s.hub_cache
+    return s.cache_dir / "hub" if s.cache_dir is not None else None
 
 
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -46,7 +53,9 @@ def load_model_from_options(ctx: click.Context, **opts: Any) -> Any:
         device=opts.get("device"),
         threads=opts.get("threads"),
         cache_dir=s.cache_dir,
+        hub_cache=s.hub_cache,
         offline=bool(opts.get("offline")) or s.offline,
+        hub_endpoint=s.hub_endpoint,
     )
 
 

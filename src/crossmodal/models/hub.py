@@ -37,12 +37,14 @@ def fetch_repo(
     revision: str | None = None,
     cache_dir: Path | None = None,
     offline: bool = False,
+    endpoint: str | None = None,
 ) -> Path:
     """Return a local snapshot of ``repo``: from the cache if there, else downloaded.
 
     Raises :class:`ModelUnavailableOffline` when the files are not cached and
     the hub cannot be reached (or ``offline`` is set), and
     :class:`ModelNotFound` when the hub says the repo does not exist.
+    ``endpoint`` points at a hub mirror (default: huggingface.co, or ``HF_ENDPOINT``).
     """
     try:
         from huggingface_hub import snapshot_download
@@ -60,6 +62,7 @@ def fetch_repo(
         "revision": revision,
         "allow_patterns": patterns,
         "cache_dir": str(cache_dir) if cache_dir else None,
+        "endpoint": endpoint,
     }
     try:
         cached = Path(snapshot_download(local_files_only=True, **kwargs))

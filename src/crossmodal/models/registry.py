@@ -92,7 +92,7 @@ def _hub_files(root: Path, source: Source, vision_root: Path | None) -> ModelFil
     )
 
 
-def _fetch(source: Source, cache_dir: Path | None, offline: bool) -> ModelFiles:
+def _fetch(source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None) -> ModelFiles:
     roots: dict[str, Path] = {}
     for repo in source.repos():
         required: list[str] = ["config.json"]
@@ -108,6 +108,7 @@ def _fetch(source: Source, cache_dir: Path | None, offline: bool) -> ModelFiles:
             revision=source.revision,
             cache_dir=cache_dir,
             offline=offline,
+            endpoint=endpoint,
         )
     vision_repo = source.vision.repo if source.vision and source.vision.repo else None
     return _hub_files(roots[source.repo], source, roots[vision_repo] if vision_repo else None)
@@ -121,7 +122,14 @@ def _hub_source(repo: str, runtime: str) -> Source:
     return Source(repo=repo, layout="onnx", **XENOVA_TOWERS)
 
 
-def resolve(name: str, *, runtime: str = "onnx", cache_dir: Path | None = None, offline: bool = False) -> ResolvedModel:
+def resolve(
+    name: str,
+    *,
+    runtime: str = "onnx",
+    cache_dir: Path | None = None,
+    offline: bool = False,
+    endpoint: str | None = None,
+) -> ResolvedModel:
     """Resolve ``name`` to a spec and local files for ``runtime``, fetching if needed."""
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
@@ -136,7 +144,7 @@ def resolve(name: str, *, runtime: str = "onnx", cache_dir: Path | None = None, 
         repo = name[len("hf-hub:") :]
         entry = find_entry(repo)
         if entry is None:
-            files = _fetch(_hub_source(repo, runtime), cache_dir, offline)
+            files = _fetch(_hub_source(repo, runtime), cache_dir, offline, endpoint)
             spec = spec_from_files(files, repo)
             return ResolvedModel(spec=spec, files=files, weights=repo, origin="hub")
         name = entry.spec.name
@@ -150,7 +158,7 @@ def resolve(name: str, *, runtime: str = "onnx", cache_dir: Path | None = None, 
     if source is None:
         available = ", ".join(n for n, _ in entry.spec.sources)
         raise ModelLoadError(f"catalog model {entry.spec.name!r} has no {runtime} source; use runtime {available}")
-    files = _fetch(source, cache_dir, offline)
+    files = _fetch(source, cache_dir, offline, endpoint)
     spec = _checked_spec(entry, files)
     return ResolvedModel(spec=spec, files=files, weights=entry.weights, origin="catalog")
 

@@ -85,7 +85,9 @@ def _open(item: Any, name: str) -> Image.Image:
     try:
         return Image.open(source)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"{name}: {exc}", input=name) from exc
+        # Pillow's own guard fires while reading the header, before ours can; its limit is process-wide
+        # (PIL.Image.MAX_IMAGE_PIXELS), so a max_pixels above it also needs that raised.
+        raise ImageTooLarge(f"{name} is too large to decode safely (a decompression-bomb guard): {exc}", input=name) from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(f"{name} is not an image any installed decoder can read", input=name) from exc
     except OSError as exc:
@@ -154,8 +156,8 @@ def load_image(item: ImageInput, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         raise ImageDecodeError(f"{name} has no pixels ({width}x{height})", input=name)
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLarge(
-            f"{name} has {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
-            "(a decompression-bomb guard); raise max_pixels if you trust this file",
+            f"{name} is too large to decode safely: {width}x{height} = {width * height:,} pixels, over the limit "
+            f"of {max_pixels:,} (a decompression-bomb guard); raise max_pixels if you trust this file",
             input=name,
         )
     try:

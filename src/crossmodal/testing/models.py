@@ -147,7 +147,7 @@ def _write_sentencepiece_tokenizer(out: Path, context_length: int) -> int:
     return int(tok.vocab_size)
 
 
-def _config(family: str, size: str, vocab_size: int) -> Any:
+def _config(family: str, size: str, vocab_size: int, projection_dim: int | None = None) -> Any:
     from transformers import ChineseCLIPConfig, CLIPConfig, SiglipConfig
 
     tiny = size == "tiny"
@@ -158,7 +158,7 @@ def _config(family: str, size: str, vocab_size: int) -> Any:
             text_config={**TINY_TEXT, "vocab_size": vocab_size, "max_position_embeddings": 77,
                          "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407},
             vision_config=TINY_VISION,
-            projection_dim=24,
+            projection_dim=projection_dim or 24,
         )
     if family == "siglip":
         return SiglipConfig(
@@ -171,7 +171,7 @@ def _config(family: str, size: str, vocab_size: int) -> Any:
             text_config={**({**TINY_TEXT, "max_position_embeddings": 64} if tiny else {}),
                          "vocab_size": vocab_size, "pad_token_id": 0, "bos_token_id": None, "eos_token_id": None},
             vision_config=TINY_VISION if tiny else {"image_size": 224, "patch_size": 16},
-            projection_dim=24 if tiny else 512,
+            projection_dim=projection_dim or (24 if tiny else 512),
         )
     raise ValueError(f"unknown family {family!r}")
 
@@ -200,8 +200,13 @@ def build_model(
     seed: int = 0,
     bpe: bytes | None = None,
     model: Any = None,
+    projection_dim: int | None = None,
 ) -> Path:
-    """Write a seeded random-init (or the given trained) ``family`` model to ``out`` in the transformers layout."""
+    """Write a seeded random-init (or the given trained) ``family`` model to ``out`` in the transformers layout.
+
+    ``projection_dim`` overrides the embedding dim of a tiny CLIP or Chinese-CLIP (e.g. 512, to stand in
+    for a catalog model in download tests).
+    """
     import torch
     from transformers import ChineseCLIPModel, CLIPModel, SiglipModel
 
@@ -220,7 +225,7 @@ def build_model(
     else:
         raise ValueError(f"unknown family {family!r}")
     if model is None:
-        config = _config(family, size, vocab_size)
+        config = _config(family, size, vocab_size, projection_dim)
         torch.manual_seed(seed)
         cls = {"clip": CLIPModel, "siglip": SiglipModel, "chinese_clip": ChineseCLIPModel}[family]
         model = cls(config).eval()

@@ -1,0 +1,98 @@
+"""Tokenization equals the model's own transformers tokenizer, with each family's padding rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossmodal.errors import EmptyText, InputError, TextTooLong
+from crossmodal.models.layout import detect_layout, spec_from_files
+from crossmodal.preprocessing.texts import FastTokenizer, SentencePieceTokenizer, encode, load_tokenizer
+
+transformers = pytest.importorskip("transformers")
+
+LONG = " ".join(["a very long caption about a dog running on a beach"] * 20)
+TEXTS = [
+    "a dog",
+    "A Photo of a CAT, sitting on a chair!",
+    "一条龙",
+    "一只蓝鲸 and a whale",
+    "emoji 🐶🐱 and accents: café, naïve, Ångström",
+    "  lots   of\twhitespace\n here  ",
+    "punctuation... (really) 'quoted' \"double\" -- dashes; semi:colons?",
+    "x",
+    LONG,
+]
+
+
+def _reference_ids(root: Path, family: str, texts: list[str], context: int) -> np.ndarray:
+    tok = transformers.AutoTokenizer.from_pretrained(str(root))
+    if family == "siglip":
+        out = tok(texts, padding="max_length", max_length=context, truncation=True, return_tensors="np")
+    else:
+        out = tok(texts, padding=True, truncation=True, max_length=context, return_tensors="np")
+    return out["input_ids"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_clip_dir", "tiny_chinese_clip_dir", "tiny_siglip_dir"])
+def test_token_ids_equal_the_reference_tokenizer(fixture: str, request: pytest.FixtureRequest) -> None:
+    root: Path = request.getfixturevalue(fixture)
+    spec = spec_from_files(detect_layout(root), "tiny")
+    tokenizer = load_tokenizer(root, spec.text)
+    ours = encode(tokenizer, TEXTS)["input_ids"]
+    ref = _reference_ids(root, spec.family, TEXTS, spec.text.context_length)
+    np.testing.assert_array_equal(ours, ref)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_clip_onnx_dir", "tiny_chinese_clip_onnx_dir", "tiny_siglip_onnx_dir"])
+def test_exported_tokenizer_files_give_the_same_ids(fixture: str, request: pytest.FixtureRequest) -> None:
+    root: Path = request.getfixturevalue(fixture)
+    source: Path = request.getfixturevalue(fixture.replace("_onnx", ""))
+    spec = spec_from_files(detect_layout(root), "tiny")
+    np.testing.assert_array_equal(
+        encode(load_tokenizer(root, spec.text), TEXTS)["input_ids"],
+        encode(load_tokenizer(source, spec.text), TEXTS)["input_ids"],
+    )
+
+
+def test_backends_match_the_family(tiny_clip_dir: Path, tiny_siglip_dir: Path) -> None:
+    clip = spec_from_files(detect_layout(tiny_clip_dir), "c")
+    siglip = spec_from_files(detect_layout(tiny_siglip_dir), "s")
+    assert isinstance(load_tokenizer(tiny_clip_dir, clip.text), FastTokenizer)
+    assert isinstance(load_tokenizer(tiny_siglip_dir, siglip.text), SentencePieceTokenizer)
+
+
+def test_clip_pads_to_the_longest_and_siglip_to_max_length(tiny_clip_dir: Path, tiny_siglip_dir: Path) -> None:
+    clip = spec_from_files(detect_layout(tiny_clip_dir), "c")
+    ids = encode(load_tokenizer(tiny_clip_dir, clip.text), ["a dog", "a photo of a cat"])
+    assert ids["input_ids"].shape == (2, 7)  # <start> a photo of a cat <end>
+    assert ids["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0, 0], [1] * 7]
+    siglip = spec_from_files(detect_layout(tiny_siglip_dir), "s")
+    assert siglip.text.padding == "max_length" and siglip.text.inputs == ("input_ids",)
+    ids = encode(load_tokenizer(tiny_siglip_dir, siglip.text), ["a dog", "a photo of a cat"])
+    assert set(ids) == {"input_ids"}  # SigLIP was trained without an attention mask
+    assert ids["input_ids"].shape == (2, siglip.text.context_length)
+
+
+def test_over_long_text_is_truncated_by_default_and_refused_on_request(tiny_clip_dir: Path) -> None:
+    spec = spec_from_files(detect_layout(tiny_clip_dir), "c")
+    tok = load_tokenizer(tiny_clip_dir, spec.text)
+    ids = encode(tok, [LONG])["input_ids"]
+    assert ids.shape == (1, 77)
+    assert ids[0, -1] == tok.pad_id  # the end-of-text token survives truncation (pad == eos for CLIP)
+    with pytest.raises(TextTooLong, match=r"input #1: text 'a very long caption.*' has \d+ tokens, over the context length of 77"):
+        encode(tok, ["fine", LONG], truncate=False)
+
+
+def test_empty_and_non_string_texts_are_refused_by_position(tiny_clip_dir: Path) -> None:
+    spec = spec_from_files(detect_layout(tiny_clip_dir), "c")
+    tok = load_tokenizer(tiny_clip_dir, spec.text)
+    with pytest.raises(EmptyText, match="input #2: empty text '  '"):
+        encode(tok, ["a", "b", "  "])
+    with pytest.raises(InputError, match="input #0: texts must be str, got int"):
+        encode(tok, [3])
+    results = tok.tokenize(["ok", "", None])
+    assert not isinstance(results[0], InputError)
+    assert isinstance(results[1], EmptyText) and isinstance(results[2], InputError)
