@@ -184,6 +184,7 @@ def test_corrupt_truncated_and_missing_files_name_the_input(tmp_path: Path, imag
         load_image(b"")
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     # A 20000x10000 PNG of one colour compresses to a few hundred KB but would need 600 MB decoded.
     bomb = _png_bytes(Image.new("L", (20_000, 10_000)))

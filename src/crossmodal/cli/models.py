@@ -37,7 +37,7 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
 
     s = settings(ctx)
     hub = hub_cache(s)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, entry in CATALOG.items():
         spec = entry.spec
         runtimes = [r for r, _ in spec.sources]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .spec import ImagePreprocess, ModelSpec, Source, TextPreprocess, TowerFiles
 
-__all__ = ["CATALOG", "CatalogEntry", "DEFAULT_MODEL"]
+__all__ = ["CATALOG", "DEFAULT_MODEL", "CatalogEntry", "xenova_source"]
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -37,10 +37,14 @@ def _clip_image(size: int) -> ImagePreprocess:
 
 
 CLIP_TEXT = TextPreprocess(tokenizer="clip-bpe", context_length=77, padding="longest")
-XENOVA_TOWERS = {
-    "vision": TowerFiles("onnx/vision_model.onnx", output="image_embeds"),
-    "text": TowerFiles("onnx/text_model.onnx", output="text_embeds"),
-}
+def xenova_source(repo: str) -> Source:
+    """The layout of the hub's Xenova/* ONNX repos (transformers.js exports)."""
+    return Source(
+        repo=repo,
+        layout="onnx",
+        vision=TowerFiles("onnx/vision_model.onnx", output="image_embeds"),
+        text=TowerFiles("onnx/text_model.onnx", output="text_embeds"),
+    )
 
 
 def _openai_clip(name: str, dim: int, size: int, description: str) -> CatalogEntry:
@@ -54,7 +58,7 @@ def _openai_clip(name: str, dim: int, size: int, description: str) -> CatalogEnt
             text=CLIP_TEXT,
             projection="linear (visual_projection / text_projection, no bias)",
             sources=(
-                ("onnx", Source(repo=f"Xenova/{short}", layout="onnx", **XENOVA_TOWERS)),
+                ("onnx", xenova_source(f"Xenova/{short}")),
                 ("torch", Source(repo=name, layout="transformers")),
             ),
             description=description,
@@ -82,7 +86,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
             ),
             projection="vision: attention-pooling head; text: linear head on the last token",
             sources=(
-                ("onnx", Source(repo="Xenova/siglip-base-patch16-224", layout="onnx", **XENOVA_TOWERS)),
+                ("onnx", xenova_source("Xenova/siglip-base-patch16-224")),
                 ("torch", Source(repo="google/siglip-base-patch16-224", layout="transformers")),
             ),
             description="Google SigLIP B/16 (sigmoid loss); text is padded to 64 tokens as in training.",
@@ -107,7 +111,7 @@ _ENTRIES: tuple[CatalogEntry, ...] = (
             ),
             projection="linear on the [CLS] token (text) and the pooled CLS (vision), no bias",
             sources=(
-                ("onnx", Source(repo="Xenova/chinese-clip-vit-base-patch16", layout="onnx", **XENOVA_TOWERS)),
+                ("onnx", xenova_source("Xenova/chinese-clip-vit-base-patch16")),
                 ("torch", Source(repo="OFA-Sys/chinese-clip-vit-base-patch16", layout="transformers")),
             ),
             description="Chinese-CLIP ViT-B/16 with a RoBERTa-wwm text tower, for Chinese queries.",

@@ -57,15 +57,14 @@ def fetch_repo(
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise ModelLoadError("huggingface_hub is required to fetch models from the hub") from exc
 
-    kwargs = {
-        "repo_id": repo,
-        "revision": revision,
-        "allow_patterns": patterns,
-        "cache_dir": str(cache_dir) if cache_dir else None,
-        "endpoint": endpoint,
-    }
+    def snapshot(local_only: bool) -> Path:
+        return Path(snapshot_download(
+            repo, revision=revision, allow_patterns=patterns, cache_dir=cache_dir, endpoint=endpoint,
+            local_files_only=local_only,
+        ))
+
     try:
-        cached = Path(snapshot_download(local_files_only=True, **kwargs))
+        cached = snapshot(True)
         # A cached snapshot may hold only part of what this runtime needs.
         if all((cached / name).exists() for name in required):
             return cached
@@ -78,7 +77,7 @@ def fetch_repo(
             "or pass a local directory"
         )
     try:
-        return Path(snapshot_download(**kwargs))
+        return snapshot(False)
     except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
         raise ModelNotFound(f"the hub has no accessible repo {repo!r}{f' at {revision}' if revision else ''}") from exc
     except Exception as exc:  # connection errors come in many types

@@ -117,9 +117,9 @@ def _fetch(source: Source, cache_dir: Path | None, offline: bool, endpoint: str 
 def _hub_source(repo: str, runtime: str) -> Source:
     if runtime == "torch":
         return Source(repo=repo, layout="transformers")
-    from .catalog import XENOVA_TOWERS
+    from .catalog import xenova_source
 
-    return Source(repo=repo, layout="onnx", **XENOVA_TOWERS)
+    return xenova_source(repo)
 
 
 def resolve(

@@ -186,7 +186,7 @@ class SentencePieceTokenizer:
             # Non-legacy tokenizers switch off the dummy prefix and add "▁" themselves.
             from sentencepiece import sentencepiece_model_pb2 as pb2
 
-            proto = pb2.ModelProto.FromString(sp.serialized_model_proto())
+            proto = pb2.ModelProto.FromString(sp.serialized_model_proto())  # type: ignore[attr-defined]
             if proto.normalizer_spec.add_dummy_prefix:
                 proto.normalizer_spec.add_dummy_prefix = False
                 sp.LoadFromSerializedProto(proto.SerializeToString())

