@@ -221,6 +221,11 @@ def test_bad_inputs_raise_one_clear_error_naming_the_input(tiny_model, tmp_path:
         tiny_model.embed_texts(["word " * 100], truncate=False)
     with pytest.raises(InputError, match="list of strings, not one string"):
         tiny_model.embed_texts("a dog")
+    with pytest.raises(InputError, match="not one image; wrap it"):
+        tiny_model.embed_images(str(good))
+    with pytest.raises(InputError, match="not one image; wrap it"):
+        tiny_model.embed_images(np.zeros((8, 8, 3), dtype=np.uint8))
+    assert tiny_model.embed_images(np.zeros((2, 8, 8, 3), dtype=np.uint8)).shape == (2, tiny_model.dim)
     with pytest.raises(ModelNotFound, match="unknown model 'openai/clip-vit-base-patch33'.*Did you mean 'openai/clip-vit-base-patch32'"):
         crossmodal.load_model("openai/clip-vit-base-patch33")
     assert issubclass(ImageDecodeError, crossmodal.CrossmodalError)

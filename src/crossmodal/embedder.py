@@ -91,6 +91,17 @@ def _collect(batches: Iterable[EmbeddingBatch], dim: int, on_error: str) -> np.n
     return Embeddings(vectors=matrix, indices=idx, failures=failures)
 
 
+def _check_many_images(images: Any) -> None:
+    """Catch one image passed where a list of images belongs (a str would be iterated letter by letter)."""
+    import os
+
+    from PIL import Image
+
+    single = isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike, Image.Image))
+    if single or (isinstance(images, np.ndarray) and images.ndim != 4):
+        raise InputError("images must be a list (or iterable) of images, not one image; wrap it: [image]")
+
+
 def _windows(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
@@ -220,6 +231,7 @@ class Model:
     ) -> Iterator[EmbeddingBatch]:
         """Embed a stream of images (paths, bytes, PIL images, uint8 arrays), one batch at a time."""
         _check_on_error(on_error)
+        _check_many_images(images)
         size = batch_size or self.batch_size
         h, w = self.transform.output_size
         with self._pipeline(workers, size) as pipeline:
