@@ -23,12 +23,19 @@ exactly one place (``cli/errors.py`` and ``server/errors.py``).
     │   └── TextTooLong                  over context length, truncate=False "text_too_long"
     ├── SpaceMismatch                    vectors/models from another space "space_mismatch"
     │   └── DimensionMismatch            a vector of the wrong dimension  "dimension_mismatch"
-    └── StoreError
-        ├── StoreUnavailable             cannot reach / open the store    "store_unavailable"
-        ├── StoreCorrupt                 integrity check failed           "store_corrupt"
-        ├── CollectionNotFound                                            "collection_not_found"
-        ├── CollectionExists                                              "collection_exists"
-        └── ItemNotFound                                                  "item_not_found"
+    ├── StoreError
+    │   ├── StoreUnavailable             cannot reach / open the store    "store_unavailable"
+    │   ├── StoreCorrupt                 integrity check failed           "store_corrupt"
+    │   ├── CollectionNotFound                                            "collection_not_found"
+    │   ├── CollectionExists                                              "collection_exists"
+    │   └── ItemNotFound                                                  "item_not_found"
+    ├── AccessDenied                     refused by policy (the server)   "access_denied"
+    │   ├── Unauthorized                 missing or wrong credentials     "unauthorized"
+    │   ├── PathNotAllowed               a path outside the allowed roots "path_not_allowed"
+    │   └── FetchNotAllowed              URL fetching off / URL refused   "fetch_not_allowed"
+    └── LimitExceeded                    over a configured size or count  "limit_exceeded"
+
+    InputError also has FetchError: an image URL could not be fetched    "fetch_failed"
 
 Each class carries a stable ``code`` string, used by the JSON errors of the CLI
 and the server.
@@ -37,6 +44,7 @@ and the server.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "CollectionExists",
     "CollectionNotFound",
     "ConfigError",
@@ -44,20 +52,25 @@ __all__ = [
     "DimensionMismatch",
     "EmptyText",
     "ExportError",
+    "FetchError",
+    "FetchNotAllowed",
     "ImageDecodeError",
     "ImageTooLarge",
     "InputError",
     "ItemNotFound",
+    "LimitExceeded",
     "ModelError",
     "ModelLoadError",
     "ModelNotFound",
     "ModelUnavailableOffline",
+    "PathNotAllowed",
     "RuntimeUnavailable",
     "SpaceMismatch",
     "StoreCorrupt",
     "StoreError",
     "StoreUnavailable",
     "TextTooLong",
+    "Unauthorized",
 ]
 
 
@@ -133,6 +146,12 @@ class TextTooLong(InputError):
     code = "text_too_long"
 
 
+class FetchError(InputError):
+    """An image URL could not be fetched (timeout, HTTP error, connection refused)."""
+
+    code = "fetch_failed"
+
+
 class SpaceMismatch(CrossmodalError, ValueError):
     """Vectors or a model from one embedding space met a collection of another."""
 
@@ -165,3 +184,31 @@ class CollectionExists(StoreError):
 
 class ItemNotFound(StoreError, LookupError):
     code = "item_not_found"
+
+
+class AccessDenied(CrossmodalError, PermissionError):
+    """A request was refused by policy (credentials, allowed roots, URL rules)."""
+
+    code = "access_denied"
+
+
+class Unauthorized(AccessDenied):
+    code = "unauthorized"
+
+
+class PathNotAllowed(AccessDenied):
+    """A path outside every allowed root (after resolving ``..`` and symlinks)."""
+
+    code = "path_not_allowed"
+
+
+class FetchNotAllowed(AccessDenied):
+    """Fetching a URL is off, or the URL's scheme or address is refused."""
+
+    code = "fetch_not_allowed"
+
+
+class LimitExceeded(CrossmodalError, ValueError):
+    """A request is over a configured limit (body size, items per request, bytes per image)."""
+
+    code = "limit_exceeded"

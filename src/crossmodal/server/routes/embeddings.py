@@ -1,0 +1,76 @@
+"""``POST /v1/embeddings``: OpenAI's embeddings API, widened to images and image+text pairs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ...errors import ConfigError, InputError
+from ..batcher import Item
+from ..inputs import InputReader
+from ..schemas import EmbeddingRequest, EmbeddingResponse, ErrorResponse, ImagePart, TextPart
+from ..services import services
+
+__all__ = ["encode_vectors", "parse_inputs", "router"]
+
+router = APIRouter(tags=["embeddings"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (401, 404, 413, 422, 503)}
+
+
+def _image_url(part: ImagePart) -> str:
+    return part.image_url if isinstance(part.image_url, str) else part.image_url.url
+
+
+async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Item]:
+    """The request's items, each checked against the limits; images read (or fetched) concurrently."""
+    raw = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not raw:
+        raise InputError("input is empty: give a string or a list of items")
+    specs: list[tuple[str | None, str | None]] = []  # (text, image url) per item
+    for i, entry in enumerate(raw):
+        name = f"input[{i}]"
+        parts = entry if isinstance(entry, list) else [entry]
+        if parts and all(isinstance(p, int) for p in parts):
+            raise InputError(f"{name}: token arrays are not supported; send the text itself", input=name)
+        texts = [p if isinstance(p, str) else p.text for p in parts if isinstance(p, (str, TextPart))]
+        images = [_image_url(p) for p in parts if isinstance(p, ImagePart)]
+        if len(texts) > 1 or len(images) > 1 or not (texts or images):
+            raise InputError(f"{name}: an item is a text, an image, or one image part plus one text part (a pair)",
+                             input=name)
+        specs.append((texts[0] if texts else None, images[0] if images else None))
+    reader.check_counts(images=sum(img is not None for _, img in specs), texts=sum(t is not None for t, _ in specs))
+    for i, (text, _) in enumerate(specs):
+        if text is not None:
+            reader.text(text, f"input[{i}]")
+    pending = {i: reader.image_url(url, f"input[{i}]") for i, (_, url) in enumerate(specs) if url is not None}
+    loaded = dict(zip(pending, await asyncio.gather(*pending.values()))) if pending else {}
+    return [Item.of(text=text, image=loaded.get(i), image_weight=body.image_weight) for i, (text, _) in enumerate(specs)]
+
+
+def encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
+    if encoding == "base64":
+        little = vectors.astype("<f4", copy=False)
+        return [base64.b64encode(row.tobytes()).decode("ascii") for row in little]
+    return vectors.tolist()
+
+
+@router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=_ERRORS,
+             summary="Embed texts, images and image+text pairs (OpenAI-compatible)")
+async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
+    svc = services(request)
+    svc.check_model_name(body.model)
+    model, batcher = svc.require_model()
+    if body.dimensions is not None and body.dimensions != model.dim:
+        raise ConfigError(f"dimensions={body.dimensions} is not available: {model.name} makes vectors of dim {model.dim}")
+    items = await parse_inputs(body, svc.inputs)
+    result = await batcher.embed(items)
+    data = [{"object": "embedding", "index": i, "embedding": e}
+            for i, e in enumerate(encode_vectors(result.vectors, body.encoding_format))]
+    usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
+    return JSONResponse({"object": "list", "data": data, "model": model.name, "usage": usage})

@@ -1,0 +1,147 @@
+"""Micro-batching: concurrent requests share model calls, and each gets its own rows, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from crossmodal.errors import ImageDecodeError, InputError
+from crossmodal.server import BatchingSettings, ServerSettings, create_app
+from crossmodal.server.batcher import Item, MicroBatcher
+from crossmodal.server.metrics import Metrics
+
+from .helpers import image_part, live_server, memory_store, png_bytes
+
+
+class SlowEncoder:
+    """Wraps an encoder so each call takes a while, letting concurrent requests pile up behind it."""
+
+    def __init__(self, inner, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+        self.calls: list[tuple[str, int]] = []
+        self.lock = threading.Lock()
+
+    def encode_texts(self, inputs):
+        time.sleep(self.delay)
+        with self.lock:
+            self.calls.append(("text", len(inputs["input_ids"])))
+        return self.inner.encode_texts(inputs)
+
+    def encode_images(self, pixels):
+        time.sleep(self.delay)
+        with self.lock:
+            self.calls.append(("image", len(pixels)))
+        return self.inner.encode_images(pixels)
+
+
+def _histogram_count(metrics_text: str, name: str) -> float:
+    match = re.search(rf"^{name}_count(?:{{[^}}]*}})? ([0-9.e+]+)$", metrics_text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_concurrent_clients_get_their_own_vectors_in_order_while_batched(fake_model):
+    reference = fake_model.embed_texts  # before slowing it down
+    words = [f"w{i}" for i in range(40)]
+    expected = {w: reference([w, w + " x", "z " + w]) for w in words}
+    fake_model.encoder = SlowEncoder(fake_model.encoder, delay=0.02)
+    settings = ServerSettings(batching=BatchingSettings(max_items=64, max_wait_ms=5))
+    with live_server(create_app(settings, model=fake_model, store=memory_store())) as url:
+
+        def call(word: str) -> np.ndarray:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                response = client.post("/v1/embeddings", json={"input": [word, word + " x", "z " + word]})
+                assert response.status_code == 200, response.text
+                return np.asarray([d["embedding"] for d in response.json()["data"]], dtype=np.float32)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = dict(zip(words, pool.map(call, words)))
+        metrics = httpx.get(url + "/metrics").text
+
+    for word in words:
+        np.testing.assert_allclose(results[word], expected[word], atol=1e-6, err_msg=word)
+    batches = _histogram_count(metrics, "crossmodal_batch_requests")
+    assert 0 < batches < len(words), f"{batches} batches for {len(words)} requests: nothing was batched"
+    text_calls = [n for kind, n in fake_model.encoder.calls if kind == "text"]
+    assert max(text_calls) > 3, f"model calls never held more than one request's texts: {text_calls}"
+    assert sum(text_calls) == 3 * len(words)
+
+
+def test_a_bad_input_fails_only_its_own_request(fake_model):
+    fake_model.encoder = SlowEncoder(fake_model.encoder, delay=0.05)
+    good, bad = png_bytes(), png_bytes()[:40]
+    batcher = MicroBatcher(fake_model, BatchingSettings(max_items=64, max_wait_ms=50), Metrics())
+    batcher.start()
+
+    async def run():
+        warm = asyncio.create_task(batcher.embed([Item.of(text="warm up")]))
+        await asyncio.sleep(0.01)  # the next three queue up behind the slow first call and share one batch
+        tasks = [
+            batcher.embed([Item.of(image=good), Item.of(text="a")]),
+            batcher.embed([Item.of(text="b"), Item.of(image=bad)]),
+            batcher.embed([Item.of(text="c", image=good)]),
+        ]
+        await warm
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        first, second, third = asyncio.run(run())
+    finally:
+        batcher.stop()
+    assert isinstance(second, ImageDecodeError) and str(second).startswith("input[1]")
+    np.testing.assert_allclose(first.vectors, np.concatenate([fake_model.embed_images([good]), fake_model.embed_texts(["a"])]),
+                               atol=1e-6)
+    np.testing.assert_allclose(third.vectors, fake_model.embed_pairs([good], ["c"]), atol=1e-6)
+    assert ("text", 2) in fake_model.encoder.calls  # "a" and "b", from two requests, shared one model call
+
+
+def test_a_lone_client_is_not_delayed_by_the_batch_wait(fake_model):
+    batcher = MicroBatcher(fake_model, BatchingSettings(max_items=64, max_wait_ms=500), Metrics())
+    batcher.start()
+
+    async def run():
+        start = time.perf_counter()
+        for _ in range(5):
+            await batcher.embed([Item.of(text="alone")])
+        return time.perf_counter() - start
+
+    try:
+        elapsed = asyncio.run(run())
+    finally:
+        batcher.stop()
+    assert elapsed < 0.5, f"5 sequential requests took {elapsed:.2f}s: each waited for company"
+
+
+def test_images_and_pairs_are_batched_across_requests(fake_model):
+    fake_model.encoder = SlowEncoder(fake_model.encoder, delay=0.02)
+    colors = [(i * 20, 255 - i * 20, 100) for i in range(12)]
+    pictures = [png_bytes(c) for c in colors]
+    with live_server(create_app(ServerSettings(), model=fake_model, store=memory_store())) as url:
+
+        def call(i: int) -> np.ndarray:
+            body = {"input": [image_part(pictures[i]), [image_part(pictures[i]), {"type": "text", "text": f"t{i}"}]]}
+            response = httpx.post(url + "/v1/embeddings", json=body, timeout=30)
+            assert response.status_code == 200, response.text
+            return np.asarray([d["embedding"] for d in response.json()["data"]], dtype=np.float32)
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            results = list(pool.map(call, range(12)))
+    inner = fake_model.encoder.inner
+    fake_model.encoder = inner
+    for i, got in enumerate(results):
+        np.testing.assert_allclose(got[0], fake_model.embed_images([pictures[i]])[0], atol=1e-6)
+        np.testing.assert_allclose(got[1], fake_model.embed_pairs([pictures[i]], [f"t{i}"])[0], atol=1e-6)
+
+
+def test_an_item_is_a_text_an_image_or_a_pair():
+    assert Item.of(text="a").kind == "text"
+    assert Item.of(image=b"x").kind == "image"
+    assert Item.of(text="a", image=b"x").kind == "pair"
+    with pytest.raises(InputError):
+        Item.of()
