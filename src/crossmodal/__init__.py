@@ -5,6 +5,7 @@
 >>> vectors = model.embed_texts(["a dog", "一条龙"])   # float32 (2, 512), unit norm
 """
 
+from .collection import AddResult, Collection
 from .embedder import EmbeddingBatch, Embeddings, Failure, Model, l2_normalize
 from .errors import (
     CollectionExists,
@@ -32,11 +33,17 @@ from .errors import (
 from .loader import load_model
 from .models.spec import Fusion, ImagePreprocess, ModelSpec, TextPreprocess
 from .space import Space
+from .store import Store, open_store
+from .stores.base import CheckReport, CollectionInfo, Hit, Record
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AddResult",
+    "CheckReport",
+    "Collection",
     "CollectionExists",
+    "CollectionInfo",
     "CollectionNotFound",
     "ConfigError",
     "CrossmodalError",
@@ -47,6 +54,7 @@ __all__ = [
     "ExportError",
     "Failure",
     "Fusion",
+    "Hit",
     "ImageDecodeError",
     "ImagePreprocess",
     "ImageTooLarge",
@@ -58,9 +66,11 @@ __all__ = [
     "ModelNotFound",
     "ModelSpec",
     "ModelUnavailableOffline",
+    "Record",
     "RuntimeUnavailable",
     "Space",
     "SpaceMismatch",
+    "Store",
     "StoreCorrupt",
     "StoreError",
     "StoreUnavailable",
@@ -69,4 +79,5 @@ __all__ = [
     "__version__",
     "l2_normalize",
     "load_model",
+    "open_store",
 ]

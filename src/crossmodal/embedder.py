@@ -22,7 +22,7 @@ import numpy as np
 from .errors import ConfigError, InputError
 from .models.registry import ResolvedModel
 from .models.spec import ModelSpec
-from .pipeline import ImagePipeline
+from .pipeline import ImagePipeline, auto_batch_size, auto_workers
 from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, load_image
 from .preprocessing.texts import Tokenizer, Tokens, pad
 from .runtimes.base import Encoder, RuntimeOptions
@@ -130,7 +130,7 @@ class Model:
         self.runtime = runtime
         self.options = options
         self.transform = ImageTransform(self.spec.image)
-        self.batch_size = batch_size or 32
+        self.batch_size = batch_size or auto_batch_size(options.device)
         self.workers = workers
         self.max_pixels = max_pixels
         self.space = Space(
@@ -212,12 +212,14 @@ class Model:
     # -- images ----------------------------------------------------------------
 
     def _pipeline(self, workers: int | None, batch_size: int) -> ImagePipeline:
+        if workers is None:
+            workers = self.workers if self.workers is not None else auto_workers(device=self.options.device)
         return ImagePipeline(
             self.spec.image,
-            workers=self.workers if workers is None else workers,
+            batch_size=batch_size,
+            workers=workers,
             max_pixels=self.max_pixels,
-            draft=self.mode == "fast",
-            prefetch=batch_size * 2,
+            fast=self.mode == "fast",
         )
 
     def iter_images(
@@ -229,28 +231,23 @@ class Model:
         on_error: OnError = "raise",
         workers: int | None = None,
     ) -> Iterator[EmbeddingBatch]:
-        """Embed a stream of images (paths, bytes, PIL images, uint8 arrays), one batch at a time."""
+        """Embed a stream of images (paths, bytes, PIL images, uint8 arrays), one batch at a time.
+
+        Decoding runs on ``workers`` threads (default: chosen from the cores;
+        0: inline) ahead of inference, and the next batch is inferred while the
+        caller handles this one (see :mod:`crossmodal.pipeline`).
+        """
         _check_on_error(on_error)
         _check_many_images(images)
         size = batch_size or self.batch_size
-        h, w = self.transform.output_size
         with self._pipeline(workers, size) as pipeline:
-            for window in _windows(enumerate(pipeline.map(images)), size):
-                failures: list[Failure] = []
-                pixels = np.empty((len(window), 3, h, w), dtype=np.float32)
-                good: list[int] = []
-                for index, (item_name, prepared) in window:
-                    if isinstance(prepared, InputError):
-                        failures.append(self._fail(index, item_name, prepared, on_error))
-                        continue
-                    self.transform.normalize(prepared, out=pixels[len(good)])
-                    good.append(index)
-                if good:
-                    raw = self.encoder.encode_images(pixels[: len(good)])
-                    vectors = l2_normalize(raw) if normalize else raw
-                else:
+            for batch, raw in pipeline.encode(images, self.encoder.encode_images):
+                failures = [self._fail(index, name, error, on_error) for index, name, error in batch.failures]
+                if raw is None:
                     vectors = np.zeros((0, self.dim), dtype=np.float32)
-                yield EmbeddingBatch(vectors, np.asarray(good, dtype=np.int64), failures)
+                else:
+                    vectors = l2_normalize(raw) if normalize else raw
+                yield EmbeddingBatch(vectors, np.asarray(batch.indices, dtype=np.int64), failures)
 
     def embed_images(
         self,

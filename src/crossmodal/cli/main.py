@@ -21,11 +21,16 @@ def cli(ctx: click.Context) -> None:
 
 
 def _register() -> None:
+    from .collections import collections
     from .embed import embed, similarity
+    from .index import index
     from .models import models
+    from .search import search
+    from .store import store
 
-    for command in (models, embed, similarity):
+    for command in (models, embed, similarity, index, search, collections, store):
         cli.add_command(command)
+    cli.add_command(__import__("crossmodal.cli.serve", fromlist=["serve"]).serve)  # issue 4: crossmodal serve
 
 
 _register()

@@ -1,4 +1,4 @@
-"""``crossmodal models``: list, info, download, export."""
+"""``crossmodal models``: list, info, download, export, verify."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["models"]
 
 @click.group()
 def models() -> None:
-    """Browse the model catalog, fetch models, export them to ONNX."""
+    """Browse the model catalog, fetch models, export them to ONNX, verify the fast mode."""
 
 
 def _cached(repo: str, cache_dir: Path | None) -> bool:
@@ -137,3 +137,38 @@ def export(ctx: click.Context, src: str, out: Path, atol: float, overwrite: bool
         f"checked against the source: max |diff| image {report.max_abs_diff_image:.2e}, "
         f"text {report.max_abs_diff_text:.2e} (<= {atol:.0e})"
     )
+
+
+@models.command("verify")
+@click.argument("name")
+@click.option("--mode", type=click.Choice(["fast"]), default="fast", show_default=True, help="The mode to check against exact.")
+@click.option("--runtime", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True)
+@click.option("--images", "images_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A photo or a folder of photos (searched recursively) [default: generated pictures].")
+@click.option("--texts", "texts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A text file with one caption per line [default: generated captions].")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="Neighbours compared per query.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Inference threads (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_context
+def verify(ctx: click.Context, name: str, mode: str, runtime: str, images_path: Path | None, texts_path: Path | None,
+           k: int, threads: int | None, as_json: bool) -> None:
+    """Check that NAME in --mode stays close to exact: per-item cosine >= 0.99 and top-k overlap >= 0.9.
+
+    Exits with status 1 when a bound is not met.
+    """
+    from ..models.verify import images_in, verify_model
+
+    s = settings(ctx)
+    images = images_in(images_path) if images_path is not None else None
+    texts = None
+    if texts_path is not None:
+        texts = [line.strip() for line in texts_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    report = verify_model(name, mode=mode, images=images, texts=texts, k=k, runtime=runtime, threads=threads,
+                          cache_dir=s.cache_dir, offline=s.offline)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        click.echo("\n".join(report.lines()))
+    if not report.passed:
+        ctx.exit(1)

@@ -62,3 +62,19 @@ def load_model_from_options(ctx: click.Context, **opts: Any) -> Any:
 def pop_model_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Remove the model options from a command's kwargs and return them."""
     return {k: kwargs.pop(k) for k in ("model", "runtime", "mode", "device", "threads", "offline") if k in kwargs}
+
+
+def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--store PATH|URI (default: CROSSMODAL_STORE, else the XDG data directory)."""
+    return click.option("--store", "store", default=None, metavar="PATH|URI",
+                        help="Embedded store directory, memory://, postgresql://... or qdrant://... "
+                             "[env CROSSMODAL_STORE; default $XDG_DATA_HOME/crossmodal/store].")(fn)
+
+
+def open_store_from_options(ctx: click.Context, store: str | None) -> Any:
+    """Open the store --store names, or the one the settings name; closed when the command ends."""
+    from ..store import open_store
+
+    opened = open_store(store or settings(ctx).store)
+    ctx.call_on_close(opened.close)
+    return opened

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageDecodeError, ImageTooLarge, InputError
 from ..models.spec import ImagePreprocess
@@ -36,6 +36,9 @@ __all__ = [
     "load_image",
     "to_rgb",
 ]
+
+#: EXIF orientations that exif_transpose turns (1 and missing values leave the image as it is)
+_EXIF_TRANSPOSED = frozenset(range(2, 9))
 
 #: Pillow's own hard limit (twice ``Image.MAX_IMAGE_PIXELS``): about 179M pixels
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
@@ -125,7 +128,9 @@ def _scale_wide(img: Image.Image) -> Image.Image:
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """EXIF orientation first, then RGB; transparency is composited on white."""
-    img = ImageOps.exif_transpose(img)
+    # exif_transpose copies the whole image when there is nothing to turn: a quarter of a JPEG's decode time.
+    if img.getexif().get(ExifTags.Base.Orientation, 1) in _EXIF_TRANSPOSED:
+        img = ImageOps.exif_transpose(img)
     if img.mode == "RGB":
         return img
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):

@@ -1,0 +1,237 @@
+"""Search speed and recall of the embedded store, against FAISS exact (IndexFlatIP) and FAISS HNSW.
+
+Everything runs in one process, on the same vectors and queries, one query at
+a time on one thread (the server's case: many concurrent single queries).
+
+Data: synthetic unit vectors of dim 512 with the structure real embeddings
+have: a 32-dimensional latent mixture of 200 Gaussians, projected to 512
+dimensions with noise, then normalized. (Uniform random unit vectors would
+be a degenerate case: in 512 dimensions every pair has cosine 0 +- 0.04, so
+no neighbour is meaningfully nearer than any other and no ANN index, ours or
+FAISS's, can find them quickly.) Queries are fresh draws from the same
+distribution. Modalities are assigned so that 10% of items are ``text``
+(the filtered case), and 10% carry ``album="a0"`` (a metadata filter).
+
+Reported per system: build time, p50/p99 latency, recall@10 against exact
+search (FAISS IndexFlatIP on the same vectors), and disk and RAM per item.
+
+  crossmodal                Collection.search(vector=q, top_k=10): SQLite + per-modality HNSW (usearch),
+                            candidates rescored with their exact stored vectors; everything end to end
+  crossmodal text 10%       the same with modality="text" (10% of the items)
+  crossmodal album 10%      the same with where={"album": "a0"} (10%; HNSW candidates post-filtered in SQL)
+  faiss-flat                IndexFlatIP (exact); with 10%: an IDSelectorBatch
+  faiss-hnsw                IndexHNSWFlat, M=16, efConstruction=128, efSearch=64 (the same settings as ours)
+  usearch-raw               the store's own HNSW file searched directly (what our layer adds on top)
+
+Usage
+  python bench/search.py --n 100000                    # validation run (about 5 minutes on 2 busy cores)
+  python bench/search.py --n 1000000 --queries 2000    # the target run, on a quiet machine
+  python bench/search.py --n 20000 --queries 200       # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def synthetic(n: int, dim: int, seed: int, latent: int = 32, clusters: int = 200) -> np.ndarray:
+    """Clustered unit vectors (see the module docstring), generated in blocks to bound memory."""
+    rng = np.random.default_rng(0)  # the same mixture for items and queries
+    centres = rng.standard_normal((clusters, latent)).astype(np.float32) * 2.0
+    proj = rng.standard_normal((latent, dim)).astype(np.float32) / np.sqrt(latent)
+    draw = np.random.default_rng(seed)
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        z = centres[draw.integers(0, clusters, m)] + draw.standard_normal((m, latent)).astype(np.float32)
+        x = z @ proj + 0.15 * draw.standard_normal((m, dim)).astype(np.float32)
+        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def timed(fn: Any, queries: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    results, lat = [], np.empty(len(queries))
+    for i, q in enumerate(queries):
+        t = time.perf_counter()
+        results.append(fn(q))
+        lat[i] = time.perf_counter() - t
+    return results, lat
+
+
+def recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
+    return float(np.mean([len(set(f[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
+
+
+def row(name: str, lat: np.ndarray, rec: float, build_s: float | None, disk: float | None, ram: float | None) -> dict:
+    return {"system": name, "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 3),
+            "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 3), "recall@10": round(rec, 4),
+            "build_s": None if build_s is None else round(build_s, 1),
+            "disk_bytes_per_item": None if disk is None else round(disk),
+            "ram_bytes_per_item": None if ram is None else round(ram)}
+
+
+def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool) -> list[dict]:
+    import faiss
+
+    import crossmodal
+    from crossmodal import Record
+    from crossmodal.space import Space
+
+    faiss.omp_set_num_threads(1)
+    x = synthetic(n, dim, seed=1)
+    queries = synthetic(n_queries, dim, seed=2)
+    modality = np.where(np.arange(n) % 10 == 3, "text", np.where(np.arange(n) % 2 == 0, "image", "pair"))
+    album = np.where(np.arange(n) % 10 == 7, "a0", "other")
+    rows: list[dict] = []
+
+    # exact ground truth (and the faiss-flat contender)
+    flat = faiss.IndexFlatIP(dim)
+    t = time.perf_counter()
+    flat.add(x)
+    flat_build = time.perf_counter() - t
+    truth = flat.search(queries, k)[1]
+    text_ids = np.flatnonzero(modality == "text")
+    album_ids = np.flatnonzero(album == "a0")
+    truth_text = text_ids[np.argsort(-(queries @ x[text_ids].T), axis=1)[:, :k]]
+    truth_album = album_ids[np.argsort(-(queries @ x[album_ids].T), axis=1)[:, :k]]
+    found, lat = timed(lambda q: flat.search(q[None], k)[1][0].tolist(), queries)
+    rows.append(row("faiss-flat", lat, recall(found, truth, k), flat_build, None, 4 * dim))
+    sel = faiss.SearchParameters(sel=faiss.IDSelectorBatch(text_ids.astype(np.int64)))
+    found, lat = timed(lambda q: flat.search(q[None], k, params=sel)[1][0].tolist(), queries)
+    rows.append(row("faiss-flat text 10%", lat, recall(found, truth_text, k), None, None, None))
+    flat.reset()  # frees its vectors
+    gc.collect()
+
+    if faiss_hnsw:
+        before = rss_mb()
+        hnsw = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 128
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+        t = time.perf_counter()
+        hnsw.add(x)
+        build = time.perf_counter() - t
+        faiss.omp_set_num_threads(1)
+        hnsw.hnsw.efSearch = 64
+        ram = (rss_mb() - before) * 2**20 / n
+        found, lat = timed(lambda q: hnsw.search(q[None], k)[1][0].tolist(), queries)
+        rows.append(row("faiss-hnsw", lat, recall(found, truth, k), build, None, ram))
+        hnsw.reset()
+        gc.collect()
+
+    # crossmodal's embedded store, built through the public API
+    space = Space(model="synthetic", dim=dim, normalized=True, fingerprint="bench")
+
+    class Vectors:
+        def __init__(self) -> None:
+            self.space, self.name = space, "synthetic"
+
+    path = workdir / "store"
+    store = crossmodal.open_store(path)
+    col = store.collection("bench", model=Vectors())  # type: ignore[arg-type]
+    t = time.perf_counter()
+    for start in range(0, n, 10_000):
+        col.upsert([Record(str(i), str(modality[i]), f"item/{i}", x[i], metadata={"album": str(album[i])})
+                    for i in range(start, min(n, start + 10_000))])
+    store.close()  # brings the HNSW files up to date and saves them
+    build = time.perf_counter() - t
+    disk = dir_size(path) / n
+    gc.collect()
+    before = rss_mb()
+    store = crossmodal.open_store(path)
+    col = store.collection("bench")
+    col.search(vector=queries[0], top_k=k)
+    col.search(vector=queries[0], top_k=k, modality="text")
+    ram = (rss_mb() - before) * 2**20 / n
+    found, lat = timed(lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)], queries)
+    rows.append(row("crossmodal", lat, recall(found, truth, k), build, disk, ram))
+    found, lat = timed(lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, modality="text")], queries)
+    rows.append(row("crossmodal text 10%", lat, recall(found, truth_text, k), None, None, None))
+    found, lat = timed(lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, where={"album": "a0"})], queries)
+    rows.append(row("crossmodal album 10%", lat, recall(found, truth_album, k), None, None, None))
+
+    # the same HNSW files searched directly: what the store layer costs on top
+    views = [col.backend.derived(m).view for m in ("image", "text", "pair")]
+
+    def raw(q: np.ndarray) -> list[int]:
+        keys, scores = [], []
+        for v in views:
+            kk, ss = v.search(q, k)
+            keys.append(kk)
+            scores.append(ss)
+        kk, ss = np.concatenate(keys), np.concatenate(scores)
+        return kk[np.argsort(-ss)[:k]].tolist()
+
+    key_to_id = {}
+    with store.backend.read() as conn:
+        for key, item_id in conn.execute("SELECT key, id FROM items"):
+            key_to_id[key] = int(item_id)
+    found, lat = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
+    rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None))
+    store.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--no-faiss-hnsw", action="store_true", help="Skip FAISS HNSW (its build is the slowest).")
+    parser.add_argument("--workdir", type=Path, default=None, help="Where the store is built (default: a temp dir).")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    args = parser.parse_args()
+    results = {}
+    for n in args.n:
+        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-bench-"))
+        try:
+            rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw)
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        results[n] = rows
+        print(f"\n## n = {n:,}, dim {args.dim}, {args.queries} queries, top-{args.k}, load {os.getloadavg()[0]:.1f}")
+        print("| system | p50 ms | p99 ms | recall@10 | build s | disk B/item | RAM B/item |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            cells = [r["system"], r["p50_ms"], r["p99_ms"], r["recall@10"], r["build_s"], r["disk_bytes_per_item"],
+                     r["ram_bytes_per_item"]]
+            print("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
+        by = {r["system"]: r for r in rows}
+        if "faiss-hnsw" in by:
+            print(f"\np50 crossmodal / faiss-hnsw: {by['crossmodal']['p50_ms'] / by['faiss-hnsw']['p50_ms']:.2f}x; "
+                  f"crossmodal / faiss-flat: {by['crossmodal']['p50_ms'] / by['faiss-flat']['p50_ms']:.3f}x; "
+                  f"text 10%: crossmodal / faiss-flat+selector: "
+                  f"{by['crossmodal text 10%']['p50_ms'] / by['faiss-flat text 10%']['p50_ms']:.3f}x")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""``crossmodal index``: folders of images and text files -> a collection."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .collections import collection_for, collection_option
+from .options import model_options, open_store_from_options, pop_model_options, store_option
+from .ray_index import ray_option, run_ray_index
+
+__all__ = ["index"]
+
+
+class _Bar:
+    """A tqdm bar (rate and ETA) on stderr, created when the amount of work is known; silent when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="item", desc="embedding", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@collection_option
+@store_option
+@model_options
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Descend into sub-folders.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only files matching GLOB (path or name); repeatable.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files and folders matching GLOB; repeatable.")
+@click.option("--captions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="TSV/CSV/JSONL of file + caption: adds a caption (text) and an image+caption (pair) item per row.")
+@click.option("--metadata", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="TSV/CSV/JSONL of file + metadata columns, attached to the file's items (for --where).")
+@click.option("--lines", is_flag=True, help="One text item per non-empty line of .txt/.md files (default: per file).")
+@click.option("--prune", is_flag=True, help="Delete items whose files are gone from the folders indexed.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Image decoding processes (default: the model's; 0 = decode inline).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Items per inference batch and commit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@ray_option
+@click.pass_context
+def index(ctx: click.Context, paths: tuple[Path, ...], collection: str, store: str | None, recursive: bool,
+          include: tuple[str, ...], exclude: tuple[str, ...], captions: Path | None, metadata: Path | None,
+          lines: bool, prune: bool, workers: int | None, batch_size: int | None, quiet: bool, as_json: bool,
+          **kwargs: Any) -> None:
+    """Index image and text files under PATHS into a collection; only what changed is embedded again.
+
+    \b
+    Images: every format Pillow opens. Texts: .txt and .md files (one item each, or one per line with --lines).
+    A rerun skips unchanged files (same size and mtime, else same content), re-embeds changed ones,
+    reuses vectors of moved files, and with --prune drops items whose files are gone.
+    Batches are committed as they finish: an interrupted run resumes where it stopped.
+    \b
+    Examples:
+      crossmodal index ~/Pictures
+      crossmodal index photos/ notes/ --collection trips --captions captions.tsv
+      crossmodal index ~/Pictures --prune --exclude '*.gif'
+    """
+    from ..ingest import ingest
+
+    if kwargs.get("ray_address") is not None:  # issue 6: distributed ingest on Ray (cli/ray_index.py)
+        return run_ray_index(ctx, kwargs.pop("ray_address"), paths, collection=collection, store=store,
+                             recursive=recursive, include=include, exclude=exclude, captions=captions,
+                             metadata=metadata, lines=lines, prune=prune, batch_size=batch_size, quiet=quiet,
+                             as_json=as_json, model_opts=pop_model_options(kwargs))
+    kwargs.pop("ray_address", None)
+    st = open_store_from_options(ctx, store)
+    col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=True)
+    bar = _Bar(enabled=not quiet and not as_json and sys.stderr.isatty())
+    try:
+        report = ingest(col, list(paths), recursive=recursive, include=include, exclude=exclude, lines=lines,
+                        prune=prune, captions=captions, metadata=metadata, batch_size=batch_size, workers=workers,
+                        progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        click.echo(json.dumps({"collection": col.name, "store": st.uri, **report.to_dict()}, ensure_ascii=False))
+        return
+    if report.failed:
+        click.echo(f"{len(report.failed)} files could not be indexed:", err=True)
+        for file, reason in report.failed:
+            click.echo(f"  {file}: {reason}", err=True)
+    if not quiet:
+        click.echo(f"{col.name}: {report.summary()} ({col.count()} items in {st.uri})")

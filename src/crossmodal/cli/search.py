@@ -1,0 +1,145 @@
+"""``crossmodal search``: find items by text, image, image+text, or likeness to an item."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+from .collections import collection_for, collection_option
+from .options import model_options, open_store_from_options, pop_model_options, store_option
+
+__all__ = ["parse_where_option", "search"]
+
+_EXPR = re.compile(r"^\s*([^=!<>\s][^=!<>]*?)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
+_OPS = {"=": "$eq", "!=": "$ne", ">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt"}
+
+
+def _typed(text: str) -> list[Any]:
+    """What a command-line value may mean: the string, plus the number or boolean it spells."""
+    out: list[Any] = [text]
+    if text.lower() in ("true", "false"):
+        out.append(text.lower() == "true")
+    else:
+        try:
+            out.append(int(text))
+        except ValueError:
+            try:
+                out.append(float(text))
+            except ValueError:
+                pass
+    return out
+
+
+def parse_where_option(exprs: tuple[str, ...] | list[str], filter_json: str | None = None) -> dict[str, Any] | None:
+    """``--where key=value`` (also != >= <= > <; ``key=[a,b]`` for any of), ANDed, plus ``--filter JSON``.
+
+    A value that spells a number or boolean matches it either way (``year=2024``
+    finds 2024 and "2024"); ranges compare numbers when the value is one.
+    """
+    parts: list[dict[str, Any]] = []
+    for expr in exprs:
+        m = _EXPR.match(expr)
+        if not m:
+            raise ConfigError(f"--where {expr!r}: use key=value, key!=value, key>=n, key<=n, key>n or key<n")
+        key, op, raw = m.groups()
+        if op == "=" and raw.startswith("[") and raw.endswith("]"):
+            values = [v.strip() for v in raw[1:-1].split(",") if v.strip()]
+            if not values:
+                raise ConfigError(f"--where {expr!r}: empty list")
+            parts.append({key: {"$in": [t for v in values for t in _typed(v)]}})
+        elif op in ("=", "!="):
+            options = _typed(raw)
+            if op == "=":
+                parts.append({key: options[0] if len(options) == 1 else {"$in": options}})
+            else:
+                parts.append({key: {"$nin": options}})
+        else:
+            options = _typed(raw)
+            value = options[-1]
+            if isinstance(value, bool):
+                raise ConfigError(f"--where {expr!r}: ranges need a number or a string")
+            parts.append({key: {_OPS[op]: value}})
+    if filter_json:
+        try:
+            parts.append(json.loads(filter_json))
+        except ValueError as exc:
+            raise ConfigError(f"--filter is not JSON: {exc}") from exc
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _snippet(text: str, width: int = 70) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def _human(rank: int, hit: Any) -> str:
+    if hit.modality == "text" and hit.text is not None and hit.reference == hit.text:
+        shown = json.dumps(_snippet(hit.text), ensure_ascii=False)
+    elif hit.modality == "text" and hit.text is not None:
+        shown = f"{hit.reference}  {json.dumps(_snippet(hit.text, 50), ensure_ascii=False)}"
+    elif hit.modality == "pair":
+        shown = f"{hit.reference}  + {json.dumps(_snippet(hit.text or '', 40), ensure_ascii=False)}"
+    else:
+        shown = hit.reference
+    if hit.modality == "text" and "image" in hit.metadata and hit.reference == hit.text:
+        shown += f"  (caption of {hit.metadata['image']})"
+    return f"{rank:>3}  {hit.score:7.4f}  {hit.modality:<5}  {shown}"
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option("--text", "-t", "text", default=None, help="Query text (same as QUERY).")
+@click.option("--image", "-i", "image", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Query image; with a text, the query is the image+text pair.")
+@click.option("--like", "like", default=None, metavar="ID", help="More like the item with this id.")
+@collection_option
+@store_option
+@model_options
+@click.option("--modality", type=click.Choice(["image", "text", "pair", "all"]), default="all", show_default=True,
+              help="Which kind of item to return.")
+@click.option("--top-k", "-k", "top_k", type=click.IntRange(1, 10_000), default=10, show_default=True)
+@click.option("--where", "-w", "where", multiple=True, metavar="EXPR",
+              help="Metadata filter: key=value, key!=value, key>=n, key<n, key=[a,b]; repeatable (all must hold).")
+@click.option("--filter", "filter_json", default=None, metavar="JSON",
+              help='Full filter language, e.g. \'{"$or": [{"album": "2024"}, {"starred": true}]}\'.')
+@click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair query.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+@click.pass_context
+def search(ctx: click.Context, query: str | None, text: str | None, image: Path | None, like: str | None,
+           collection: str, store: str | None, modality: str, top_k: int, where: tuple[str, ...],
+           filter_json: str | None, image_weight: float | None, as_json: bool, **kwargs: Any) -> None:
+    """Search a collection by text, by image, by image+text, or by likeness to an item.
+
+    \b
+    Examples:
+      crossmodal search "a cat"
+      crossmodal search --image q.jpg --modality image
+      crossmodal search --image q.jpg --text "but at night"
+      crossmodal search "beach" --where album=2024 --where 'year>=2020' --json
+    """
+    if query is not None and text is not None:
+        raise ConfigError("give the text once: as QUERY or with --text")
+    text = text if text is not None else query
+    if text is None and image is None and like is None:
+        raise ConfigError('nothing to search for: give a text ("a cat"), --image FILE, both, or --like ID')
+    filters = parse_where_option(where, filter_json)
+    st = open_store_from_options(ctx, store)
+    col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=False, need_model=like is None)
+    hits = col.search(text=text, image=str(image) if image is not None else None, like=like, top_k=top_k,
+                      modality=None if modality == "all" else modality, where=filters, image_weight=image_weight)
+    if as_json:
+        for hit in hits:
+            click.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("no results" + (" (the filters leave nothing)" if filters or modality != "all" else ""), err=True)
+        return
+    for rank, hit in enumerate(hits, start=1):
+        click.echo(_human(rank, hit))

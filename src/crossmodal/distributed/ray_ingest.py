@@ -1,0 +1,218 @@
+"""Distributed ingest on Ray Data: ``crossmodal index --ray [ADDRESS] PATH|MANIFEST...``.
+
+The driver (this module) loads the model once to learn its space, opens or
+creates the collection, and plans the work (:mod:`~crossmodal.distributed.plan`:
+the same items single-machine ingest makes, minus those already stored).
+Ray Data then streams the rows through three stages
+(:mod:`~crossmodal.distributed.stages`)::
+
+    rows (blocks) -> prepare: read + hash + decode + resize   CPU tasks
+                  -> Embedder: the model, one load per actor   GPU actors when the cluster has GPUs
+                  -> Writer: upsert by id, in batches          writer actors, one store connection each
+
+and reports progress as Ray Data does. The same code runs on a laptop
+(``ray.init()`` starts a local cluster on this machine's cores) and on a
+cluster (``--ray auto`` inside it, or ``--ray ray://HEAD:10001``).
+
+Only server stores (PostgreSQL + pgvector, a Qdrant server) can take the
+writes: the embedded store is a directory on one machine's disk (other nodes
+cannot reach it) with one writer at a time (a SQLite write lock, and HNSW
+files derived per process), so parallel writers would only queue, and
+Qdrant's local mode is one process by design. Index into a server store, then
+``crossmodal store copy`` it into an embedded store if you want one; on one
+machine, plain ``crossmodal index`` already decodes on every core.
+
+Fault tolerance comes from ids: every item's id is derived from its reference
+(or given), the writer upserts by id, and Ray retries a task whose worker died
+(and restarts a dead actor), so a retried batch rewrites the same rows; a
+restarted job skips what is stored and embeds only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError, RuntimeUnavailable
+from ..ingest import IngestReport, _adopt_root
+from .plan import plan_inputs
+
+__all__ = ["SERVER_SCHEMES", "Resources", "check_server_store", "ray_ingest", "resources_for"]
+
+#: store schemes a distributed ingest may write to
+SERVER_SCHEMES = ("postgresql", "postgres", "qdrant")
+
+
+def check_server_store(uri: str) -> None:
+    """ConfigError (saying why) unless ``uri`` names a store that many machines can write to at once."""
+    scheme = uri.partition("://")[0].lower() if "://" in uri else ""
+    if scheme in SERVER_SCHEMES:
+        return
+    kind = {"": "the embedded store", "file": "the embedded store", "memory": "an in-memory store",
+            "qdrant+local": "Qdrant's local mode"}.get(scheme, f"a {scheme}:// store")
+    raise ConfigError(
+        f"--ray needs a server store (postgresql://... or qdrant://HOST:PORT), not {kind} ({uri}): Ray workers on "
+        "other machines cannot reach a store on this machine's disk, and it takes one writer at a time. Index into "
+        "PostgreSQL or Qdrant and `crossmodal store copy` it into an embedded store, or use `crossmodal index` "
+        "without --ray (it already decodes images on every core of this machine)")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How the stages use the cluster."""
+
+    actors: int
+    actor_cpus: float
+    actor_gpus: float
+    prepare_cpus: float = 0.5
+    writers: int = 1
+    writer_cpus: float = 0.25
+
+    @property
+    def device(self) -> str | None:
+        return "cuda" if self.actor_gpus else None
+
+
+def resources_for(cluster: dict[str, float], *, actors: int | None = None, actor_cpus: float | None = None,
+                  writers: int = 1) -> Resources:
+    """One model actor per GPU when the cluster has GPUs; otherwise CPU actors that leave half the cores to decoding."""
+    gpus = int(cluster.get("GPU", 0))
+    cpus = max(1.0, float(cluster.get("CPU", 1)))
+    if gpus:
+        return Resources(actors=actors or gpus, actor_cpus=actor_cpus or 1.0, actor_gpus=1.0, writers=writers)
+    per = actor_cpus or max(1.0, min(4.0, cpus // 4))
+    return Resources(actors=actors or max(1, int(cpus // (2 * per))), actor_cpus=per, actor_gpus=0.0,
+                     writers=writers)
+
+
+def _connect(address: str | None) -> bool:
+    """Join or start Ray; True when this call started it (so it is shut down at the end)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeUnavailable("--ray needs Ray Data: pip install 'crossmodal[ray]'") from exc
+    if ray.is_initialized():
+        return False
+    target = None if address in (None, "", "local") else address
+    ray.init(address=target)
+    return True
+
+
+def ray_ingest(
+    store: str,
+    collection: str,
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    model: str,
+    runtime: str = "onnx",
+    mode: str = "exact",
+    cache_dir: str | os.PathLike[str] | None = None,
+    hub_cache: str | os.PathLike[str] | None = None,
+    offline: bool = False,
+    hub_endpoint: str | None = None,
+    address: str | None = None,
+    recursive: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    lines: bool = False,
+    captions: str | os.PathLike[str] | None = None,
+    metadata: str | os.PathLike[str] | None = None,
+    image_weight: float | None = None,
+    batch_size: int = 32,
+    write_batch: int = 256,
+    actors: int | None = None,
+    actor_cpus: float | None = None,
+    writers: int = 1,
+    progress: bool = True,
+    store_options: dict[str, Any] | None = None,
+) -> IngestReport:
+    """Index ``inputs`` (folders, files, CSV/Parquet manifests) into ``collection`` of a server ``store`` on Ray.
+
+    ``address``: None or ``"local"`` starts Ray on this machine (unless it
+    is already running in this process), ``"auto"`` joins the cluster this
+    machine belongs to, ``"ray://HEAD:10001"`` connects as a Ray client.
+    Returns the same report as single-machine ingest (added, updated,
+    skipped, failed).
+    """
+    from ..collection import model_source
+    from ..loader import load_model
+    from ..store import open_store
+
+    started = time.perf_counter()
+    check_server_store(store)
+    load_options: dict[str, Any] = {"runtime": runtime, "mode": mode, "cache_dir": cache_dir, "hub_cache": hub_cache,
+                    "offline": offline, "hub_endpoint": hub_endpoint}
+    loaded = load_model(model, **load_options)
+    with open_store(store, **(store_options or {})) as st:
+        col = st.collection(collection, model=loaded)
+        _adopt_root(col, inputs)
+        plan = plan_inputs(col, inputs, recursive=recursive, include=include, exclude=exclude, lines=lines,
+                           captions=captions, metadata=metadata, image_weight=image_weight)
+    report = IngestReport(unchanged=plan.unchanged, files=plan.files, failed=list(plan.failed))
+    if plan.rows:
+        source = model_source(loaded)
+        cfg, max_pixels, draft = loaded.spec.image, loaded.max_pixels, loaded.mode == "fast"
+        del loaded  # the actors load their own
+        _run(plan.rows, report, store=store, collection=collection, store_options=store_options or {},
+             model=source, load_options=load_options, cfg=cfg, max_pixels=max_pixels, draft=draft,
+             image_weight=image_weight, batch_size=batch_size, write_batch=write_batch, actors=actors,
+             actor_cpus=actor_cpus, writers=writers, progress=progress, address=address)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _tables(rows: list[Any], blocks: int) -> list[Any]:
+    """The work rows as Arrow tables of one fixed schema (a block of only texts still has typed columns)."""
+    import pyarrow as pa
+
+    schema = pa.schema([("id", pa.string()), ("modality", pa.string()), ("reference", pa.string()),
+                        ("text", pa.string()), ("source", pa.string()), ("stamp", pa.string()),
+                        ("metadata", pa.string()), ("content_hash", pa.string()), ("location", pa.string()),
+                        ("caption_key", pa.string()), ("existed", pa.bool_())])
+    size = -(-len(rows) // blocks)
+    return [pa.Table.from_pylist([r.to_dict() for r in rows[i:i + size]], schema=schema)
+            for i in range(0, len(rows), size)]
+
+
+def _run(rows: list[Any], report: IngestReport, *, store: str, collection: str, store_options: dict[str, Any],
+         model: str, load_options: dict[str, Any], cfg: Any, max_pixels: int | None, draft: bool,
+         image_weight: float | None, batch_size: int, write_batch: int, actors: int | None,
+         actor_cpus: float | None, writers: int, progress: bool, address: str | None) -> None:
+    started_ray = _connect(address)
+    import ray
+    import ray.data
+
+    from .stages import Embedder, Writer, prepare
+
+    context = ray.data.DataContext.get_current()
+    bars = context.enable_progress_bars
+    context.enable_progress_bars = progress
+    try:
+        res = resources_for(ray.cluster_resources(), actors=actors, actor_cpus=actor_cpus, writers=writers)
+        blocks = max(1, min(len(rows) // max(1, batch_size) + 1, 4096))
+        ds: Any = ray.data.from_arrow(_tables(rows, blocks))
+        ds = ds.map_batches(prepare, fn_kwargs={"cfg": cfg, "max_pixels": max_pixels, "draft": draft},
+                            batch_size=max(1, batch_size // 2), batch_format="pyarrow", num_cpus=res.prepare_cpus)
+        actor_load = {**load_options, "device": res.device, "threads": max(1, int(res.actor_cpus))}
+        ds = ds.map_batches(Embedder, fn_constructor_kwargs={"model": model, "image_weight": image_weight,
+                                                             **actor_load},
+                            batch_size=batch_size, batch_format="pyarrow",
+                            compute=ray.data.ActorPoolStrategy(size=res.actors),
+                            num_cpus=res.actor_cpus, num_gpus=res.actor_gpus or None)
+        ds = ds.map_batches(Writer, fn_constructor_kwargs={"store": store, "collection": collection,
+                                                           "store_options": store_options},
+                            batch_size=write_batch, batch_format="pyarrow",
+                            compute=ray.data.ActorPoolStrategy(size=res.writers),
+                            num_cpus=res.writer_cpus)
+        for row in ds.iter_rows():
+            report.added += int(row["added"])
+            report.updated += int(row["updated"])
+            report.failed += [(str(where), str(why)) for where, why in json.loads(row["failures"])]
+    finally:
+        context.enable_progress_bars = bars
+        if started_ray:
+            ray.shutdown()

@@ -1,0 +1,118 @@
+"""open_store and Store: where collections live.
+
+>>> store = crossmodal.open_store()                 # the default embedded store (CROSSMODAL_STORE or the XDG data dir)
+>>> store = crossmodal.open_store("~/photos-index") # an embedded store in that directory
+>>> store = crossmodal.open_store("memory://")      # in memory, for tests
+>>> col = store.collection("photos", model=model)   # create or open (and check the model's space)
+>>> [info.name for info in store.collections()]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from .collection import Collection, model_source
+from .errors import CollectionNotFound, ConfigError
+from .stores.base import CheckReport, CollectionInfo, VectorStore
+from .stores.uri import open_backend
+
+if TYPE_CHECKING:
+    from .embedder import Model
+
+__all__ = ["Store", "open_store"]
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def check_collection_name(name: str) -> str:
+    if not isinstance(name, str) or not 1 <= len(name) <= 128 or not set(name) <= _NAME_CHARS or name[0] == ".":
+        raise ConfigError(f"collection name {name!r} must be 1-128 characters of letters, digits, '_', '-' and '.', "
+                          "not starting with '.'")
+    return name
+
+
+class Store:
+    """A set of named collections in one backend. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, backend: VectorStore) -> None:
+        self.backend = backend
+
+    @property
+    def uri(self) -> str:
+        return self.backend.uri
+
+    def __repr__(self) -> str:
+        return f"<crossmodal.Store {self.uri}>"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def collection(
+        self,
+        name: str = "default",
+        model: Model | None = None,
+        *,
+        create: bool = True,
+        root: str | os.PathLike[str] | None = None,
+    ) -> Collection:
+        """Open the collection ``name``, or create it in ``model``'s space.
+
+        An existing collection refuses a model from another space
+        (:class:`SpaceMismatch` naming both). Without a model, an existing
+        collection opens for reading, deleting and searching by vector or id;
+        a missing one raises :class:`CollectionNotFound` (as it does with
+        ``create=False``). ``root`` is the folder relative image references
+        resolve against (recorded when the collection is created).
+        """
+        check_collection_name(name)
+        try:
+            backend = self.backend.open_collection(name)
+        except CollectionNotFound:
+            if model is None or not create:
+                known = ", ".join(i.name for i in self.backend.list_collections()) or "none"
+                raise CollectionNotFound(
+                    f"no collection {name!r} in {self.uri} (collections: {known})"
+                    + ("; give a model to create it" if model is None and create else "")
+                ) from None
+            info = CollectionInfo(name=name, space=model.space, model_source=model_source(model),
+                                  root=str(os.path.abspath(os.path.expanduser(root))) if root else None,
+                                  created=time.time())
+            backend = self.backend.create_collection(info)
+        return Collection(backend, model, store=self)
+
+    def collections(self) -> list[CollectionInfo]:
+        """What every collection records (name, space, root), sorted by name."""
+        return self.backend.list_collections()
+
+    def delete_collection(self, name: str) -> None:
+        """Delete a collection and everything in it."""
+        self.backend.drop_collection(name)
+
+    def check(self, *, repair: bool = True) -> CheckReport:
+        """Verify integrity; with ``repair``, rebuild derived indexes that disagree with the data."""
+        return self.backend.check(repair=repair)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def open_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Store:
+    """Open (creating if needed) the store at a path or URI.
+
+    ``None`` is the default store: ``$CROSSMODAL_STORE``, else
+    ``$XDG_DATA_HOME/crossmodal/store``. A path is an embedded store (a
+    directory holding SQLite + HNSW files); ``memory://`` keeps everything in
+    memory; ``postgresql://...`` and ``qdrant://...`` reach server stores.
+    ``options`` go to the backend (for the embedded store: ``exact_limit``,
+    ``read_only``).
+    """
+    if uri is None:
+        from .settings import Settings
+
+        uri = Settings.from_env().store
+    return Store(open_backend(uri, **options))

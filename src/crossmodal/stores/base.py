@@ -1,0 +1,269 @@
+"""The store protocol: what any backend (embedded, memory, pgvector, Qdrant) implements.
+
+A *store* holds named collections; a *collection backend* holds items of one
+embedding space. The :class:`~crossmodal.collection.Collection` on top does
+everything that needs a model (embedding, space checks, ids, hashing); a
+backend only stores and searches vectors, so a new backend is one module
+implementing the two small protocols below and passing the contract tests in
+``tests/stores/test_contract.py``.
+
+Rules every backend keeps:
+
+* ids are strings (at most 512 characters); a backend that needs other ids
+  (Qdrant: UUIDs) maps them and returns ours.
+* vectors are float32 and unit-norm (the collection normalizes them before
+  they arrive), so the score is the dot product, which is the cosine.
+* ``upsert`` is atomic per call: after a crash either all its records are
+  there or none; an upsert with an existing id replaces that item.
+* a :class:`Selection` (modalities + a :mod:`~crossmodal.stores.filters`
+  filter) is evaluated exactly like :func:`~crossmodal.stores.filters.matches`
+  would evaluate it on the item's metadata.
+* ``query`` returns the ``top_k`` best items by score, best first, ties by id;
+  an approximate backend must reach recall@10 >= 0.98 against exact search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..space import Space
+from .filters import Filter
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MODALITIES",
+    "CheckReport",
+    "CollectionBackend",
+    "CollectionInfo",
+    "Hit",
+    "Modality",
+    "Record",
+    "Selection",
+    "VectorStore",
+    "check_metadata",
+    "check_modalities",
+]
+
+Modality = Literal["image", "text", "pair"]
+MODALITIES: tuple[str, ...] = ("image", "text", "pair")
+MAX_ID_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """What a store records about one collection."""
+
+    name: str
+    space: Space
+    #: folder that relative image references resolve against (None: references are absolute or URIs)
+    root: str | None = None
+    #: what to pass to ``load_model`` to get this space's model back (a catalog name or a directory)
+    model_source: str | None = None
+    created: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "space": self.space.to_dict(), "root": self.root,
+                "model_source": self.model_source, "created": self.created}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CollectionInfo:
+        return cls(name=str(data["name"]), space=Space.from_dict(data["space"]), root=data.get("root"),
+                   model_source=data.get("model_source"), created=float(data.get("created") or 0.0))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored item.
+
+    ``reference`` says where the item came from: an image path (relative to
+    the collection's root) or URI, or for a text the text itself (for a text
+    read from a file, the file's path). ``text`` is the text of text items and
+    the caption of pair items. ``content_hash`` is a digest of the content
+    (``sha256:...``). Items ingested from files also record their ``source``
+    (the file, as a reference: relative to the root when inside it) and its
+    change ``stamp`` (``size:mtime_ns``), so a re-index skips unchanged files
+    without reading them and finds the items of moved or deleted ones; both
+    are ``""`` for items added directly.
+    """
+
+    id: str
+    modality: str
+    reference: str
+    vector: np.ndarray | None = None
+    text: str | None = None
+    content_hash: str = ""
+    source: str = ""
+    stamp: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def without_vector(self) -> Record:
+        return self if self.vector is None else replace(self, vector=None)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. ``score`` is the cosine similarity to the query (higher is closer)."""
+
+    id: str
+    score: float
+    modality: str
+    reference: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    #: absolute path of the image file, when the reference is a path (None for texts and URIs)
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": round(float(self.score), 6), "modality": self.modality,
+                "reference": self.reference, "text": self.text, "path": self.path, "metadata": dict(self.metadata)}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which items an operation applies to: modalities (None: all) and a metadata filter (None: all)."""
+
+    modalities: tuple[str, ...] | None = None
+    where: Filter | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.where is None and (self.modalities is None or set(self.modalities) >= set(MODALITIES))
+
+
+@dataclass
+class CheckReport:
+    """What ``store check`` found.
+
+    ``problems`` are integrity faults found; ``repairs`` what was done about
+    them; ``unresolved`` the problems still there (not repairable, or
+    ``repair=False``); ``notes`` ordinary housekeeping (an index caught up
+    after a killed run, a stray temporary file removed). ``clean`` means no
+    problems were found at all.
+    """
+
+    problems: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    collections: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clean": self.clean, "problems": self.problems, "repairs": self.repairs,
+                "unresolved": self.unresolved, "notes": self.notes, "collections": self.collections}
+
+
+@runtime_checkable
+class CollectionBackend(Protocol):
+    """The items of one collection, in one backend. Six methods."""
+
+    info: CollectionInfo
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        """Insert or replace ``records`` (each with a vector) atomically."""
+
+    def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
+        """Delete the items with these ids, or (``ids=None``) those ``selection`` picks; return how many."""
+
+    def get(self, ids: Sequence[str], *, vectors: bool = False) -> list[Record]:
+        """The records with these ids that exist, in the order of ``ids``."""
+
+    def count(self, selection: Selection | None = None) -> int:
+        """How many items ``selection`` picks (all when None)."""
+
+    def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
+        """The ``top_k`` items closest to the unit ``vector`` among those selected, best first, without vectors."""
+
+    def scan(self, selection: Selection | None = None, *, vectors: bool = False) -> Iterator[Record]:
+        """Every selected item, in a stable order (for ingest bookkeeping, exports and copies)."""
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """A place that holds named collections (one directory, one database, one server)."""
+
+    uri: str
+
+    def create_collection(self, info: CollectionInfo) -> CollectionBackend:
+        """Create a collection; :class:`~crossmodal.errors.CollectionExists` if the name is taken."""
+
+    def open_collection(self, name: str) -> CollectionBackend:
+        """Open a collection; :class:`~crossmodal.errors.CollectionNotFound` if there is none by that name."""
+
+    def list_collections(self) -> list[CollectionInfo]:
+        """Every collection, sorted by name."""
+
+    def update_collection(self, info: CollectionInfo) -> None:
+        """Record a changed root or model source (the space never changes)."""
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and all its items."""
+
+    def check(self, *, repair: bool = True) -> CheckReport:
+        """Verify integrity and (with ``repair``) rebuild whatever is derived."""
+
+    def close(self) -> None:
+        """Make derived state durable and release files and connections."""
+
+
+# -- validation shared by every backend ---------------------------------------------------------------------------
+
+
+def check_modalities(modality: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``None``/``"all"`` -> None; ``"image"`` -> ("image",); a list -> a sorted tuple; anything else: ConfigError."""
+    if modality is None or modality == "all":
+        return None
+    names = [modality] if isinstance(modality, str) else list(modality)
+    bad = [m for m in names if m not in MODALITIES]
+    if bad or not names:
+        raise ConfigError(f"modality must be one of {', '.join(MODALITIES)} or 'all', got {modality!r}")
+    return tuple(sorted(set(names)))
+
+
+def _check_scalar(key: str, value: Any) -> None:
+    if isinstance(value, bool) or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise InputError(f"metadata {key!r}: integer {value} does not fit in 64 bits", input=key)
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"metadata {key!r}: {value} is not a finite number", input=key)
+        return
+    raise InputError(
+        f"metadata {key!r}: values must be str, int, float, bool, null or a list of those, "
+        f"not {type(value).__name__}", input=key,
+    )
+
+
+def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A plain dict copy of ``metadata``, or :class:`InputError` naming the first bad key or value."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InputError(f"metadata must be a mapping of str to values, not {type(metadata).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or key.startswith("$"):
+            raise InputError(f"metadata key {key!r} must be a non-empty string not starting with '$'", input=str(key))
+        if value is None:
+            out[key] = None
+            continue
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                _check_scalar(key, v)
+            out[key] = list(value)
+            continue
+        _check_scalar(key, value)
+        out[key] = value
+    return out

@@ -1,0 +1,194 @@
+"""``crossmodal store check`` for the embedded store: verify SQLite, then verify and repair what is derived.
+
+Problems (integrity faults) and housekeeping are reported apart: an HNSW file
+that lags behind SQLite after a killed ingest is normal and only caught up
+(a note); an HNSW file that is unreadable or disagrees with SQLite is a
+problem, repaired by rebuilding it from SQLite. Faults in the source of truth
+itself (a vector of the wrong length, not finite) are reported with the ids
+involved; they cannot be repaired without the original files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .base import MODALITIES, CheckReport
+from .derived import read_snapshot, vectors_of
+from .sqlite import attr_rows
+from .views import AnnView
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedCollection, EmbeddedStore
+
+__all__ = ["check_store"]
+
+#: index files younger than this that no record names may belong to a save in progress elsewhere
+STRAY_AGE_S = 60.0
+_PAGE = 5_000
+
+
+def _problem(report: CheckReport, msg: str, repaired: bool) -> None:
+    report.problems.append(msg)
+    if not repaired:
+        report.unresolved.append(msg)
+
+
+def _list(ids: list[str], limit: int = 5) -> str:
+    return ", ".join(map(repr, ids[:limit])) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _check_rows(store: EmbeddedStore, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+    name, dim, normalized = col.info.name, col.dim, col.info.space.normalized
+    bad_vectors: list[str] = []
+    bad_attrs: list[tuple[int, str, Any]] = []
+    after = 0
+    while True:
+        with store.read() as conn:
+            rows = conn.execute("SELECT key, id, metadata, vector FROM items WHERE cid=? AND key>? ORDER BY key "
+                                "LIMIT ?", (col.cid, after, _PAGE)).fetchall()
+            if not rows:
+                break
+            keys = [r[0] for r in rows]
+            stored: dict[int, Counter[tuple[Any, ...]]] = {k: Counter() for k in keys}
+            marks = ",".join("?" * len(keys))
+            for key, n, t, v in conn.execute(f"SELECT key, name, t, value FROM attrs WHERE key IN ({marks})", keys):
+                stored[key][(n, t, v)] += 1
+        for key, id_, meta, blob in rows:
+            if len(blob) != dim * 4:
+                bad_vectors.append(id_)
+            else:
+                vec = np.frombuffer(blob, dtype="<f4")
+                if not np.isfinite(vec).all() or (normalized and abs(float(np.linalg.norm(vec)) - 1.0) > 1e-3):
+                    bad_vectors.append(id_)
+            try:
+                metadata = json.loads(meta)
+            except ValueError:
+                bad_vectors.append(id_)
+                continue
+            expected = Counter((n, t, v) for _, _, n, t, v in attr_rows(key, col.cid, metadata))
+            if expected != stored[key]:
+                bad_attrs.append((key, id_, metadata))
+        after = rows[-1][0]
+    if bad_vectors:
+        msg = (f"collection {name!r}: {len(bad_vectors)} items with a damaged vector or metadata "
+               f"({_list(bad_vectors)}); delete them and index their sources again")
+        report.problems.append(msg)
+        report.unresolved.append(msg)
+    if bad_attrs:
+        msg = (f"collection {name!r}: the filter index disagrees with the metadata of "
+               f"{len(bad_attrs)} items ({_list([b[1] for b in bad_attrs])})")
+        _problem(report, msg, repair)
+        if repair:
+            with store.write() as conn:
+                for key, _, metadata in bad_attrs:
+                    conn.execute("DELETE FROM attrs WHERE key=?", (key,))
+                    conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(key, col.cid, metadata))
+            report.repairs.append(f"collection {name!r}: rewrote the filter index of {len(bad_attrs)} items")
+
+
+def _check_counts(store: EmbeddedStore, col: EmbeddedCollection, report: CheckReport, repair: bool) -> int:
+    with store.read() as conn:
+        actual = dict(conn.execute("SELECT modality, count(*) FROM items WHERE cid=? GROUP BY modality", (col.cid,)))
+        recorded = dict(conn.execute("SELECT modality, n FROM counts WHERE cid=?", (col.cid,)))
+        orphans = conn.execute("SELECT count(*) FROM attrs WHERE cid=? AND key NOT IN (SELECT key FROM items)",
+                               (col.cid,)).fetchone()[0]
+    if {m: n for m, n in recorded.items() if n} != actual:
+        _problem(report, f"collection {col.info.name!r}: recorded counts {recorded} differ from the items {actual}",
+                 repair)
+        if repair:
+            with store.write() as conn:
+                conn.execute("DELETE FROM counts WHERE cid=?", (col.cid,))
+                conn.executemany("INSERT INTO counts VALUES (?, ?, ?)", [(col.cid, m, n) for m, n in actual.items()])
+            report.repairs.append(f"collection {col.info.name!r}: recounted items")
+    if orphans:
+        _problem(report, f"collection {col.info.name!r}: {orphans} filter rows of deleted items", repair)
+        if repair:
+            with store.write() as conn:
+                conn.execute("DELETE FROM attrs WHERE cid=? AND key NOT IN (SELECT key FROM items)", (col.cid,))
+            report.repairs.append(f"collection {col.info.name!r}: removed {orphans} stale filter rows")
+    return sum(actual.values())
+
+
+def _check_ann(store: EmbeddedStore, col: EmbeddedCollection, modality: str, report: CheckReport, repair: bool) -> None:
+    derived = col.derived(modality)
+    label = f"collection {col.info.name!r} ({modality})"
+    with store.read() as conn:
+        n = int((conn.execute("SELECT n FROM counts WHERE cid=? AND modality=?", (col.cid, modality)).fetchone()
+                 or [0])[0])
+        if not derived.want_ann(n):
+            return
+        snap = read_snapshot(conn)
+        db_keys = np.asarray([k for (k,) in conn.execute("SELECT key FROM items WHERE cid=? AND modality=?",
+                                                         (col.cid, modality))], dtype=np.int64)
+        rng = np.random.default_rng(0)
+        sample = rng.choice(db_keys, size=min(64, len(db_keys)), replace=False)
+        marks = ",".join("?" * len(sample))
+        truth = dict(conn.execute(f"SELECT key, vector FROM items WHERE key IN ({marks})", sample.tolist()).fetchall())
+        derived.reset()
+        derived.events.clear()
+        with derived.lock:
+            view = derived.current(conn, n, snap)
+            lag = derived.changes if derived.file is not None else None
+        problems = list(derived.events)
+        if isinstance(view, AnnView):
+            if len(view) != len(db_keys) or not view.contains(db_keys).all():
+                problems.append(f"{label}: the HNSW index holds {len(view)} items, SQLite {len(db_keys)}")
+            else:
+                keys = np.asarray(list(truth), dtype=np.int64)
+                diff = np.abs(view.vectors(keys) - vectors_of([truth[int(k)] for k in keys], col.dim)).max()
+                if diff > 2e-3:
+                    problems.append(f"{label}: HNSW vectors differ from SQLite by up to {diff:.3g}")
+        if problems:
+            for p in problems:
+                _problem(report, p, repair)
+            if repair:
+                derived.rebuild(conn, n, snap)
+    if problems and repair:
+        derived.persist(store.write, 1, replace=True)
+        report.repairs.append(f"{label}: rebuilt the HNSW index from SQLite ({len(db_keys)} items)")
+    elif lag:
+        if repair:
+            derived.persist(store.write, 1)
+        report.notes.append(f"{label}: HNSW index caught up with {lag} changes" + (" and saved" if repair else ""))
+    elif derived.file is None and repair:
+        derived.persist(store.write, 1)
+        report.notes.append(f"{label}: built the HNSW index ({len(db_keys)} items)")
+
+
+def _strays(store: EmbeddedStore, report: CheckReport, repair: bool) -> None:
+    with store.read() as conn:
+        named = {f for (f,) in conn.execute("SELECT file FROM ann")}
+    now = time.time()
+    for path in sorted(store.index_dir.iterdir()):
+        if path.name in named or not path.is_file():
+            continue
+        if now - path.stat().st_mtime < STRAY_AGE_S:
+            report.notes.append(f"left {path.name}: no record names it, but it is new (a save in progress?)")
+        elif repair:
+            path.unlink(missing_ok=True)
+            report.notes.append(f"removed {path.name}: an index file no record names (an interrupted save)")
+        else:
+            report.notes.append(f"{path.name}: an index file no record names (an interrupted save)")
+
+
+def check_store(store: EmbeddedStore, *, repair: bool = True) -> CheckReport:
+    report = CheckReport()
+    with store.read() as conn:
+        result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    if result != ["ok"]:
+        _problem(report, "SQLite integrity check failed: " + "; ".join(result[:5])
+                 + " (restore store.db from a backup, or index the sources again)", False)
+        return report
+    for info in store.list_collections():
+        col = store.open_collection(info.name)
+        report.collections[info.name] = _check_counts(store, col, report, repair)
+        _check_rows(store, col, report, repair)
+        for modality in MODALITIES:
+            _check_ann(store, col, modality, report, repair)
+    _strays(store, report, repair)
+    return report

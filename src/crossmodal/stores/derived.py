@@ -1,0 +1,207 @@
+"""Derived vector views kept in step with SQLite: catch-up, rebuild, persistence.
+
+One :class:`Derived` per (collection, modality) holds a view (exact or HNSW)
+plus the state it reflects: ``max_key`` (every item with a key up to it is
+in the view) and ``removed_seq`` (every deletion logged up to it is applied).
+Before a search it catches up to the caller's read snapshot: it adds the rows
+with larger keys and removes the keys logged since. Nothing here can make
+the view disagree with SQLite for longer than until the next search.
+
+HNSW views are saved to ``index/c<cid>-<modality>-<random>.usearch`` and the
+``ann`` table records which file reflects which state. The file is written
+and fsynced first, then recorded in one transaction, then the old file is
+removed; a crash at any point leaves either the old or the new file
+recorded, each with its true state, and at worst a stray file that
+``store check`` removes. Deletion log entries already reflected by the
+recorded file are pruned; a view that still needed them reloads the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .views import AnnParams, AnnView, ExactView
+
+__all__ = ["Derived", "Snapshot", "fsync_path", "read_snapshot"]
+
+log = logging.getLogger("crossmodal.stores")
+
+#: rows read from SQLite per step while building or catching up a view
+FETCH = 20_000
+#: an HNSW file is rewritten once this many changes (at most) are not in it
+PERSIST_MAX_LAG = 100_000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The sequence counters of one read snapshot: the largest item key and deletion-log entry ever issued."""
+
+    items: int
+    removed: int
+
+
+def read_snapshot(conn: sqlite3.Connection) -> Snapshot:
+    seqs = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('items', 'removed')").fetchall())
+    return Snapshot(items=int(seqs.get("items", 0)), removed=int(seqs.get("removed", 0)))
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def vectors_of(blobs: list[bytes], dim: int) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim)
+
+
+class Derived:
+    """The derived view of one modality of one collection. Callers hold ``lock`` while using ``view``."""
+
+    def __init__(self, cid: int, modality: str, dim: int, index_dir: Path, exact_limit: int, params: AnnParams) -> None:
+        self.cid, self.modality, self.dim = cid, modality, dim
+        self.index_dir = index_dir
+        self.exact_limit = exact_limit
+        self.params = params
+        self.lock = threading.RLock()
+        self.view: ExactView | AnnView | None = None
+        self.max_key = 0
+        self.removed_seq = 0
+        self.file: str | None = None  # the HNSW file this view was loaded from or saved to
+        self.persisted_size = 0
+        self.changes = 0  # rows added or removed since load/save
+        self.events: list[str] = []  # what happened out of the ordinary (for store check)
+        self.bad_file: str | None = None  # a recorded file that failed to load: the next save replaces it
+
+    # -- keeping up -------------------------------------------------------------------------------------------------
+
+    def _ann_row(self, conn: sqlite3.Connection) -> tuple[str, int, int, int] | None:
+        row = conn.execute("SELECT file, max_key, removed_seq, size FROM ann WHERE cid=? AND modality=?",
+                           (self.cid, self.modality)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+    def want_ann(self, n_rows: int) -> bool:
+        return n_rows > self.exact_limit
+
+    def current(self, conn: sqlite3.Connection, n_rows: int, snap: Snapshot) -> ExactView | AnnView:
+        """The view, caught up to the snapshot of ``conn``'s open read transaction."""
+        kind = "ann" if self.want_ann(n_rows) else "exact"
+        row = self._ann_row(conn)
+        view = self.view
+        if view is not None and view.kind != kind:
+            view = None
+        if view is not None and row is not None and self.removed_seq < row[2] and (kind == "exact" or row[0] != self.file):
+            view = None  # deletion log entries this view needs were pruned by a newer save: start again
+        if view is None:
+            view = self._fresh(kind, row, snap)
+        self.view = view
+        self._catch_up(conn, view, snap)
+        return view
+
+    def _fresh(self, kind: str, row: tuple[str, int, int, int] | None, snap: Snapshot) -> ExactView | AnnView:
+        self.file, self.persisted_size, self.changes = None, 0, 0
+        if kind == "ann" and row is not None:
+            path = self.index_dir / row[0]
+            try:
+                view = AnnView.load(path, self.dim, self.params)
+                self.file, self.max_key, self.removed_seq, self.persisted_size = row[0], row[1], row[2], len(view)
+                return view
+            except Exception as exc:  # a damaged or missing derived file is rebuilt, never trusted
+                msg = f"HNSW file {path.name} of collection #{self.cid} ({self.modality}) unreadable ({exc}); rebuilt"
+                log.warning(msg)
+                self.events.append(msg)
+                self.bad_file = row[0]
+        self.max_key, self.removed_seq = 0, snap.removed
+        return AnnView(self.dim, self.params) if kind == "ann" else ExactView(self.dim)
+
+    def _catch_up(self, conn: sqlite3.Connection, view: ExactView | AnnView, snap: Snapshot) -> None:
+        if snap.removed > self.removed_seq:
+            keys = [k for (k,) in conn.execute(
+                "SELECT key FROM removed WHERE cid=? AND modality=? AND seq>? AND seq<=?",
+                (self.cid, self.modality, self.removed_seq, snap.removed))]
+            view.remove(np.asarray(keys, dtype=np.int64))
+            self.changes += len(keys)
+            self.removed_seq = snap.removed
+        while snap.items > self.max_key:
+            rows = conn.execute(
+                "SELECT key, vector FROM items WHERE cid=? AND modality=? AND key>? AND key<=? ORDER BY key LIMIT ?",
+                (self.cid, self.modality, self.max_key, snap.items, FETCH)).fetchall()
+            if not rows:
+                self.max_key = snap.items
+                break
+            view.add(np.asarray([r[0] for r in rows], dtype=np.int64), vectors_of([r[1] for r in rows], self.dim))
+            self.changes += len(rows)
+            self.max_key = snap.items if len(rows) < FETCH else int(rows[-1][0])
+
+    # -- saving -----------------------------------------------------------------------------------------------------
+
+    def lagging(self, min_changes: int | None = None) -> bool:
+        """Whether the HNSW view holds at least ``min_changes`` changes its file lacks.
+
+        By default the bar grows with the file (half its size, at least half
+        the exact-search limit, at most :data:`PERSIST_MAX_LAG`), so saving
+        while ingesting costs a bounded multiple of the final file size.
+        """
+        if not isinstance(self.view, AnnView) or (self.changes == 0 and self.file is not None):
+            return False
+        if min_changes is None:
+            min_changes = max(1, self.exact_limit // 2, min(self.persisted_size // 2, PERSIST_MAX_LAG))
+        return self.changes >= min_changes or self.file is None
+
+    def persist(self, write: Any, min_changes: int | None = None, *, replace: bool = False) -> bool:
+        """Save the HNSW view if it lags its file (see :meth:`lagging`); ``write`` opens a write transaction.
+
+        A recorded file at least as new is kept, unless ``replace`` (the recorded one is known to be bad).
+        """
+        with self.lock:
+            if not self.lagging(min_changes):
+                return False
+            view = self.view
+            assert isinstance(view, AnnView)
+            name = f"c{self.cid}-{self.modality}-{uuid.uuid4().hex[:12]}.usearch"
+            path = self.index_dir / name
+            view.save(path)
+            fsync_path(path)
+            fsync_path(self.index_dir)
+            state = (self.max_key, self.removed_seq, len(view))
+            with write() as conn:
+                row = self._ann_row(conn)
+                replace = replace or (row is not None and row[0] == self.bad_file)
+                if row is not None and (row[1], row[2]) >= state[:2] and not replace:
+                    stale = True  # another process saved a state at least as new
+                else:
+                    stale = False
+                    conn.execute("INSERT OR REPLACE INTO ann VALUES (?, ?, ?, ?, ?, ?)",
+                                 (self.cid, self.modality, name, *state))
+                    conn.execute("DELETE FROM removed WHERE cid=? AND modality=? AND seq<=?",
+                                 (self.cid, self.modality, state[1]))
+            if stale:
+                path.unlink(missing_ok=True)
+                return False
+            if row is not None and row[0] != name:
+                (self.index_dir / row[0]).unlink(missing_ok=True)
+            self.file, self.persisted_size, self.changes, self.bad_file = name, state[2], 0, None
+            return True
+
+    def rebuild(self, conn: sqlite3.Connection, n_rows: int, snap: Snapshot) -> ExactView | AnnView:
+        """A view built from SQLite alone, ignoring any saved file (for repairs)."""
+        with self.lock:
+            self.view = self._fresh("ann" if self.want_ann(n_rows) else "exact", None, snap)
+            self._catch_up(conn, self.view, snap)
+            return self.view
+
+    def reset(self) -> None:
+        """Forget the in-memory view; the next use loads the saved file (or builds one)."""
+        with self.lock:
+            self.view, self.file, self.max_key, self.removed_seq, self.changes = None, None, 0, 0, 0

@@ -1,0 +1,536 @@
+"""The embedded store (the default): one directory, SQLite in WAL mode plus derived HNSW files.
+
+::
+
+    STORE/
+      store.db, store.db-wal, store.db-shm   items, metadata, vectors: the single source of truth
+      index/c<cid>-<modality>-<id>.usearch   HNSW per collection and modality, derived from store.db
+
+Every write is one SQLite transaction, so a killed process loses at most the
+batch it was writing. The HNSW files are caches: each records the state it
+reflects, is caught up from SQLite before it answers, and is rebuilt if it is
+missing or unreadable (see :mod:`~crossmodal.stores.derived`), so the two
+cannot disagree. Readers in other processes (and threads) run while one
+process writes.
+
+Search plan, per modality asked for:
+
+* at most ``exact_limit`` items (default 10,000): exact search over an
+  in-memory matrix, equal to numpy;
+* more, with a metadata filter that leaves at most ``exact_limit // 5``: exact
+  search over just those (their vectors read from SQLite);
+* otherwise the modality's HNSW index, asked for 2-3x more candidates than
+  needed (with a filter, more in proportion to how many it drops, checked on
+  each candidate's metadata), then every candidate is rescored with its exact
+  stored vector.
+
+Scores are always computed from the vectors in SQLite, so an approximate
+candidate list can only cost recall, never a wrong score or a deleted item.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CollectionExists, CollectionNotFound, StoreCorrupt, StoreError, StoreUnavailable
+from .base import MODALITIES, CheckReport, CollectionInfo, Record, Selection
+from .derived import Derived, read_snapshot, vectors_of
+from .filters import matches
+from .sqlite import attr_rows, connect, filter_sql, init_schema, pack_metadata
+from .views import AnnParams, AnnView, dot
+
+__all__ = ["EmbeddedCollection", "EmbeddedStore"]
+
+DB_NAME = "store.db"
+INDEX_DIR = "index"
+_CHUNK = 5_000  # ids or keys per IN (...) list
+#: on close, HNSW views lagging their files by fewer changes are left for readers to catch up (a fraction of a second)
+CLOSE_LAG = 1_000
+_COLUMNS = "key, id, modality, reference, text, content_hash, source, stamp, metadata"
+
+
+def _record(row: Sequence[Any], dim: int, with_vector: bool) -> Record:
+    vector = np.frombuffer(row[9], dtype="<f4").astype(np.float32) if with_vector else None
+    if vector is not None and vector.shape != (dim,):
+        raise StoreCorrupt(f"item {row[1]!r} has a vector of {vector.shape[0]} values, expected {dim}")
+    return Record(id=row[1], modality=row[2], reference=row[3], vector=vector, text=row[4], content_hash=row[5],
+                  source=row[6], stamp=row[7], metadata=json.loads(row[8]))
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class EmbeddedCollection:
+    """One collection's items in the embedded store (see the module docstring for the search plan)."""
+
+    def __init__(self, store: EmbeddedStore, cid: int, info: CollectionInfo) -> None:
+        self.store = store
+        self.cid = cid
+        self.info = info
+        self.dim = info.space.dim
+        self._derived = {m: Derived(cid, m, self.dim, store.index_dir, store.exact_limit, store.ann_params)
+                         for m in MODALITIES}
+        self._written_since_check = 0
+        self._dirty: set[str] = set()
+
+    # -- helpers ----------------------------------------------------------------------------------------------------
+
+    def _alive(self, conn: sqlite3.Connection) -> None:
+        if conn.execute("SELECT 1 FROM collections WHERE cid=?", (self.cid,)).fetchone() is None:
+            raise CollectionNotFound(f"collection {self.info.name!r} was deleted from {self.store.uri}")
+
+    def _counts(self, conn: sqlite3.Connection) -> dict[str, int]:
+        return dict(conn.execute("SELECT modality, n FROM counts WHERE cid=?", (self.cid,)).fetchall())
+
+    def _where(self, selection: Selection | None) -> tuple[str, list[Any]]:
+        """SQL conditions on ``items`` (as `` AND ...``) for a selection."""
+        if selection is None:
+            return "", []
+        sql, params = "", []
+        if selection.modalities is not None:
+            sql += f" AND modality IN ({_marks(len(selection.modalities))})"
+            params += list(selection.modalities)
+        if selection.where is not None:
+            fsql, fparams = filter_sql(selection.where, self.cid)
+            sql += f" AND key IN ({fsql})"
+            params += fparams
+        return sql, params
+
+    # -- writing ----------------------------------------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        latest = {r.id: r for r in records}  # the last record of an id wins, as if upserted one by one
+        if not latest:
+            return
+        delta: Counter[str] = Counter()
+        with self.store.write() as conn:
+            self._alive(conn)
+            existing: dict[str, tuple[int, str, bytes]] = {}
+            ids = list(latest)
+            for chunk in _chunks(ids):
+                for key, id_, modality, vector in conn.execute(
+                        f"SELECT key, id, modality, vector FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+                        (self.cid, *chunk)):
+                    existing[id_] = (key, modality, vector)
+            for r in latest.values():
+                blob = np.ascontiguousarray(r.vector, dtype="<f4").tobytes()
+                meta = pack_metadata(r.metadata)
+                old = existing.get(r.id)
+                if old is not None and old[1] == r.modality and old[2] == blob:
+                    # same vector: update in place, so the key (and every derived index) stays valid
+                    conn.execute("UPDATE items SET reference=?, text=?, content_hash=?, source=?, stamp=?, metadata=? "
+                                 "WHERE key=?", (r.reference, r.text, r.content_hash, r.source, r.stamp, meta, old[0]))
+                    conn.execute("DELETE FROM attrs WHERE key=?", (old[0],))
+                    conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(old[0], self.cid, r.metadata))
+                    continue
+                if old is not None:
+                    self._remove(conn, [(old[0], old[1])])
+                    delta[old[1]] -= 1
+                key = conn.execute(
+                    "INSERT INTO items (cid, id, modality, reference, text, content_hash, source, stamp, metadata, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.cid, r.id, r.modality, r.reference, r.text, r.content_hash, r.source, r.stamp, meta, blob)
+                ).lastrowid
+                conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(int(key or 0), self.cid, r.metadata))
+                delta[r.modality] += 1
+            self._bump(conn, delta)
+        self._after_write(len(latest), delta)
+
+    def _remove(self, conn: sqlite3.Connection, gone: Sequence[tuple[int, str]]) -> None:
+        for chunk in _chunks(gone):
+            keys = [k for k, _ in chunk]
+            conn.execute(f"DELETE FROM items WHERE key IN ({_marks(len(keys))})", keys)
+            conn.execute(f"DELETE FROM attrs WHERE key IN ({_marks(len(keys))})", keys)
+            conn.executemany("INSERT INTO removed (cid, modality, key) VALUES (?, ?, ?)",
+                             [(self.cid, m, k) for k, m in chunk])
+
+    def _bump(self, conn: sqlite3.Connection, delta: Counter[str]) -> None:
+        conn.executemany(
+            "INSERT INTO counts VALUES (?, ?, ?) ON CONFLICT (cid, modality) DO UPDATE SET n = n + excluded.n",
+            [(self.cid, m, n) for m, n in delta.items() if n])
+        conn.execute("UPDATE collections SET version = version + 1 WHERE cid=?", (self.cid,))
+
+    def _after_write(self, n: int, delta: Counter[str]) -> None:
+        """Every so often, bring large HNSW views up to date and save them, so a crash leaves little to catch up."""
+        self._dirty.update(delta)
+        self._written_since_check += n
+        if self._written_since_check >= self.store.sync_every:
+            self._written_since_check = 0
+            self.sync()
+
+    def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
+        with self.store.write() as conn:
+            self._alive(conn)
+            gone: list[tuple[int, str]] = []
+            if ids is not None:
+                unique = list(dict.fromkeys(ids))
+                for chunk in _chunks(unique):
+                    gone += conn.execute(f"SELECT key, modality FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+                                         (self.cid, *chunk)).fetchall()
+            else:
+                sql, params = self._where(selection)
+                gone = conn.execute(f"SELECT key, modality FROM items WHERE cid=?{sql}", (self.cid, *params)).fetchall()
+            if gone:
+                self._remove(conn, gone)
+                delta = Counter({m: -c for m, c in Counter(m for _, m in gone).items()})
+                self._bump(conn, delta)
+                self._dirty.update(delta)
+        return len(gone)
+
+    # -- reading ----------------------------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str], *, vectors: bool = False) -> list[Record]:
+        found: dict[str, Record] = {}
+        with self.store.read() as conn:
+            self._alive(conn)
+            unique = list(dict.fromkeys(ids))
+            for chunk in _chunks(unique):
+                for row in conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE cid=? AND id IN "
+                                        f"({_marks(len(chunk))})", (self.cid, *chunk)):
+                    found[row[1]] = _record(row, self.dim, vectors)
+        return [found[i] for i in ids if i in found]
+
+    def count(self, selection: Selection | None = None) -> int:
+        with self.store.read() as conn:
+            self._alive(conn)
+            if selection is None or selection.where is None:
+                counts = self._counts(conn)
+                mods = MODALITIES if selection is None or selection.modalities is None else selection.modalities
+                return sum(counts.get(m, 0) for m in mods)
+            sql, params = self._where(selection)
+            return int(conn.execute(f"SELECT count(*) FROM items WHERE cid=?{sql}", (self.cid, *params)).fetchone()[0])
+
+    def scan(self, selection: Selection | None = None, *, vectors: bool = False) -> Iterator[Record]:
+        sql, params = self._where(selection)
+        after = ""
+        while True:  # keyset pages, each its own short read, so a long scan never blocks writers or checkpoints
+            with self.store.read() as conn:
+                self._alive(conn)
+                rows = conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE cid=? AND id>?{sql} "
+                                    "ORDER BY id LIMIT 1000", (self.cid, after, *params)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row, self.dim, vectors)
+            after = rows[-1][1]
+
+    # -- searching ----------------------------------------------------------------------------------------------------
+
+    def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        selection = selection or Selection()
+        fsql = filter_sql(selection.where, self.cid) if selection.where is not None else None
+        limit = self.store.exact_limit
+        keys: list[np.ndarray] = []
+        allowed: np.ndarray | None = None
+        with self.store.read() as conn:
+            self._alive(conn)
+            counts = self._counts(conn)
+            snap = read_snapshot(conn)
+            for m in selection.modalities or MODALITIES:
+                n = counts.get(m, 0)
+                if n == 0:
+                    continue
+                if fsql is not None and n > limit:
+                    # how many pass, counted no further than the filtered-exact limit (fetching those vectors from
+                    # SQLite costs microseconds each, so past a few thousand HNSW with a post-filter is faster)
+                    cap = max(1, limit // 5)
+                    matched = int(conn.execute(
+                        f"SELECT count(*) FROM (SELECT key FROM items WHERE cid=? AND modality=? AND key IN "
+                        f"({fsql[0]}) LIMIT ?)", (self.cid, m, *fsql[1], cap + 1)).fetchone()[0])
+                    if matched == 0:
+                        continue
+                    if matched <= cap:  # a selective filter: exact search over what it leaves
+                        keys.append(self._exact_filtered(conn, m, fsql, q, top_k))
+                        continue
+                derived = self._derived[m]
+                with derived.lock:
+                    view = derived.current(conn, n, snap)
+                    if isinstance(view, AnnView):
+                        keys.append(self._ann_candidates(conn, view, q, top_k, selection))
+                        continue
+                    if fsql is not None and allowed is None:  # once per query, for every small modality
+                        small = [x for x in selection.modalities or MODALITIES if 0 < counts.get(x, 0) <= limit]
+                        allowed = np.asarray([k for (k,) in conn.execute(
+                            f"SELECT key FROM items WHERE cid=? AND modality IN ({_marks(len(small))}) "
+                            f"AND key IN ({fsql[0]})", (self.cid, *small, *fsql[1]))], dtype=np.int64)
+                    keys.append(view.search(q, top_k, allowed)[0])
+            found = self._fetch(conn, np.concatenate(keys) if keys else np.empty(0, dtype=np.int64), top_k, q)
+        for m in MODALITIES:  # a reader that had to catch up a lot saves its work for the next process
+            self._derived[m].persist(self.store.write)
+        return found
+
+    def _exact_filtered(self, conn: sqlite3.Connection, modality: str, fsql: tuple[str, list[Any]], q: np.ndarray,
+                        top_k: int) -> np.ndarray:
+        rows = conn.execute(f"SELECT key, vector FROM items WHERE key IN (SELECT key FROM items WHERE cid=? AND "
+                            f"modality=? AND key IN ({fsql[0]}))", (self.cid, modality, *fsql[1])).fetchall()
+        keys = np.asarray([r[0] for r in rows], dtype=np.int64)
+        scores = dot(vectors_of([r[1] for r in rows], self.dim), q)
+        if len(keys) > top_k:
+            kth = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
+            keys = keys[scores >= kth]
+        return keys
+
+    def _ann_candidates(self, conn: sqlite3.Connection, view: AnnView, q: np.ndarray, top_k: int,
+                        selection: Selection) -> np.ndarray:
+        """HNSW candidates; with a filter, checked on each candidate's metadata (the reference evaluator), asking
+        for more candidates, in proportion to how many the filter dropped, until enough pass."""
+        want = max(2 * top_k, top_k + 20)
+        k = min(len(view), want if selection.where is None else 4 * want)
+        while True:
+            keys, _ = view.search(q, k)
+            if selection.where is None:
+                return keys
+            kept = []
+            for chunk in _chunks(keys.tolist()):
+                for key, meta in conn.execute(f"SELECT key, metadata FROM items WHERE key IN ({_marks(len(chunk))})",
+                                              chunk):
+                    if matches(selection.where, json.loads(meta)):
+                        kept.append(key)
+            if len(kept) >= want or k >= len(view):
+                return np.asarray(kept, dtype=np.int64)
+            passed = max(len(kept), 1) / max(len(keys), 1)
+            k = int(min(len(view), max(2 * k, np.ceil(1.5 * want / passed))))
+
+    def _fetch(self, conn: sqlite3.Connection, keys: np.ndarray, top_k: int,
+               q: np.ndarray) -> list[tuple[Record, float]]:
+        """Score candidates with their exact stored vectors; the best ``top_k`` (ties by id) as records."""
+        scored: list[tuple[float, str, int]] = []
+        # keys are unique store-wide; naming only them makes SQLite look each up by rowid
+        for chunk in _chunks(np.unique(keys).tolist()):
+            rows = conn.execute(f"SELECT key, id, vector FROM items WHERE key IN ({_marks(len(chunk))})",
+                                chunk).fetchall()
+            if rows:
+                scores = dot(vectors_of([r[2] for r in rows], self.dim), q)
+                scored += [(-float(s), r[1], r[0]) for s, r in zip(scores, rows)]
+        best = sorted(scored)[:top_k]
+        if not best:
+            return []
+        found = {row[0]: row for row in conn.execute(
+            f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(best))})", [b[2] for b in best])}
+        return [(_record(found[key], self.dim, False), -neg) for neg, _, key in best]
+
+    # -- derived indexes ------------------------------------------------------------------------------------------------
+
+    def sync(self, *, min_changes: int | None = None, modalities: Sequence[str] | None = None) -> list[str]:
+        """Bring the HNSW views of large modalities up to date; save those lagging their files by ``min_changes``
+        (default: a bar that grows with the file, see :meth:`Derived.lagging`)."""
+        saved = []
+        for m in modalities or MODALITIES:
+            derived = self._derived[m]
+            with self.store.read() as conn:
+                self._alive(conn)
+                n = self._counts(conn).get(m, 0)
+                if not derived.want_ann(n):
+                    continue
+                with derived.lock:
+                    derived.current(conn, n, read_snapshot(conn))
+            if derived.persist(self.store.write, min_changes):
+                saved.append(m)
+        return saved
+
+    def derived(self, modality: str) -> Derived:
+        return self._derived[modality]
+
+    def flush(self) -> None:
+        """Save HNSW views this process changed, unless the lag is small enough for readers to catch up at once."""
+        if self._dirty:
+            self.sync(min_changes=CLOSE_LAG, modalities=sorted(self._dirty))
+            self._dirty.clear()
+
+
+class EmbeddedStore:
+    """Collections in one directory (see the module docstring). Options:
+
+    * ``exact_limit``: search exactly while a modality (or a filter's result) has at most this many items;
+    * ``durable``: fsync every commit (default True; False survives a killed process but maybe not a power cut);
+    * ``sync_every``: after this many written items, a writer brings large HNSW views up to date (and saves
+      them when they lag enough), so an interrupted ingest leaves little for the next reader to catch up;
+    * ``connectivity``, ``expansion_add``, ``expansion_search``, ``ann_dtype``: HNSW parameters.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        exact_limit: int = 10_000,
+        durable: bool = True,
+        sync_every: int | None = None,
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        expansion_search: int = 64,
+        ann_dtype: str = "bf16",
+    ) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.uri = str(self.path)
+        self.exact_limit = int(exact_limit)
+        self.durable = durable
+        self.sync_every = int(sync_every) if sync_every else max(1_000, self.exact_limit // 4)
+        self.ann_params = AnnParams(connectivity, expansion_add, expansion_search, ann_dtype)
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreUnavailable(f"store path {self.path} is a file; an embedded store is a directory")
+        try:
+            (self.path / INDEX_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the store directory {self.path}: {exc}") from exc
+        self.index_dir = self.path / INDEX_DIR
+        self.db_path = self.path / DB_NAME
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._collections: dict[int, EmbeddedCollection] = {}
+        self._closed = False
+        init_schema(self._conn())
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedStore {self.uri}>"
+
+    # -- connections and transactions -----------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnavailable(f"store {self.uri} is closed")
+            conn = connect(self.db_path, durable=self.durable)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _txn(self, begin: str) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute(begin)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"store {self.uri} is busy or unreadable: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            conn.execute("ROLLBACK")
+            raise StoreUnavailable(f"cannot commit to store {self.uri}: {exc}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot, concurrent with a writer."""
+        try:
+            with self._txn("BEGIN") as conn:
+                yield conn
+        except sqlite3.DatabaseError as exc:
+            raise _mapped(exc, self.uri) from exc
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (one writer at a time across processes; others wait up to 30 s)."""
+        try:
+            with self._txn("BEGIN IMMEDIATE") as conn:
+                yield conn
+        except sqlite3.DatabaseError as exc:
+            raise _mapped(exc, self.uri) from exc
+
+    # -- collections ----------------------------------------------------------------------------------------------------
+
+    def _collection(self, cid: int, info: CollectionInfo) -> EmbeddedCollection:
+        with self._lock:
+            col = self._collections.get(cid)
+            if col is None:
+                col = self._collections[cid] = EmbeddedCollection(self, cid, info)
+            col.info = info
+            return col
+
+    def create_collection(self, info: CollectionInfo) -> EmbeddedCollection:
+        try:
+            with self.write() as conn:
+                cid = conn.execute("INSERT INTO collections (name, info) VALUES (?, ?)",
+                                   (info.name, json.dumps(info.to_dict()))).lastrowid
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise CollectionExists(f"collection {info.name!r} already exists in {self.uri}") from None
+            raise
+        return self._collection(int(cid or 0), info)
+
+    def open_collection(self, name: str) -> EmbeddedCollection:
+        with self.read() as conn:
+            row = conn.execute("SELECT cid, info FROM collections WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise CollectionNotFound(f"no collection {name!r} in {self.uri}")
+        return self._collection(int(row[0]), CollectionInfo.from_dict(json.loads(row[1])))
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self.read() as conn:
+            rows = conn.execute("SELECT info FROM collections ORDER BY name").fetchall()
+        return [CollectionInfo.from_dict(json.loads(r[0])) for r in rows]
+
+    def update_collection(self, info: CollectionInfo) -> None:
+        col = self.open_collection(info.name)
+        if col.info.space != info.space:
+            raise StoreError("a collection's space cannot change; create a new collection for another model")
+        with self.write() as conn:
+            conn.execute("UPDATE collections SET info=? WHERE cid=?", (json.dumps(info.to_dict()), col.cid))
+        col.info = info
+
+    def drop_collection(self, name: str) -> None:
+        col = self.open_collection(name)
+        with self.write() as conn:
+            files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=?", (col.cid,))]
+            for table in ("attrs", "items", "removed", "counts", "ann", "collections"):
+                conn.execute(f"DELETE FROM {table} WHERE cid=?", (col.cid,))
+        for f in files:
+            (self.index_dir / f).unlink(missing_ok=True)
+        with self._lock:
+            self._collections.pop(col.cid, None)
+
+    def check(self, *, repair: bool = True) -> CheckReport:
+        from .check import check_store
+
+        return check_store(self, repair=repair)
+
+    def close(self) -> None:
+        """Save HNSW views that lag behind this process's writes, then close every connection."""
+        if self._closed:
+            return
+        try:
+            for col in list(self._collections.values()):
+                try:
+                    col.flush()
+                except CollectionNotFound:
+                    pass
+        finally:
+            self._closed = True
+            with self._lock:
+                conns, self._conns = self._conns, []
+            for conn in conns:
+                conn.close()
+            self._local = threading.local()
+
+
+def _mapped(exc: sqlite3.DatabaseError, uri: str) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return StoreError(f"store {uri}: {text}")  # a constraint; callers that expect one map it further
+    if isinstance(exc, sqlite3.OperationalError):
+        if "locked" in text or "busy" in text:
+            return StoreUnavailable(f"store {uri} is locked by another writer (waited 30 s): {text}")
+        return StoreUnavailable(f"store {uri}: {text}")
+    return StoreCorrupt(f"store {uri} is damaged: {text}; run `crossmodal store check`")

@@ -1,0 +1,185 @@
+"""The pgvector store's schema: versioned migrations, and the DDL of one collection's table.
+
+Everything lives in one PostgreSQL schema (``crossmodal`` unless the URI says
+``?schema=...``)::
+
+    <schema>.schema_migrations   version, description, applied_at: which migrations ran
+    <schema>.collections         cid, name, info (JSON: space fingerprint, root, model source), dim,
+                                 vector_type (vector | halfvec), distance (cosine | ip), hnsw (index params)
+    <schema>.items_<cid>         one table per collection (see :func:`create_items_table`)
+
+Migrations are numbered; :func:`migrate` runs the missing ones in one
+transaction under an advisory lock, so processes that open the store at the
+same time (Ray workers) never race, and a failed migration leaves nothing
+half done. A schema written by a newer crossmodal is refused rather than
+guessed at. A migration that changes items tables loops over ``collections``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..errors import StoreUnavailable
+
+__all__ = ["MIGRATIONS", "Migration", "create_items_table", "hnsw_index_sql", "items_table", "migrate",
+           "schema_version"]
+
+#: the smallest pgvector with HNSW; iterative index scans (filtered recall) need 0.8
+MIN_PGVECTOR = (0, 5, 0)
+ITERATIVE_PGVECTOR = (0, 8, 0)
+#: vectors up to this size stay in the row (a row must fit in an 8 kB page; long texts and metadata go to TOAST)
+INLINE_VECTOR_BYTES = 6000
+#: the largest dimension pgvector's HNSW indexes accept, per column type
+HNSW_MAX_DIM = {"vector": 2000, "halfvec": 4000}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[psycopg.Connection[Any], str], None]
+
+
+def _v1(conn: psycopg.Connection[Any], schema: str) -> None:
+    conn.execute(sql.SQL("""
+        CREATE TABLE {}.collections (
+            cid serial PRIMARY KEY,
+            name text NOT NULL UNIQUE,
+            info jsonb NOT NULL,
+            dim integer NOT NULL CHECK (dim > 0),
+            fingerprint text NOT NULL,
+            vector_type text NOT NULL CHECK (vector_type IN ('vector', 'halfvec')),
+            distance text NOT NULL CHECK (distance IN ('cosine', 'ip')),
+            hnsw jsonb,
+            created_at timestamptz NOT NULL DEFAULT now()
+        )""").format(sql.Identifier(schema)))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "collections registry", _v1),
+)
+
+
+def _lock_key(schema: str) -> int:
+    return zlib.crc32(f"crossmodal-migrate:{schema}".encode())
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("-")[0].split(".") if p.isdigit())
+
+
+def schema_version(conn: psycopg.Connection[Any], schema: str) -> int:
+    row = conn.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_migrations")
+                       .format(sql.Identifier(schema))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def ensure_extension(conn: psycopg.Connection[Any], where: str) -> tuple[int, ...]:
+    """pgvector's version, installing the extension first when the role may; StoreUnavailable otherwise."""
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    if row is None:
+        available = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+        if available.fetchone() is None:
+            raise StoreUnavailable(f"the PostgreSQL server at {where} does not have pgvector installed; install it "
+                                   "(https://github.com/pgvector/pgvector#installation) and try again")
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StoreUnavailable(f"pgvector is not enabled in the database at {where} and this role may not "
+                                   "enable it; ask an administrator to run CREATE EXTENSION vector") from exc
+        row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    assert row is not None
+    version = parse_version(row[0])
+    if version < MIN_PGVECTOR:
+        raise StoreUnavailable(f"pgvector {row[0]} at {where} is too old; crossmodal needs 0.5 or newer "
+                               "(HNSW), and 0.8 or newer for the best filtered recall (ALTER EXTENSION vector UPDATE)")
+    return version
+
+
+def migrate(conn: psycopg.Connection[Any], schema: str, where: str,
+            migrations: Sequence[Migration] = MIGRATIONS) -> tuple[tuple[int, ...], list[int]]:
+    """Bring ``schema`` up to the latest migration; returns pgvector's version and the migrations applied."""
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_key(schema)])
+        version = ensure_extension(conn, where)
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {}.schema_migrations (
+                                    version integer PRIMARY KEY,
+                                    description text NOT NULL,
+                                    applied_at timestamptz NOT NULL DEFAULT now())""").format(sql.Identifier(schema)))
+        current = schema_version(conn, schema)
+        latest = migrations[-1].version if migrations else 0
+        if current > latest:
+            raise StoreUnavailable(f"the crossmodal schema {schema!r} at {where} is at version {current}, written by "
+                                   f"a newer crossmodal (this one knows up to {latest}); upgrade crossmodal")
+        for m in migrations:
+            if m.version > current:
+                m.apply(conn, schema)
+                conn.execute(sql.SQL("INSERT INTO {}.schema_migrations (version, description) VALUES (%s, %s)")
+                             .format(sql.Identifier(schema)), [m.version, m.description])
+                applied.append(m.version)
+    return version, applied
+
+
+# -- one collection's table ----------------------------------------------------------------------------------------
+
+
+def items_table(cid: int) -> str:
+    return f"items_{cid}"
+
+
+def opclass(vector_type: str, distance: str) -> str:
+    return f"{vector_type}_{'cosine' if distance == 'cosine' else 'ip'}_ops"
+
+
+def hnsw_index_sql(schema: str, cid: int, vector_type: str, distance: str, hnsw: dict[str, int]) -> sql.Composed:
+    table = items_table(cid)
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING hnsw (embedding {}) "
+                   "WITH (m = {}, ef_construction = {})").format(
+        sql.Identifier(f"{table}_hnsw"), sql.Identifier(schema), sql.Identifier(table),
+        sql.SQL(opclass(vector_type, distance)), sql.Literal(int(hnsw["m"])),
+        sql.Literal(int(hnsw["ef_construction"])))
+
+
+def create_items_table(conn: psycopg.Connection[Any], schema: str, cid: int, dim: int, vector_type: str,
+                       distance: str, hnsw: dict[str, int] | None) -> None:
+    """The table of one collection: one row per item, the vector typed with its dimension (HNSW needs it).
+
+    ``id`` sorts in code-point order (``COLLATE "C"``), as scans promise;
+    ``source`` and ``stamp`` are the file an item was ingested from and its change stamp;
+    ``modality`` has a b-tree index and ``metadata`` a ``jsonb_path_ops`` GIN
+    index (equality filters); ``embedding`` is stored in the row (``STORAGE
+    PLAIN``, up to 6,000 bytes: pgvector's default moves a 512-d vector to
+    TOAST, which makes every exact scan fetch a second page per row) and has
+    an HNSW index unless the dimension is over pgvector's limit (then
+    searches are exact scans).
+    """
+    table = items_table(cid)
+    ident = sql.Identifier(schema, table)
+    conn.execute(sql.SQL("""
+        CREATE TABLE {} (
+            id text COLLATE "C" PRIMARY KEY,
+            modality text NOT NULL CHECK (modality IN ('image', 'text', 'pair')),
+            reference text NOT NULL,
+            text text,
+            content_hash text NOT NULL DEFAULT '',
+            source text NOT NULL DEFAULT '',
+            stamp text NOT NULL DEFAULT '',
+            metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
+            embedding {}({}) NOT NULL
+        )""").format(ident, sql.SQL(vector_type), sql.Literal(dim)))
+    if dim * (2 if vector_type == "halfvec" else 4) <= INLINE_VECTOR_BYTES:
+        # keep vectors in the row, not in TOAST: an exact scan or a result fetch then reads one page, not two
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE PLAIN").format(ident))
+    conn.execute(sql.SQL("CREATE INDEX {} ON {} (modality)").format(sql.Identifier(f"{table}_modality"), ident))
+    conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gin (metadata jsonb_path_ops)").format(
+        sql.Identifier(f"{table}_metadata"), ident))
+    if hnsw is not None:
+        conn.execute(hnsw_index_sql(schema, cid, vector_type, distance, hnsw))

@@ -1,0 +1,179 @@
+"""The SQLite side of the embedded store: schema, connections, metadata rows and filters as SQL.
+
+SQLite (WAL mode) is the single source of truth. Every item is one row of
+``items`` holding its vector; ``attrs`` holds one row per metadata value
+(a list contributes one row per element) so filters run on an index instead
+of parsing JSON; ``removed`` logs deleted item keys so derived indexes catch
+up incrementally; ``ann`` records which HNSW file reflects which state.
+
+Item keys (``items.key``) come from AUTOINCREMENT, so they grow in commit
+order and are never reused: everything committed after a derived index was
+built has a key above the index's ``max_key``, and a key always names the
+same vector (an upsert that changes a vector writes a new row).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreCorrupt, StoreUnavailable
+from .filters import And, Cond, Filter, Not, values_of
+
+__all__ = ["SCHEMA_VERSION", "attr_rows", "connect", "filter_sql", "init_schema", "pack_metadata"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collections (
+    cid INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    info TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS counts (
+    cid INTEGER NOT NULL, modality TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (cid, modality)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS items (
+    key INTEGER PRIMARY KEY AUTOINCREMENT,
+    cid INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    modality TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    text TEXT,
+    content_hash TEXT NOT NULL,
+    source TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS items_id ON items (cid, id);
+CREATE INDEX IF NOT EXISTS items_modality ON items (cid, modality, key);
+CREATE TABLE IF NOT EXISTS attrs (key INTEGER NOT NULL, cid INTEGER NOT NULL, name TEXT NOT NULL,
+                                  t TEXT NOT NULL, value);
+CREATE INDEX IF NOT EXISTS attrs_lookup ON attrs (cid, name, t, value, key);
+CREATE INDEX IF NOT EXISTS attrs_key ON attrs (key);
+CREATE TABLE IF NOT EXISTS removed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, cid INTEGER NOT NULL, modality TEXT NOT NULL, key INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS removed_cm ON removed (cid, modality, seq);
+CREATE TABLE IF NOT EXISTS ann (
+    cid INTEGER NOT NULL, modality TEXT NOT NULL, file TEXT NOT NULL,
+    max_key INTEGER NOT NULL, removed_seq INTEGER NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (cid, modality)
+) WITHOUT ROWID;
+"""
+
+
+def connect(path: Path, *, read_only: bool = False, durable: bool = True) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL journal, 30 s busy timeout."""
+    try:
+        if read_only:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        if not read_only:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreUnavailable(f"cannot put {path} in WAL mode (got {mode}); is it on a network filesystem?")
+        # FULL syncs the WAL at every commit: a committed batch survives a power loss, not only a killed process.
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            raise StoreCorrupt(f"{path} is not a readable crossmodal store: {exc}") from exc
+        raise StoreUnavailable(f"cannot open the store database {path}: {exc}") from exc
+
+
+def init_schema(conn: sqlite3.Connection) -> None:
+    try:
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+    except sqlite3.DatabaseError as exc:
+        raise StoreCorrupt(f"cannot read the store's schema: {exc}") from exc
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise StoreUnavailable(f"this store was written by a newer crossmodal (schema {row[0]} > "
+                                   f"{SCHEMA_VERSION}); upgrade crossmodal to open it")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def pack_metadata(metadata: Mapping[str, Any]) -> str:
+    return json.dumps(dict(metadata), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _typed(value: Any) -> tuple[str, Any]:
+    if isinstance(value, bool):
+        return "b", int(value)
+    if isinstance(value, (int, float)):
+        return "n", value
+    return "s", value
+
+
+def attr_rows(key: int, cid: int, metadata: Mapping[str, Any]) -> Iterable[tuple[int, int, str, str, Any]]:
+    """The ``attrs`` rows of one item: one per value, lists flattened, nulls skipped."""
+    for name in metadata:
+        for value in values_of(metadata, name):
+            t, v = _typed(value)
+            yield key, cid, name, t, v
+
+
+def _cond_sql(cond: Cond, cid: int) -> tuple[str, list[Any]]:
+    base = "SELECT key FROM attrs WHERE cid=? AND name=?"
+    params: list[Any] = [cid, cond.key]
+    op = cond.op
+    if op == "exists":
+        return base, params
+    if op in ("eq", "ne"):
+        t, v = _typed(cond.value)
+        return base + " AND t=? AND value=?", params + [t, v]
+    if op in ("in", "nin"):
+        groups: dict[str, list[Any]] = {}
+        for value in cond.value:
+            t, v = _typed(value)
+            groups.setdefault(t, []).append(v)
+        ors = []
+        for t, vs in groups.items():
+            ors.append(f"(t=? AND value IN ({','.join('?' * len(vs))}))")
+            params += [t, *vs]
+        return base + " AND (" + " OR ".join(ors) + ")", params
+    t, v = _typed(cond.value)
+    sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    return base + f" AND t=? AND value {sym} ?", params + [t, v]
+
+
+def _negative(cond: Cond) -> bool:
+    return cond.op in ("ne", "nin") or (cond.op == "exists" and cond.value is False)
+
+
+def filter_sql(f: Filter, cid: int) -> tuple[str, list[Any]]:
+    """A ``SELECT key ...`` giving the keys of the collection's items that pass ``f``."""
+    if isinstance(f, Cond):
+        sql, params = _cond_sql(f, cid)
+        if _negative(f):
+            return f"SELECT key FROM items WHERE cid=? EXCEPT {sql}", [cid, *params]
+        return sql, params
+    if isinstance(f, Not):
+        sql, params = filter_sql(f.part, cid)
+        return f"SELECT key FROM items WHERE cid=? EXCEPT SELECT key FROM ({sql})", [cid, *params]
+    joiner = " INTERSECT " if isinstance(f, And) else " UNION "
+    parts, params = [], []
+    for part in f.parts:
+        sql, p = filter_sql(part, cid)
+        parts.append(f"SELECT key FROM ({sql})")
+        params += p
+    return joiner.join(parts), params
+

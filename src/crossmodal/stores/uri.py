@@ -1,0 +1,65 @@
+"""Store URIs -> backends. Which module serves which scheme is data, in :data:`SCHEMES`.
+
+=================================  ===========================================
+``/some/dir``, ``file:///dir``     the embedded store (SQLite + HNSW) in that directory
+``memory://``                      an in-memory store (tests, notebooks)
+``postgresql://...``               PostgreSQL + pgvector (``crossmodal[postgres]``)
+``qdrant://host:port``             a Qdrant server (``crossmodal[qdrant]``)
+``qdrant+local://PATH``            Qdrant's local mode
+=================================  ===========================================
+
+A new backend adds one line here: its scheme and ``"module:factory"``, where
+``factory(uri, **options)`` returns a :class:`~crossmodal.stores.base.VectorStore`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from ..errors import ConfigError, RuntimeUnavailable, StoreUnavailable
+from .base import VectorStore
+
+__all__ = ["SCHEMES", "open_backend"]
+
+#: scheme -> "module:factory" (imported only when used)
+SCHEMES: dict[str, str] = {
+    "memory": "crossmodal.stores.memory:MemoryStore",
+    "file": "crossmodal.stores.embedded:EmbeddedStore",
+    "postgresql": "crossmodal.stores.pgvector:PgvectorStore",
+    "postgres": "crossmodal.stores.pgvector:PgvectorStore",
+    "qdrant": "crossmodal.stores.qdrant:QdrantStore",
+    "qdrant+local": "crossmodal.stores.qdrant:QdrantStore",
+}
+
+
+def _scheme(uri: str) -> str:
+    head, sep, _ = uri.partition("://")
+    if sep and head and all(c.isalnum() or c in "+-." for c in head) and len(head) > 1:
+        return head.lower()
+    return "file"
+
+
+def open_backend(uri: str | os.PathLike[str], **options: Any) -> VectorStore:
+    """The backend for a path or URI (see the table above)."""
+    text = os.fspath(uri)
+    if not text:
+        raise ConfigError("store location is empty; give a directory or a URI such as memory://")
+    scheme = _scheme(text)
+    target = SCHEMES.get(scheme)
+    if target is None:
+        raise ConfigError(f"unknown store scheme {scheme!r} in {text!r}; known: {', '.join(sorted(SCHEMES))}, "
+                          "or a directory path for the embedded store")
+    module_name, _, factory = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise StoreUnavailable(f"the {scheme}:// store is not available in this version of crossmodal") from exc
+        extra = {"postgresql": "postgres", "postgres": "postgres"}.get(scheme, scheme.split("+")[0])
+        raise RuntimeUnavailable(f"the {scheme}:// store needs an optional dependency ({exc.name}); "
+                                 f"pip install 'crossmodal[{extra}]'") from exc
+    if scheme == "file" and text.startswith("file://"):
+        text = text[len("file://"):]
+    return getattr(module, factory)(text, **options)

@@ -1,0 +1,188 @@
+"""In-memory vector views derived from the store: exact (numpy) and approximate (usearch HNSW).
+
+Both hold (key, vector) pairs of one modality of one collection and answer
+"closest keys to q". Neither is ever the only copy of anything: the embedded
+store rebuilds them from SQLite whenever they are missing, stale or damaged.
+
+Why usearch for the approximate view: it is a dependency already, its HNSW
+supports removal by key (deletes need no rebuild), it stores bf16 vectors
+(half the memory of FAISS HNSW's f32, and faster to build and search than its
+f16, for the same recall once candidates are rescored exactly), it saves to
+and restores from one file, and adding to a loaded index is incremental,
+which catching up after a crash needs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AnnParams", "AnnView", "ExactView", "dot"]
+
+
+def dot(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``matrix @ q`` on the calling thread.
+
+    BLAS would spread one matrix-vector product over every core, which under
+    concurrent queries (a server) or a busy machine costs ten times more than
+    it saves; numpy's own SIMD loop keeps each query on one core.
+    """
+    return np.einsum("ij,j->i", matrix, q)
+
+
+class ExactView:
+    """Every vector in one matrix; exact scores. Removals mark rows dead; dead rows are compacted lazily."""
+
+    kind = "exact"
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self._keys = np.empty(0, dtype=np.int64)
+        self._matrix = np.empty((0, dim), dtype=np.float32)
+        self._alive = np.empty(0, dtype=bool)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        if len(keys) != len(vectors):
+            raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
+        if len(keys):
+            self._pending.append((np.asarray(keys, dtype=np.int64), np.asarray(vectors, dtype=np.float32)))
+            self._n += len(keys)
+
+    def _consolidate(self) -> None:
+        if self._pending:
+            self._keys = np.concatenate([self._keys, *(k for k, _ in self._pending)])
+            self._matrix = np.concatenate([self._matrix, *(v for _, v in self._pending)])
+            self._alive = np.concatenate([self._alive, np.ones(sum(len(k) for k, _ in self._pending), dtype=bool)])
+            self._pending = []
+        dead = len(self._alive) - int(self._alive.sum())
+        if dead and dead * 4 >= len(self._alive):
+            self._keys, self._matrix = self._keys[self._alive], self._matrix[self._alive]
+            self._alive = np.ones(len(self._keys), dtype=bool)
+
+    def remove(self, keys: np.ndarray) -> None:
+        if not len(keys):
+            return
+        self._consolidate()
+        hit = np.isin(self._keys, keys) & self._alive
+        self._n -= int(hit.sum())
+        self._alive &= ~hit
+
+    def keys(self) -> np.ndarray:
+        self._consolidate()
+        return self._keys[self._alive]
+
+    def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` keys (plus any tied with the k-th) and their scores, among ``allowed`` keys if given."""
+        self._consolidate()
+        mask = self._alive if allowed is None else self._alive & np.isin(self._keys, allowed)
+        keys, scores = self._keys, dot(self._matrix, q)
+        if not mask.all():
+            keys, scores = keys[mask], scores[mask]
+        if len(keys) > k:
+            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+            top = scores >= kth
+            keys, scores = keys[top], scores[top]
+        return keys, scores
+
+
+@functools.cache
+def _usearch_index() -> Any:
+    """usearch's ``Index``, imported so that it cannot break other C++ libraries in the process.
+
+    usearch's extension module carries its own static copy of libstdc++, and
+    that copy exports GNU-unique symbols (the ids of the iostream locale
+    facets) which bind process-wide. Loaded before the shared libstdc++, they
+    win, and every C++ library loaded later (torch, for one) finds facets it
+    cannot cast: each of its string streams then throws and catches, and an
+    ONNX export that takes seconds takes hours. Loading the shared libstdc++
+    first keeps its symbols the process-wide ones, which is also what happens
+    when torch happens to be imported first.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
+        except OSError:  # no shared libstdc++ at all: nothing can conflict with usearch's copy
+            pass
+    from usearch.index import Index
+
+    return Index
+
+
+class AnnParams:
+    """HNSW parameters: graph degree, build and search beam widths, stored precision."""
+
+    def __init__(self, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 64,
+                 dtype: str = "bf16") -> None:
+        self.connectivity = connectivity
+        self.expansion_add = expansion_add
+        self.expansion_search = expansion_search
+        self.dtype = dtype
+
+
+class AnnView:
+    """A usearch HNSW index over unit vectors (inner product)."""
+
+    kind = "ann"
+
+    def __init__(self, dim: int, params: AnnParams) -> None:
+        Index = _usearch_index()  # noqa: N806
+        self.dim = dim
+        self.params = params
+        self.index = Index(ndim=dim, metric="ip", dtype=params.dtype, connectivity=params.connectivity,
+                           expansion_add=params.expansion_add, expansion_search=params.expansion_search)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        if len(keys):
+            # one thread for small additions keeps the graph (and so small-collection results) deterministic
+            threads = 0 if len(keys) >= 1_000 else 1
+            self.index.add(np.asarray(keys, dtype=np.uint64), np.asarray(vectors, dtype=np.float32), threads=threads)
+
+    def remove(self, keys: np.ndarray) -> None:
+        if len(keys):
+            self.index.remove(np.asarray(keys, dtype=np.uint64))
+
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        if not len(keys):
+            return np.zeros(0, dtype=bool)
+        return np.asarray(self.index.contains(np.asarray(keys, dtype=np.uint64)), dtype=bool).reshape(-1)
+
+    def vectors(self, keys: np.ndarray) -> np.ndarray:
+        return np.asarray(self.index.get(np.asarray(keys, dtype=np.uint64)), dtype=np.float32)
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """About the best ``k`` keys with approximate scores; the beam is widened to at least ``k``."""
+        k = min(k, len(self.index))
+        if k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        self.index.expansion_search = max(self.params.expansion_search, k)  # type: ignore[misc]
+        found = self.index.search(np.asarray(q, dtype=np.float32), k, threads=1)
+        keys = np.asarray(found.keys, dtype=np.int64)
+        return keys, 1.0 - np.asarray(found.distances, dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        self.index.save(str(path))
+
+    @classmethod
+    def load(cls, path: Path, dim: int, params: AnnParams) -> AnnView:
+        Index = _usearch_index()  # noqa: N806
+        view = cls.__new__(cls)
+        view.dim, view.params = dim, params
+        index = Index.restore(str(path))
+        if index is None or index.ndim != dim:
+            raise ValueError(f"{path} is not an HNSW index of dim {dim}")
+        index.expansion_search = params.expansion_search  # type: ignore[misc]
+        view.index = index
+        return view

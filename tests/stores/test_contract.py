@@ -1,0 +1,361 @@
+"""The store contract: every store (tests/stores/conftest.py STORES) behaves like the reference semantics.
+
+Written once against the public Collection API; each test runs on every store.
+Expected answers come from numpy (exact search) and from the reference filter
+evaluator (crossmodal.stores.filters.matches), never from the store under test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossmodal
+from crossmodal import Record
+from crossmodal.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    ConfigError,
+    DimensionMismatch,
+    InputError,
+    ItemNotFound,
+    SpaceMismatch,
+)
+from crossmodal.stores.filters import matches, parse_where
+from crossmodal.testing.fake import fake_model
+
+DIM = 16
+MODALITIES = ("image", "text", "pair")
+
+
+def unit(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def metadata_for(i: int) -> dict:
+    """Varied metadata: ints, floats, strings, bools, lists, nulls and missing keys."""
+    meta: dict = {"n": i, "album": f"{2020 + i % 5}", "rating": round((i * 0.37) % 5, 2), "starred": i % 3 == 0}
+    if i % 4:
+        meta["tags"] = [["cat", "dog", "bird"][i % 3], ["indoor", "outdoor"][i % 2]]
+    if i % 7 == 0:
+        meta["year"] = None
+    elif i % 6:
+        meta["year"] = 2015 + i % 10
+    if i % 9 == 0:
+        meta["date"] = f"2024-0{1 + i % 9}-1{i % 10}"
+    return meta
+
+
+@pytest.fixture
+def model():
+    return fake_model(dim=DIM)
+
+
+@pytest.fixture
+def filled(store, model):
+    """A collection of 120 items over three modalities with known vectors and metadata."""
+    rng = np.random.default_rng(7)
+    vectors = unit(rng, 120)
+    col = store.collection("things", model=model)
+    records = [Record(f"item-{i:03d}", MODALITIES[i % 3], f"ref/{i}", vectors[i], metadata=metadata_for(i))
+               for i in range(120)]
+    col.upsert(records)
+    return col, records
+
+
+def exact(records: list[Record], q: np.ndarray, k: int, keep=lambda r: True) -> list[tuple[str, float]]:
+    chosen = [r for r in records if keep(r)]
+    scores = np.stack([r.vector for r in chosen]) @ q if chosen else np.zeros(0)
+    order = sorted(range(len(chosen)), key=lambda i: (-float(scores[i]), chosen[i].id))[:k]
+    return [(chosen[i].id, float(scores[i])) for i in order]
+
+
+def assert_same_hits(hits, expected) -> None:
+    assert [h.id for h in hits] == [e[0] for e in expected]
+    np.testing.assert_allclose([h.score for h in hits], [e[1] for e in expected], atol=1e-5)
+
+
+# -- add, get, count, upsert, delete -------------------------------------------------------------------------------
+
+
+def test_add_texts_then_get_and_count(store, model) -> None:
+    col = store.collection("notes", model=model)
+    result = col.add_texts(["a red cat", "a blue dog"], metadata=[{"lang": "en"}, None])
+    assert result.added == 2 and col.count() == 2 and len(col) == 2
+    item = col.get(result.ids[0], vector=True)
+    assert (item.modality, item.reference, item.text, dict(item.metadata)) == ("text", "a red cat", "a red cat",
+                                                                               {"lang": "en"})
+    np.testing.assert_allclose(item.vector, model.embed_texts(["a red cat"])[0], atol=1e-6)
+    assert col.get(result.ids[1]).vector is None  # vectors only when asked for
+    assert col.count(modality="text") == 2 and col.count(modality="image") == 0
+
+
+def test_adding_the_same_text_twice_keeps_one_item_and_embeds_once(store, model) -> None:
+    col = store.collection("notes", model=model)
+    first = col.add_texts(["a red cat"])
+    calls = len(model.encoder.calls)
+    again = col.add_texts(["a red cat"])
+    assert again.ids == first.ids and again.unchanged == 1 and again.added == 0
+    assert len(model.encoder.calls) == calls  # nothing embedded again
+    relabelled = col.add_texts(["a red cat"], metadata=[{"album": "x"}])
+    assert relabelled.updated == 1 and len(model.encoder.calls) == calls  # new metadata, same vector reused
+    assert col.count() == 1 and col.get(first.ids[0]).metadata == {"album": "x"}
+
+
+def test_upsert_replaces_vector_and_metadata(filled) -> None:
+    col, records = filled
+    new = unit(np.random.default_rng(1), 1)[0]
+    col.upsert(Record("item-005", "image", "ref/new", new, metadata={"album": "moved"}))
+    assert col.count() == 120
+    item = col.get("item-005", vector=True)
+    assert (item.modality, item.reference, dict(item.metadata)) == ("image", "ref/new", {"album": "moved"})
+    np.testing.assert_allclose(item.vector, new, atol=1e-6)
+    top = col.search(vector=new, top_k=1)[0]
+    assert top.id == "item-005" and top.score == pytest.approx(1.0, abs=1e-5)
+    old = col.search(vector=records[5].vector, top_k=3)
+    assert all(h.id != "item-005" or h.score < 0.999 for h in old)
+    assert col.count(modality="pair") == 39 and col.count(modality="image") == 41
+
+
+def test_upsert_of_the_same_id_twice_in_one_call_keeps_the_last(store, model) -> None:
+    col = store.collection("c", model=model)
+    a, b = unit(np.random.default_rng(2), 2)
+    col.upsert([Record("x", "text", "first", a), Record("x", "text", "second", b)])
+    assert col.count() == 1 and col.get("x").reference == "second"
+
+
+def test_delete_by_ids_and_by_filter(filled) -> None:
+    col, records = filled
+    assert col.delete(["item-000", "item-001", "no-such-item"]) == 2
+    assert col.delete("item-002") == 1
+    with pytest.raises(ItemNotFound):
+        col.get("item-000")
+    where = {"album": "2021"}
+    expected = sum(1 for r in records[3:] if matches(parse_where(where), r.metadata))
+    assert col.delete(where=where) == expected
+    assert col.count() == 117 - expected and col.count(where=where) == 0
+    gone = col.delete(modality="pair")
+    assert gone > 0 and col.count(modality="pair") == 0
+    assert {h.modality for h in col.search(vector=records[10].vector, top_k=200)} <= {"image", "text"}
+    with pytest.raises(ConfigError):
+        col.delete()  # refusing to delete everything by accident
+
+
+def test_get_many_skips_missing_ids_and_keeps_order(filled) -> None:
+    col, _ = filled
+    got = col.get_many(["item-010", "nope", "item-003"])
+    assert [r.id for r in got] == ["item-010", "item-003"]
+
+
+def test_items_lists_everything_once_with_vectors(filled) -> None:
+    col, records = filled
+    listed = list(col.items(vectors=True))
+    assert sorted(r.id for r in listed) == sorted(r.id for r in records)
+    by_id = {r.id: r for r in records}
+    for r in listed:
+        np.testing.assert_allclose(r.vector, by_id[r.id].vector, atol=1e-6)
+    assert {r.id for r in col.items(modality="text")} == {r.id for r in records if r.modality == "text"}
+
+
+# -- search ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 10, 50, 500])
+def test_top_k_order_and_scores_equal_exact_numpy_search(filled, k: int) -> None:
+    col, records = filled
+    for q in unit(np.random.default_rng(3), 8):
+        assert_same_hits(col.search(vector=q, top_k=k), exact(records, q, k))
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_modality_filter_returns_only_that_modality(filled, modality: str) -> None:
+    col, records = filled
+    q = unit(np.random.default_rng(4), 1)[0]
+    hits = col.search(vector=q, top_k=15, modality=modality)
+    assert {h.modality for h in hits} == {modality}
+    assert_same_hits(hits, exact(records, q, 15, lambda r: r.modality == modality))
+    assert col.count(modality=modality) == 40
+
+
+FILTERS = [
+    {"album": "2022"},
+    {"n": 17},
+    {"n": 17.0},
+    {"rating": {"$gt": 2.5}},
+    {"rating": {"$gte": 1.11, "$lt": 3.7}},
+    {"year": {"$lte": 2018}},
+    {"year": {"$gte": 2020, "$lt": 2023}},
+    {"date": {"$gte": "2024-03-00"}},
+    {"album": {"$in": ["2020", "2024"]}},
+    {"album": {"$nin": ["2020", "2024"]}},
+    {"album": {"$ne": "2023"}},
+    {"tags": "cat"},
+    {"tags": {"$in": ["bird", "nothing"]}},
+    {"tags": {"$nin": ["outdoor"]}},
+    {"starred": True},
+    {"starred": False},
+    {"starred": 1},  # booleans are not numbers
+    {"n": True},
+    {"year": {"$exists": True}},
+    {"year": {"$exists": False}},
+    {"tags": {"$exists": False}},
+    {"album": "2021", "starred": True},
+    {"$or": [{"album": "2021"}, {"tags": "bird"}]},
+    {"$and": [{"n": {"$gte": 30}}, {"$not": {"tags": "dog"}}]},
+    {"$not": {"$or": [{"year": {"$gt": 2019}}, {"starred": True}]}},
+    {"album": 2022},  # a number never equals a string
+    {"missing": "x"},
+]
+
+
+@pytest.mark.parametrize("where", FILTERS, ids=[str(f) for f in FILTERS])
+def test_filters_match_the_reference_evaluator(filled, where: dict) -> None:
+    col, records = filled
+    f = parse_where(where)
+    keep = [r for r in records if matches(f, r.metadata)]
+    assert col.count(where=where) == len(keep)
+    assert {r.id for r in col.items(where=where)} == {r.id for r in keep}
+    q = unit(np.random.default_rng(5), 1)[0]
+    assert_same_hits(col.search(vector=q, top_k=20, where=where), exact(records, q, 20, lambda r: r in keep))
+    image_only = col.search(vector=q, top_k=5, where=where, modality="image")
+    assert_same_hits(image_only, exact(records, q, 5, lambda r: r in keep and r.modality == "image"))
+
+
+def test_more_like_this_leaves_the_item_out(filled) -> None:
+    col, records = filled
+    hits = col.search(like="item-042", top_k=5)
+    assert_same_hits(hits, exact(records, records[42].vector, 5, lambda r: r.id != "item-042"))
+    with pytest.raises(ItemNotFound):
+        col.search(like="no-such-item")
+
+
+def test_search_by_text_finds_the_text(store, model) -> None:
+    col = store.collection("notes", model=model)
+    col.add_texts(["a red cat sleeps", "a blue dog runs", "green trees grow"])
+    hits = col.search("red cat", top_k=3)
+    assert hits[0].reference == "a red cat sleeps" and hits[0].modality == "text"
+    assert hits[0].score > hits[1].score
+
+
+def test_empty_collection(store, model) -> None:
+    col = store.collection("empty", model=model)
+    assert col.count() == 0 and list(col.items()) == []
+    assert col.search("anything") == []
+    assert col.search(vector=np.ones(DIM, dtype=np.float32), where={"a": 1}, modality="image") == []
+    assert col.delete(["x"]) == 0 and col.delete(where={"a": 1}) == 0
+
+
+# -- spaces and dimensions ------------------------------------------------------------------------------------------------
+
+
+def test_wrong_dim_vectors_are_refused(store, model) -> None:
+    col = store.collection("c", model=model)
+    with pytest.raises(DimensionMismatch, match="dim 16"):
+        col.upsert(Record("x", "text", "x", np.ones(DIM + 1, dtype=np.float32)))
+    with pytest.raises(DimensionMismatch):
+        col.search(vector=np.ones(8, dtype=np.float32))
+    assert col.count() == 0
+
+
+def test_a_model_from_another_space_is_refused_naming_both(store, model) -> None:
+    store.collection("c", model=model)
+    for other in (fake_model(dim=DIM, seed=1, name="other"), fake_model(dim=32), fake_model(dim=DIM, mode="fast")):
+        with pytest.raises(SpaceMismatch) as err:
+            store.collection("c", model=other)
+        assert str(model.space) in str(err.value) and str(other.space) in str(err.value)
+    store.collection("c", model=fake_model(dim=DIM))  # the same space in a new Model object is fine
+
+
+def test_bad_inputs_are_named(store, model) -> None:
+    col = store.collection("c", model=model)
+    with pytest.raises(ConfigError, match="modality"):
+        col.search("x", modality="video")
+    with pytest.raises(ConfigError, match="top_k"):
+        col.search("x", top_k=0)
+    with pytest.raises(ConfigError, match="unknown operator"):
+        col.search("x", where={"a": {"$regex": "x"}})
+    with pytest.raises(InputError, match="metadata 'bad'"):
+        col.add_texts(["x"], metadata=[{"bad": {"nested": 1}}])
+    with pytest.raises(InputError, match="modality"):
+        col.upsert(Record("x", "video", "x", np.ones(DIM, dtype=np.float32)))
+    with pytest.raises(ConfigError, match="exactly one query"):
+        col.search()
+    assert col.count() == 0
+
+
+# -- texts ----------------------------------------------------------------------------------------------------------------
+
+
+def test_unicode_and_very_long_texts_round_trip(store, model) -> None:
+    col = store.collection("notes", model=model)
+    long_text = " ".join(f"word{i}" for i in range(20_000))  # far over the context length: truncated for embedding
+    texts = ["一条龙在天上飞", "émoji 🐉 and ß", "نص عربي", long_text]
+    result = col.add_texts(texts, metadata=[{"lang": "中文"}, {"lang": "fr", "tags": ["ü", "🐉"]}, {}, {"long": True}])
+    for item_id, text in zip(result.ids, texts):
+        assert col.get(item_id).text == text
+    assert col.search("一条龙在天上飞", top_k=1)[0].reference == texts[0]
+    assert [h.reference for h in col.search(vector=col.get(result.ids[1], vector=True).vector,
+                                            where={"tags": "🐉"})] == [texts[1]]
+    assert col.count(where={"lang": "中文"}) == 1
+    col.upsert(Record("ид-🐉", "text", "unicode id", np.ones(DIM, dtype=np.float32)))
+    assert col.get("ид-🐉").reference == "unicode id"
+
+
+# -- collections and persistence --------------------------------------------------------------------------------------------
+
+
+def test_several_collections_live_in_one_store(store, model) -> None:
+    a = store.collection("alpha", model=model)
+    b = store.collection("beta", model=fake_model(dim=8))
+    a.add_texts(["one", "two"])
+    b.add_texts(["three"])
+    assert [i.name for i in store.collections()] == ["alpha", "beta"]
+    assert (a.count(), b.count()) == (2, 1)
+    assert {i.name: i.space.dim for i in store.collections()} == {"alpha": DIM, "beta": 8}
+    store.delete_collection("alpha")
+    assert [i.name for i in store.collections()] == ["beta"]
+    with pytest.raises(CollectionNotFound):
+        store.collection("alpha")  # no model: cannot create
+    with pytest.raises(CollectionNotFound):
+        store.collection("alpha", model=model, create=False)
+    assert store.collection("beta").count() == 1  # opens without a model for reading
+
+
+def test_opening_without_a_model_still_searches_by_vector_but_not_by_text(store, model) -> None:
+    store.collection("c", model=model).add_texts(["hello world"])
+    col = store.collection("c")
+    assert col.search(like=col.search(vector=model.embed_texts(["hello world"])[0])[0].id) == []
+    with pytest.raises(ConfigError, match="without a model"):
+        col.search("hello")
+
+
+def test_backend_refuses_a_duplicate_collection(store, model) -> None:
+    store.collection("c", model=model)
+    with pytest.raises(CollectionExists):
+        store.backend.create_collection(store.collection("c").info)
+
+
+def test_data_survives_reopening(store_case, tmp_path, model) -> None:
+    if not store_case.reopens:
+        pytest.skip(f"{store_case.name} keeps nothing between opens")
+    st = store_case.open(tmp_path)
+    ids = st.collection("c", model=model).add_texts(["kept", "also kept"], metadata=[{"k": 1}, {"k": 2}]).ids
+    st.close()
+    again = store_case.open(tmp_path)
+    col = again.collection("c", model=model)
+    assert col.count() == 2 and col.get(ids[0]).metadata == {"k": 1}
+    assert col.search("kept", top_k=1, where={"k": 1})[0].id == ids[0]
+    assert again.check().clean
+    again.close()
+
+
+def test_store_check_is_clean_on_a_fresh_store(filled, store) -> None:
+    report = store.check()
+    assert report.clean and report.collections == {"things": 120}
+
+
+def test_crossmodal_open_store_defaults_to_settings(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("CROSSMODAL_STORE", str(tmp_path / "from-env"))
+    with crossmodal.open_store() as st:
+        assert st.uri == str(tmp_path / "from-env")

@@ -1,0 +1,237 @@
+"""The embedded store beyond the contract: HNSW path quality, derived files, repairs, concurrency."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossmodal import Record
+from crossmodal.errors import CollectionNotFound, StoreCorrupt, StoreUnavailable
+from crossmodal.space import Space
+from crossmodal.store import Store, open_store
+from crossmodal.stores.embedded import EmbeddedStore
+
+
+class SpaceOnly:
+    """Just a space: for collections of given vectors."""
+
+    def __init__(self, dim: int) -> None:
+        self.space = Space(model="synthetic", dim=dim, normalized=True, fingerprint=f"synthetic-{dim}")
+        self.name = "synthetic"
+
+
+def clustered(n: int, dim: int, seed: int = 0, clusters: int = 50) -> np.ndarray:
+    """Unit vectors around random centres, like real embeddings (uniform noise would be a worst case for any ANN)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim))
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, dim))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def records(vectors: np.ndarray, start: int = 0) -> list[Record]:
+    mods = ("image", "text", "pair")
+    return [Record(f"v{start + i}", mods[(start + i) % 3], f"r{start + i}", v, metadata={"n": start + i})
+            for i, v in enumerate(vectors)]
+
+
+def exact_ids(vectors: np.ndarray, ids: list[str], q: np.ndarray, k: int) -> list[str]:
+    scores = vectors @ q
+    return [ids[i] for i in np.argsort(-scores, kind="stable")[:k]]
+
+
+@pytest.fixture
+def big(tmp_path: Path):
+    """3,000 clustered vectors, searched through HNSW (exact_limit=100)."""
+    vectors = clustered(3000, 32)
+    st = open_store(tmp_path / "store", exact_limit=100)
+    col = st.collection("big", model=SpaceOnly(32))
+    col.upsert(records(vectors))
+    yield st, col, vectors
+    st.close()
+
+
+def test_hnsw_search_recall_and_exact_scores(big) -> None:
+    st, col, vectors = big
+    ids = [f"v{i}" for i in range(len(vectors))]
+    queries = clustered(100, 32, seed=9)
+    found = 0
+    for q in queries:
+        hits = col.search(vector=q, top_k=10)
+        found += len({h.id for h in hits} & set(exact_ids(vectors, ids, q, 10)))
+        for h in hits:  # scores are always the exact cosine of the stored vector
+            assert h.score == pytest.approx(float(vectors[int(h.id[1:])] @ q), abs=1e-5)
+    assert found / (10 * len(queries)) >= 0.98
+    assert col.backend.derived("image").view.kind == "ann"
+
+
+def test_selective_and_broad_filters_on_the_hnsw_path(big) -> None:
+    st, col, vectors = big
+    q = clustered(1, 32, seed=4)[0]
+    selective = col.search(vector=q, top_k=10, where={"n": {"$lt": 60}})  # 60 of 3000: exact over what is left
+    expected = exact_ids(vectors[:60], [f"v{i}" for i in range(60)], q, 10)
+    assert [h.id for h in selective] == expected
+    broad = col.search(vector=q, top_k=10, where={"n": {"$gte": 100}}, modality="text")
+    assert all(h.modality == "text" and h.metadata["n"] >= 100 for h in broad) and len(broad) == 10
+
+
+def test_hnsw_files_are_saved_and_reused(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "s", exact_limit=50)
+    st.collection("c", model=SpaceOnly(16)).upsert(records(clustered(600, 16)))
+    st.close()
+    files = sorted(p.name for p in (tmp_path / "s" / "index").iterdir())
+    assert len(files) == 3 and all(f.endswith(".usearch") for f in files)
+    again = open_store(tmp_path / "s", exact_limit=50)
+    col = again.collection("c")
+    col.search(vector=clustered(1, 16)[0], top_k=5)
+    derived = col.backend.derived("image")
+    assert derived.file in files and derived.changes == 0  # loaded, nothing to catch up
+    again.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing"])
+def test_a_damaged_hnsw_file_is_rebuilt_and_reported(tmp_path: Path, damage: str) -> None:
+    vectors = clustered(600, 16)
+    st = open_store(tmp_path / "s", exact_limit=50)
+    st.collection("c", model=SpaceOnly(16)).upsert(records(vectors))
+    st.close()
+
+    def harm() -> None:
+        for path in (tmp_path / "s" / "index").iterdir():
+            if damage == "garbage":
+                path.write_bytes(b"not an index" * 100)
+            else:
+                path.unlink()
+
+    harm()
+    st = open_store(tmp_path / "s", exact_limit=50)
+    report = st.check()
+    assert not report.clean and len(report.repairs) == 3 and not report.unresolved
+    assert st.check().clean
+    st.close()
+    harm()
+    st = open_store(tmp_path / "s", exact_limit=50)
+    col = st.collection("c")
+    for i in (0, 1, 2, 123):  # one per modality: each finds its index damaged
+        assert col.search(vector=vectors[i], top_k=1)[0].id == f"v{i}"  # rebuilt from SQLite on the spot
+    st.close()
+    st = open_store(tmp_path / "s", exact_limit=50)
+    assert st.check().clean  # and the search that rebuilt it saved the new file
+    st.close()
+
+
+def test_a_reader_catches_up_with_another_writer(tmp_path: Path) -> None:
+    writer = open_store(tmp_path / "s", exact_limit=50)
+    reader = open_store(tmp_path / "s", exact_limit=50)
+    wcol = writer.collection("c", model=SpaceOnly(16))
+    vectors = clustered(400, 16)
+    wcol.upsert(records(vectors[:300]))
+    rcol = reader.collection("c")
+    assert rcol.search(vector=vectors[10], top_k=1)[0].id == "v10"
+    wcol.upsert(records(vectors[300:], start=300))
+    wcol.delete(["v10"])
+    assert rcol.search(vector=vectors[350], top_k=1)[0].id == "v350"
+    assert rcol.search(vector=vectors[10], top_k=1)[0].id != "v10"
+    # the writer saves its HNSW files (pruning the deletion log); the reader's older view must notice
+    wcol.delete([f"v{i}" for i in range(0, 300, 2)])
+    wcol.backend.sync(min_changes=1)
+    hits = rcol.search(vector=vectors[20], top_k=50)
+    assert all(int(h.id[1:]) % 2 or int(h.id[1:]) >= 300 for h in hits)
+    view = rcol.backend.derived("image").view
+    assert len(view) == rcol.count(modality="image")
+    writer.close()
+    reader.close()
+
+
+def test_readers_run_while_a_writer_writes(tmp_path: Path) -> None:
+    writer = open_store(tmp_path / "s", exact_limit=200, durable=False)
+    reader = open_store(tmp_path / "s", exact_limit=200)
+    wcol = writer.collection("c", model=SpaceOnly(16))
+    vectors = clustered(2000, 16)
+    wcol.upsert(records(vectors[:100]))
+    errors: list[BaseException] = []
+    counts: list[int] = []
+
+    def write() -> None:
+        try:
+            for start in range(100, 2000, 50):
+                wcol.upsert(records(vectors[start:start + 50], start=start))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=write)
+    rcol = reader.collection("c")
+    thread.start()
+    while thread.is_alive():
+        counts.append(rcol.count())
+        hits = rcol.search(vector=vectors[5], top_k=3)
+        assert hits[0].id == "v5"
+        time.sleep(0.001)
+    thread.join()
+    assert not errors
+    assert counts == sorted(counts) and counts[0] >= 100
+    assert rcol.count() == 2000 and rcol.search(vector=vectors[1999], top_k=1)[0].id == "v1999"
+    writer.close()
+    reader.close()
+
+
+def test_a_collection_deleted_elsewhere_is_reported(tmp_path: Path) -> None:
+    a, b = open_store(tmp_path / "s"), open_store(tmp_path / "s")
+    col = a.collection("c", model=SpaceOnly(8))
+    col.upsert(records(clustered(5, 8)))
+    b.delete_collection("c")
+    with pytest.raises(CollectionNotFound, match="deleted"):
+        col.search(vector=np.ones(8, dtype=np.float32))
+    a.close()
+    b.close()
+
+
+def test_check_repairs_counts_and_filter_rows_and_reports_damaged_vectors(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "s")
+    col = st.collection("c", model=SpaceOnly(8))
+    col.upsert(records(clustered(30, 8)))
+    st.close()
+    db = sqlite3.connect(tmp_path / "s" / "store.db")
+    db.execute("UPDATE counts SET n = n + 5 WHERE modality='image'")
+    db.execute("DELETE FROM attrs WHERE key IN (SELECT key FROM items WHERE id='v3')")
+    db.commit()
+    db.close()
+    st = open_store(tmp_path / "s")
+    report = st.check()
+    assert len(report.problems) == 2 and len(report.repairs) == 2 and not report.unresolved
+    assert st.check().clean
+    col = st.collection("c")
+    assert col.count(modality="image") == 10 and col.count(where={"n": 3}) == 1
+    st.close()
+    db = sqlite3.connect(tmp_path / "s" / "store.db")
+    db.execute("UPDATE items SET vector = x'00' WHERE id='v7'")
+    db.commit()
+    db.close()
+    st = open_store(tmp_path / "s")
+    report = st.check()
+    assert report.unresolved and "'v7'" in report.unresolved[0]
+    st.close()
+
+
+def test_unusable_locations_are_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreUnavailable, match="is a file"):
+        open_store(tmp_path / "file")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "store.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreCorrupt):
+        open_store(tmp_path / "bad")
+
+
+def test_open_store_picks_the_backend_by_uri(tmp_path: Path) -> None:
+    assert isinstance(open_store(tmp_path / "a").backend, EmbeddedStore)
+    assert isinstance(open_store(f"file://{tmp_path / 'b'}").backend, EmbeddedStore)
+    assert type(open_store("memory://").backend).__name__ == "MemoryStore"
+    with pytest.raises(Exception, match="unknown store scheme"):
+        open_store("ftp://example.com/x")
+    assert isinstance(open_store(tmp_path / "c"), Store)

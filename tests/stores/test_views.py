@@ -1,0 +1,58 @@
+"""The in-memory views: exact search equals numpy, HNSW keeps removals, and usearch cannot break torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from crossmodal.stores.views import AnnParams, AnnView, ExactView
+
+
+def unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_view_matches_numpy_with_removals_and_allowed_keys() -> None:
+    x, q = unit(500, 8), unit(1, 8, seed=1)[0]
+    view = ExactView(8)
+    view.add(np.arange(300), x[:300])
+    view.add(np.arange(300, 500), x[300:])
+    view.remove(np.arange(0, 500, 2))
+    keys, scores = view.search(q, 5)
+    odd = np.arange(1, 500, 2)
+    expected = odd[np.argsort(-(x[odd] @ q))[:5]]
+    assert sorted(keys.tolist()) == sorted(expected.tolist()) and len(view) == 250
+    np.testing.assert_allclose(np.sort(scores), np.sort(x[expected] @ q), atol=1e-6)
+    allowed = np.array([1, 3, 5])
+    assert sorted(view.search(q, 10, allowed)[0].tolist()) == [1, 3, 5]
+
+
+def test_ann_view_finds_its_own_vectors_and_forgets_removed_keys(tmp_path) -> None:
+    x = unit(300, 16)
+    view = AnnView(16, AnnParams())
+    view.add(np.arange(300), x)
+    view.remove(np.array([7]))
+    assert view.search(x[8], 1)[0][0] == 8 and 7 not in view.search(x[7], 5)[0]
+    view.save(tmp_path / "v.usearch")
+    again = AnnView.load(tmp_path / "v.usearch", 16, AnnParams())
+    assert len(again) == 299 and again.contains(np.array([7, 8])).tolist() == [False, True]
+
+
+def test_loading_usearch_first_does_not_break_torch() -> None:
+    """usearch's static libstdc++ must not take over iostreams: a torch ONNX export after it stays fast."""
+    pytest.importorskip("torch")
+    code = textwrap.dedent("""
+        from crossmodal.stores.views import _usearch_index
+        _usearch_index()
+        import io, torch
+        class M(torch.nn.Module):
+            def forward(self, x):
+                return x.view(x.size(0), -1).sum(1)
+        torch.onnx.export(M(), (torch.randn(2, 3, 4),), io.BytesIO(), dynamo=False)
+    """)
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=120)
