@@ -164,10 +164,12 @@ class Collection:
         p = Path(path).expanduser().absolute()
         root = self.root
         if root is not None:
-            try:
-                return p.relative_to(root).as_posix()
-            except ValueError:
-                pass
+            # The root is stored resolved; a path may reach it through a symlink (~/Pictures -> /data/pics).
+            for candidate in (p, p.resolve()):
+                try:
+                    return candidate.relative_to(root).as_posix()
+                except ValueError:
+                    pass
         return str(p)
 
     def resolve(self, reference: str) -> Path | None:

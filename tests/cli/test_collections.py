@@ -33,7 +33,7 @@ def test_list_and_info(env, images_dir: Path) -> None:
     assert [r["name"] for r in rows] == ["notes", "trips"] and rows[0]["count"] == 4
     info = json.loads(run(["collections", "info", "trips", "--json"], env).stdout)
     assert {"name": "trips", "count": 4, "dim": 24}.items() <= info.items() and info["model"]
-    assert info["root"] == str(images_dir / "st-image-search")
+    assert info["root"] == str((images_dir / "st-image-search").resolve())
     human = run(["collections", "list"], env).stdout
     assert "trips" in human and "notes" in human
 
