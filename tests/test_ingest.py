@@ -146,9 +146,10 @@ def test_moving_the_whole_folder_needs_no_embedding(setup, tmp_path: Path) -> No
     assert col.search(image=moved / "p0.png", top_k=1)[0].path == str(moved / "p0.png")
 
 
-def test_worker_processes_give_the_same_vectors(setup) -> None:
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_decoding_workers_give_the_same_vectors(setup, processes: bool) -> None:
     folder, model, col = setup
-    report = ingest(col, [folder], workers=2)
+    report = ingest(col, [folder], workers=2, processes=processes)
     assert report.added == 7
     for item in col.items(modality="image", vectors=True):
-        np.testing.assert_allclose(item.vector, model.embed_images([folder / item.reference])[0], atol=1e-6)
+        np.testing.assert_allclose(item.vector, model.embed_images([folder / item.reference], workers=0)[0], atol=1e-6)

@@ -211,7 +211,7 @@ class Model:
 
     # -- images ----------------------------------------------------------------
 
-    def _pipeline(self, workers: int | None, batch_size: int) -> ImagePipeline:
+    def _pipeline(self, workers: int | None, batch_size: int, processes: bool = False) -> ImagePipeline:
         if workers is None:
             workers = self.workers if self.workers is not None else auto_workers(device=self.options.device)
         return ImagePipeline(
@@ -220,6 +220,7 @@ class Model:
             workers=workers,
             max_pixels=self.max_pixels,
             fast=self.mode == "fast",
+            processes=processes,
         )
 
     def iter_images(
@@ -230,17 +231,22 @@ class Model:
         batch_size: int | None = None,
         on_error: OnError = "raise",
         workers: int | None = None,
+        processes: bool = False,
     ) -> Iterator[EmbeddingBatch]:
         """Embed a stream of images (paths, bytes, PIL images, uint8 arrays), one batch at a time.
 
         Decoding runs on ``workers`` threads (default: chosen from the cores;
         0: inline) ahead of inference, and the next batch is inferred while the
         caller handles this one (see :mod:`crossmodal.pipeline`).
+        ``processes=True`` decodes on worker processes instead: for long runs
+        whose own Python work (hashing, writing) competes with decoding for
+        the GIL; it costs a pool start-up, and scripts using it need an
+        ``if __name__ == "__main__":`` guard.
         """
         _check_on_error(on_error)
         _check_many_images(images)
         size = batch_size or self.batch_size
-        with self._pipeline(workers, size) as pipeline:
+        with self._pipeline(workers, size, processes) as pipeline:
             for batch, raw in pipeline.encode(images, self.encoder.encode_images):
                 failures = [self._fail(index, name, error, on_error) for index, name, error in batch.failures]
                 if raw is None:
@@ -257,9 +263,11 @@ class Model:
         batch_size: int | None = None,
         on_error: OnError = "raise",
         workers: int | None = None,
+        processes: bool = False,
     ) -> Any:
         """Images -> float32 (n, dim); see :meth:`embed_texts` for ``on_error``."""
-        batches = self.iter_images(images, normalize=normalize, batch_size=batch_size, on_error=on_error, workers=workers)
+        batches = self.iter_images(images, normalize=normalize, batch_size=batch_size, on_error=on_error,
+                                   workers=workers, processes=processes)
         return _collect(batches, self.dim, on_error)
 
     def preprocess_image(self, image: ImageInput) -> np.ndarray:

@@ -10,9 +10,10 @@ embeds only that:
   move: the stored vector is reused and the old item goes ("moved");
 * with ``prune``, items whose files are gone are deleted ("removed").
 
-Images are decoded on worker processes while the model runs
-(``Model.iter_images(..., workers=N)``), and every embedded batch is one
-committed transaction, so a killed run loses at most the batch in flight and
+Images are decoded by workers while the model runs (``Model.iter_images``:
+threads by default, since Pillow and ONNX Runtime release the GIL and threads
+measured as fast as processes without the start-up cost; ``processes=True``
+for worker processes), and every embedded batch is one committed transaction, so a killed run loses at most the batch in flight and
 the next run carries on. Bad files are reported at the end; they never stop
 the run.
 
@@ -40,7 +41,7 @@ from .identity import file_stamp, hash_file, hash_text, make_id
 from .manifests import Annotations, load_captions, load_metadata
 from .stores.base import Record, check_metadata
 
-__all__ = ["IngestReport", "SourceFile", "default_workers", "discover", "image_extensions", "ingest"]
+__all__ = ["IngestReport", "SourceFile", "discover", "image_extensions", "ingest"]
 
 TEXT_EXTENSIONS = frozenset({".txt", ".md"})
 
@@ -262,6 +263,7 @@ def ingest(
     image_weight: float | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    processes: bool = False,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Index image and text files under ``paths`` into ``col`` (see the module docstring); returns the counts.
@@ -356,23 +358,12 @@ def ingest(
         report.removed = col.delete([r.id for r in missing])
 
     run = _Run(col, report, progress, sum(len(v) for v in to_embed.values()))
-    if workers is None:
-        workers = default_workers(model, len(to_embed["image"]) + len(to_embed["pair"]))
     existed = set(existing)
-    _embed_images(run, model, to_embed["image"], hashes, existed, batch_size, workers)
+    _embed_images(run, model, to_embed["image"], hashes, existed, batch_size, workers, processes)
     _embed_texts(run, model, to_embed["text"], existed, batch_size)
     _embed_pairs(run, model, to_embed["pair"], hashes, existed, image_weight, batch_size, workers)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def default_workers(model: Any, images: int) -> int:
-    """Decoding processes: the model's setting, else one per spare core (up to 4) once there is enough to decode."""
-    if getattr(model, "workers", None) is not None:
-        return int(model.workers)
-    if images < 64:  # starting processes costs more than decoding a few images inline
-        return 0
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def _with_hash(rec: Record, item: _Item, hashes: _Hashes) -> Record:
@@ -411,7 +402,7 @@ def _failures(run: _Run, items: list[_Item], batch: Any) -> None:
 
 
 def _embed_images(run: _Run, model: Any, items: list[_Item], hashes: _Hashes, existed: set[str],
-                  batch_size: int | None, workers: int | None) -> None:
+                  batch_size: int | None, workers: int | None, processes: bool) -> None:
     if not items:
         return
 
@@ -423,7 +414,8 @@ def _embed_images(run: _Run, model: Any, items: list[_Item], hashes: _Hashes, ex
                 pass  # the decoder reports the file
             yield str(item.file.path)
 
-    for batch in model.iter_images(paths(), on_error="skip", batch_size=batch_size, workers=workers):
+    for batch in model.iter_images(paths(), on_error="skip", batch_size=batch_size, workers=workers,
+                                   processes=processes):
         _failures(run, items, batch)
         records = []
         for i, vec in zip(batch.indices.tolist(), batch.vectors):

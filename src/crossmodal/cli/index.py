@@ -52,7 +52,8 @@ class _Bar:
 @click.option("--lines", is_flag=True, help="One text item per non-empty line of .txt/.md files (default: per file).")
 @click.option("--prune", is_flag=True, help="Delete items whose files are gone from the folders indexed.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Image decoding processes (default: the model's; 0 = decode inline).")
+              help="Image decoding workers (default: chosen from the cores; 0 = decode inline).")
+@click.option("--processes", is_flag=True, help="Decode on worker processes instead of threads.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Items per inference batch and commit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
@@ -60,7 +61,7 @@ class _Bar:
 @click.pass_context
 def index(ctx: click.Context, paths: tuple[Path, ...], collection: str, store: str | None, recursive: bool,
           include: tuple[str, ...], exclude: tuple[str, ...], captions: Path | None, metadata: Path | None,
-          lines: bool, prune: bool, workers: int | None, batch_size: int | None, quiet: bool, as_json: bool,
+          lines: bool, prune: bool, workers: int | None, processes: bool, batch_size: int | None, quiet: bool, as_json: bool,
           **kwargs: Any) -> None:
     """Index image and text files under PATHS into a collection; only what changed is embedded again.
 
@@ -88,7 +89,7 @@ def index(ctx: click.Context, paths: tuple[Path, ...], collection: str, store: s
     bar = _Bar(enabled=not quiet and not as_json and sys.stderr.isatty())
     try:
         report = ingest(col, list(paths), recursive=recursive, include=include, exclude=exclude, lines=lines,
-                        prune=prune, captions=captions, metadata=metadata, batch_size=batch_size, workers=workers,
+                        prune=prune, captions=captions, metadata=metadata, batch_size=batch_size, workers=workers, processes=processes,
                         progress=bar)
     finally:
         bar.close()
