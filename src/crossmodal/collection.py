@@ -203,14 +203,32 @@ class Collection:
         ids: list[str] = []
         batch: list[Record] = []
         for r in records:
-            batch.append(self._checked(r))
+            batch.append(r)
             ids.append(r.id)
             if len(batch) >= WRITE_BATCH:
-                self.backend.upsert(batch)
+                self.backend.upsert(self._checked_batch(batch))
                 batch = []
         if batch:
-            self.backend.upsert(batch)
+            self.backend.upsert(self._checked_batch(batch))
         return ids
+
+    def _checked_batch(self, batch: list[Record]) -> list[Record]:
+        """:meth:`_checked` for a whole batch, with the vector checks and normalization done as one matrix."""
+        dim = self.space.dim
+        shapes_ok = all(isinstance(r.vector, np.ndarray) and r.vector.size == dim for r in batch)
+        if not shapes_ok:
+            return [self._checked(r) for r in batch]  # the per-item path names the bad item
+        matrix = np.stack([r.vector.reshape(dim) for r in batch]).astype(np.float32, copy=False)  # type: ignore[union-attr]
+        if not np.isfinite(matrix).all():
+            return [self._checked(r) for r in batch]
+        if self.space.normalized:
+            matrix = l2_normalize(matrix)
+        out = []
+        for r, vec in zip(batch, matrix):
+            if not isinstance(r.id, str) or not r.id or len(r.id) > MAX_ID_LENGTH or r.modality not in MODALITIES:
+                return [self._checked(r) for r in batch]
+            out.append(replace(r, vector=vec, metadata=check_metadata(r.metadata), reference=str(r.reference)))
+        return out
 
     def _checked(self, r: Record) -> Record:
         if not isinstance(r.id, str) or not r.id or len(r.id) > MAX_ID_LENGTH:
