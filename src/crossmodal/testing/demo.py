@@ -25,14 +25,14 @@ from .shapes import COLORS, SHAPES, caption, render
 __all__ = ["make_demo"]
 
 
-def make_demo(out: str | Path, *, per_caption: int = 3, seed: int = 0) -> Path:
+def make_demo(out: str | Path, *, per_caption: int = 3, seed: int = 0, bpe: bytes | None = None) -> Path:
     """Write ``out/model`` (ONNX layout) and ``out/pictures`` (``per_caption`` PNGs per caption)."""
     from ..models.export import export_onnx
     from .train import train_tiny_clip
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    trained = train_tiny_clip(out / "model-transformers", steps=400, seed=seed)
+    trained = train_tiny_clip(out / "model-transformers", steps=1000, seed=seed, bpe=bpe, picture_size=128)
     export_onnx(trained, out / "model", overwrite=True)
     shutil.rmtree(trained)
     pictures = out / "pictures"

@@ -17,8 +17,14 @@ from .shapes import COLORS, SHAPES, caption, samples
 __all__ = ["shape_captions", "train_tiny_clip"]
 
 
-def train_tiny_clip(out: str | Path, *, steps: int = 300, batch: int = 48, seed: int = 0, bpe: bytes | None = None) -> Path:
-    """Build a tiny CLIP in ``out``, train it contrastively on shapes, and save it in place."""
+def train_tiny_clip(
+    out: str | Path, *, steps: int = 300, batch: int = 48, seed: int = 0, bpe: bytes | None = None, picture_size: int = 32
+) -> Path:
+    """Build a tiny CLIP in ``out``, train it contrastively on shapes, and save it in place.
+
+    ``picture_size`` is the side the training pictures are drawn at before the model's processor resizes
+    them: draw them at the size the model will later see pictures at, so that it learns those edges.
+    """
     import torch
     from transformers import CLIPModel, CLIPProcessor
 
@@ -35,7 +41,7 @@ def train_tiny_clip(out: str | Path, *, steps: int = 300, batch: int = 48, seed:
     captions = [caption(c, s) for c in COLORS for s in SHAPES]
     text_inputs = processor(text=captions, padding=True, return_tensors="pt")
     # Pre-render a pool of pictures; each step draws a batch from it.
-    pool = samples(1200, seed=seed, size=32)
+    pool = samples(1200, seed=seed, size=picture_size)
     pixels = processor(images=[p for p, _ in pool], return_tensors="pt")["pixel_values"]
     labels = torch.tensor([captions.index(c) for _, c in pool])
     rng = np.random.default_rng(seed)
