@@ -235,3 +235,14 @@ def test_open_store_picks_the_backend_by_uri(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="unknown store scheme"):
         open_store("ftp://example.com/x")
     assert isinstance(open_store(tmp_path / "c"), Store)
+
+
+def test_rescoring_only_what_the_error_bound_keeps_gives_the_same_hits(big, monkeypatch) -> None:
+    from crossmodal.stores.views import AnnView
+
+    st, col, vectors = big
+    queries = clustered(30, 32, seed=11)
+    bounded = [[(h.id, h.score) for h in col.search(vector=q, top_k=10)] for q in queries]
+    monkeypatch.setattr(AnnView, "score_error", float("inf"))  # every candidate read and rescored
+    every = [[(h.id, h.score) for h in col.search(vector=q, top_k=10)] for q in queries]
+    assert bounded == every

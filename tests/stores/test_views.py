@@ -56,3 +56,16 @@ def test_loading_usearch_first_does_not_break_torch() -> None:
         torch.onnx.export(M(), (torch.randn(2, 3, 4),), io.BytesIO(), dynamo=False)
     """)
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16"])
+def test_ann_scores_stay_within_the_stated_error_of_the_exact_cosine(dtype: str) -> None:
+    # The embedded store reads from SQLite only the candidates this bound cannot rule out, so it must hold.
+    x, queries = unit(2000, 512), unit(20, 512, seed=3)
+    view = AnnView(512, AnnParams(dtype=dtype))
+    view.add(np.arange(2000), x)
+    worst = 0.0
+    for q in queries:
+        keys, scores = view.search(q, 50)
+        worst = max(worst, float(np.abs(scores - x[keys] @ q).max()))
+    assert 0 < worst <= view.score_error

@@ -236,7 +236,7 @@ class EmbeddedCollection:
         selection = selection or Selection()
         fsql = filter_sql(selection.where, self.cid) if selection.where is not None else None
         limit = self.store.exact_limit
-        keys: list[np.ndarray] = []
+        found: list[tuple[np.ndarray, np.ndarray, float]] = []  # (keys, scores, how far the scores may be off)
         allowed: np.ndarray | None = None
         with self.store.read() as conn:
             self._alive(conn)
@@ -256,46 +256,46 @@ class EmbeddedCollection:
                     if matched == 0:
                         continue
                     if matched <= cap:  # a selective filter: exact search over what it leaves
-                        keys.append(self._exact_filtered(conn, m, fsql, q, top_k))
+                        found.append((*self._exact_filtered(conn, m, fsql, q, top_k), 0.0))
                         continue
                 derived = self._derived[m]
                 with derived.lock:
                     view = derived.current(conn, n, snap)
                     if isinstance(view, AnnView):
-                        keys.append(self._ann_candidates(conn, view, q, top_k, selection))
+                        found.append((*self._ann_candidates(conn, view, q, top_k, selection), view.score_error))
                         continue
                     if fsql is not None and allowed is None:  # once per query, for every small modality
                         small = [x for x in selection.modalities or MODALITIES if 0 < counts.get(x, 0) <= limit]
                         allowed = np.asarray([k for (k,) in conn.execute(
                             f"SELECT key FROM items WHERE cid=? AND modality IN ({_marks(len(small))}) "
                             f"AND key IN ({fsql[0]})", (self.cid, *small, *fsql[1]))], dtype=np.int64)
-                    keys.append(view.search(q, top_k, allowed)[0])
-            found = self._fetch(conn, np.concatenate(keys) if keys else np.empty(0, dtype=np.int64), top_k, q)
+                    found.append((*view.search(q, top_k, allowed), 0.0))
+            hits = self._fetch(conn, found, top_k, q)
         for m in MODALITIES:  # a reader that had to catch up a lot saves its work for the next process
             self._derived[m].persist(self.store.write)
-        return found
+        return hits
 
     def _exact_filtered(self, conn: sqlite3.Connection, modality: str, fsql: tuple[str, list[Any]], q: np.ndarray,
-                        top_k: int) -> np.ndarray:
+                        top_k: int) -> tuple[np.ndarray, np.ndarray]:
         rows = conn.execute(f"SELECT key, vector FROM items WHERE key IN (SELECT key FROM items WHERE cid=? AND "
                             f"modality=? AND key IN ({fsql[0]}))", (self.cid, modality, *fsql[1])).fetchall()
         keys = np.asarray([r[0] for r in rows], dtype=np.int64)
         scores = dot(vectors_of([r[1] for r in rows], self.dim), q)
         if len(keys) > top_k:
             kth = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
-            keys = keys[scores >= kth]
-        return keys
+            keys, scores = keys[scores >= kth], scores[scores >= kth]
+        return keys, scores
 
     def _ann_candidates(self, conn: sqlite3.Connection, view: AnnView, q: np.ndarray, top_k: int,
-                        selection: Selection) -> np.ndarray:
+                        selection: Selection) -> tuple[np.ndarray, np.ndarray]:
         """HNSW candidates; with a filter, checked on each candidate's metadata (the reference evaluator), asking
         for more candidates, in proportion to how many the filter dropped, until enough pass."""
         want = max(2 * top_k, top_k + 20)
         k = min(len(view), want if selection.where is None else 4 * want)
         while True:
-            keys, _ = view.search(q, k)
+            keys, scores = view.search(q, k)
             if selection.where is None:
-                return keys
+                return keys, scores
             kept = []
             for chunk in _chunks(keys.tolist()):
                 for key, meta in conn.execute(f"SELECT key, metadata FROM items WHERE key IN ({_marks(len(chunk))})",
@@ -303,27 +303,39 @@ class EmbeddedCollection:
                     if matches(selection.where, json.loads(meta)):
                         kept.append(key)
             if len(kept) >= want or k >= len(view):
-                return np.asarray(kept, dtype=np.int64)
+                keep = np.isin(keys, np.asarray(kept, dtype=np.int64))
+                return keys[keep], scores[keep]
             passed = max(len(kept), 1) / max(len(keys), 1)
             k = int(min(len(view), max(2 * k, np.ceil(1.5 * want / passed))))
 
-    def _fetch(self, conn: sqlite3.Connection, keys: np.ndarray, top_k: int,
+    def _fetch(self, conn: sqlite3.Connection, found: list[tuple[np.ndarray, np.ndarray, float]], top_k: int,
                q: np.ndarray) -> list[tuple[Record, float]]:
-        """Score candidates with their exact stored vectors; the best ``top_k`` (ties by id) as records."""
-        scored: list[tuple[float, str, int]] = []
+        """The best ``top_k`` candidates (ties by id) by exact score, as records.
+
+        Candidates come with scores that may be off by a known bound (an HNSW index's stored precision). Those
+        whose best possible score is below the ``top_k``-th best worst-case score cannot make the cut, so only the
+        rest are read from SQLite and rescored with their exact stored vectors: about ``top_k`` rows instead of
+        every candidate, which at a million items is the difference between page-cache misses and none.
+        """
+        if not found:
+            return []
+        keys = np.concatenate([f[0] for f in found]).astype(np.int64, copy=False)
+        scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
+        error = np.concatenate([np.full(len(f[0]), f[2]) for f in found])
+        if len(keys) > top_k:
+            lower = scores - error
+            kth = np.partition(lower, len(lower) - top_k)[len(lower) - top_k]
+            keys = keys[scores + error >= kth]
+        scored: list[tuple[float, str, tuple[Any, ...]]] = []
         # keys are unique store-wide; naming only them makes SQLite look each up by rowid
         for chunk in _chunks(np.unique(keys).tolist()):
-            rows = conn.execute(f"SELECT key, id, vector FROM items WHERE key IN ({_marks(len(chunk))})",
+            rows = conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE key IN ({_marks(len(chunk))})",
                                 chunk).fetchall()
             if rows:
-                scores = dot(vectors_of([r[2] for r in rows], self.dim), q)
-                scored += [(-float(s), r[1], r[0]) for s, r in zip(scores, rows)]
-        best = sorted(scored)[:top_k]
-        if not best:
-            return []
-        found = {row[0]: row for row in conn.execute(
-            f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(best))})", [b[2] for b in best])}
-        return [(_record(found[key], self.dim, False), -neg) for neg, _, key in best]
+                exact = dot(vectors_of([r[9] for r in rows], self.dim), q)
+                scored += [(-float(x), r[1], r) for x, r in zip(exact, rows)]
+        scored.sort(key=lambda t: (t[0], t[1]))
+        return [(_record(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
 
     # -- derived indexes ------------------------------------------------------------------------------------------------
 

@@ -78,6 +78,10 @@ def connect(path: Path, *, read_only: bool = False, durable: bool = True) -> sql
         else:
             conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         if not read_only:
+            # Only a new, empty database takes this (WAL fixes the page size). An item row holds its f32 vector (2 KiB
+            # at dim 512), so 4 KiB pages hold one row each and waste half the file; 16 KiB pages hold seven:
+            # 2.4 instead of 4.1 kB per item, and more of a big store in the page cache.
+            conn.execute("PRAGMA page_size=16384")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreUnavailable(f"cannot put {path} in WAL mode (got {mode}); is it on a network filesystem?")

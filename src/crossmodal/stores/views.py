@@ -39,6 +39,7 @@ class ExactView:
     """Every vector in one matrix; exact scores. Removals mark rows dead; dead rows are compacted lazily."""
 
     kind = "exact"
+    score_error = 0.0
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -129,10 +130,21 @@ class AnnParams:
         self.dtype = dtype
 
 
+# The most an approximate score of unit vectors can be off, by the index's stored precision: both the vector and
+# the query are rounded to it (unit roundoff u each), so each product x_i q_i is off by at most 2u of itself, and
+# sum |x_i q_i| <= 1. Unknown precisions get no bound (every candidate is rescored).
+_SCORE_ERROR = {"f64": 1e-12, "f32": 1e-6, "f16": 2 * 2.0**-11, "bf16": 2 * 2.0**-8}
+
+
 class AnnView:
     """A usearch HNSW index over unit vectors (inner product)."""
 
     kind = "ann"
+
+    @property
+    def score_error(self) -> float:
+        """A bound on how far :meth:`search`'s scores are from the exact cosine of the stored f32 vectors."""
+        return _SCORE_ERROR.get(self.params.dtype, float("inf"))
 
     def __init__(self, dim: int, params: AnnParams) -> None:
         Index = _usearch_index()  # noqa: N806
