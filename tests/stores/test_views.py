@@ -59,13 +59,15 @@ def test_loading_usearch_first_does_not_break_torch() -> None:
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "f16"])
-def test_ann_scores_stay_within_the_stated_error_of_the_exact_cosine(dtype: str) -> None:
-    # The embedded store reads from SQLite only the candidates this bound cannot rule out, so it must hold.
+def test_ann_score_bounds_hold_against_the_exact_cosine(dtype: str) -> None:
+    # The embedded store reads from SQLite only the candidates these bounds cannot rule out, so they must hold.
     x, queries = unit(2000, 512), unit(20, 512, seed=3)
     view = AnnView(512, AnnParams(dtype=dtype))
     view.add(np.arange(2000), x)
-    worst = 0.0
     for q in queries:
-        keys, scores = view.search(q, 50)
-        worst = max(worst, float(np.abs(scores - x[keys] @ q).max()))
-    assert 0 < worst <= view.score_error
+        keys, _ = view.search(q, 50)
+        scores, bounds = view.score_bounds(keys, q)
+        off = np.abs(scores.astype(np.float64) - x[keys] @ q)
+        assert (off <= bounds).all() and off.max() > 0
+        assert np.median(bounds) < (0.004 if dtype == "bf16" else 0.0006)  # tight enough to rule candidates out
+    assert view.score_bounds(np.empty(0, dtype=np.int64), queries[0])[0].shape == (0,)

@@ -236,7 +236,7 @@ class EmbeddedCollection:
         selection = selection or Selection()
         fsql = filter_sql(selection.where, self.cid) if selection.where is not None else None
         limit = self.store.exact_limit
-        found: list[tuple[np.ndarray, np.ndarray, float]] = []  # (keys, scores, how far the scores may be off)
+        found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
         allowed: np.ndarray | None = None
         with self.store.read() as conn:
             self._alive(conn)
@@ -262,7 +262,8 @@ class EmbeddedCollection:
                 with derived.lock:
                     view = derived.current(conn, n, snap)
                     if isinstance(view, AnnView):
-                        found.append((*self._ann_candidates(conn, view, q, top_k, selection), view.score_error))
+                        ann_keys, _ = self._ann_candidates(conn, view, q, top_k, selection)
+                        found.append((ann_keys, *view.score_bounds(ann_keys, q)))
                         continue
                     if fsql is not None and allowed is None:  # once per query, for every small modality
                         small = [x for x in selection.modalities or MODALITIES if 0 < counts.get(x, 0) <= limit]
@@ -308,20 +309,20 @@ class EmbeddedCollection:
             passed = max(len(kept), 1) / max(len(keys), 1)
             k = int(min(len(view), max(2 * k, np.ceil(1.5 * want / passed))))
 
-    def _fetch(self, conn: sqlite3.Connection, found: list[tuple[np.ndarray, np.ndarray, float]], top_k: int,
+    def _fetch(self, conn: sqlite3.Connection, found: list[tuple[np.ndarray, np.ndarray, Any]], top_k: int,
                q: np.ndarray) -> list[tuple[Record, float]]:
         """The best ``top_k`` candidates (ties by id) by exact score, as records.
 
-        Candidates come with scores that may be off by a known bound (an HNSW index's stored precision). Those
-        whose best possible score is below the ``top_k``-th best worst-case score cannot make the cut, so only the
-        rest are read from SQLite and rescored with their exact stored vectors: about ``top_k`` rows instead of
-        every candidate, which at a million items is the difference between page-cache misses and none.
+        Candidates come with scores that may be off by a known bound (from an HNSW index's stored precision; 0 for
+        exact views). Those whose best possible score is below the ``top_k``-th best worst-case score cannot make
+        the cut, so only the rest are read from SQLite and rescored with their exact stored vectors: at a million
+        items about a quarter of the candidates, and each row not read is a page-cache miss avoided.
         """
         if not found:
             return []
         keys = np.concatenate([f[0] for f in found]).astype(np.int64, copy=False)
         scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
-        error = np.concatenate([np.full(len(f[0]), f[2]) for f in found])
+        error = np.concatenate([np.broadcast_to(np.asarray(f[2], dtype=np.float64), len(f[0])) for f in found])
         if len(keys) > top_k:
             lower = scores - error
             kth = np.partition(lower, len(lower) - top_k)[len(lower) - top_k]

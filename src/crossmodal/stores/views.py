@@ -39,7 +39,6 @@ class ExactView:
     """Every vector in one matrix; exact scores. Removals mark rows dead; dead rows are compacted lazily."""
 
     kind = "exact"
-    score_error = 0.0
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -130,10 +129,9 @@ class AnnParams:
         self.dtype = dtype
 
 
-# The most an approximate score of unit vectors can be off, by the index's stored precision: both the vector and
-# the query are rounded to it (unit roundoff u each), so each product x_i q_i is off by at most 2u of itself, and
-# sum |x_i q_i| <= 1. Unknown precisions get no bound (every candidate is rescored).
-_SCORE_ERROR = {"f64": 1e-12, "f32": 1e-6, "f16": 2 * 2.0**-11, "bf16": 2 * 2.0**-8}
+# Unit roundoff of the index's stored precision: usearch rounds each component to nearest, so a stored x' is
+# within u |x| of x. (A precision not listed here gets no bound, and every candidate is read and rescored.)
+_UNIT_ROUNDOFF = {"f64": 2.0**-53, "f32": 2.0**-24, "f16": 2.0**-11, "bf16": 2.0**-8}
 
 
 class AnnView:
@@ -141,10 +139,21 @@ class AnnView:
 
     kind = "ann"
 
-    @property
-    def score_error(self) -> float:
-        """A bound on how far :meth:`search`'s scores are from the exact cosine of the stored f32 vectors."""
-        return _SCORE_ERROR.get(self.params.dtype, float("inf"))
+    def score_bounds(self, keys: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of ``keys`` from their stored vectors, and for each a bound on its distance to the exact score.
+
+        Each stored component is within ``u |x_i|`` of the original, so ``|x'.q - x.q| <= u/(1-u) sum |x'_i q_i|``;
+        the f32 sums on both sides add at most ``dim * 2^-24`` of the same sum each, and f16 subnormals under 1e-6
+        in all. The exact score is the stored f32 vector's, computed the same way (see :func:`dot`).
+        """
+        if not len(keys):
+            return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float64)
+        x = self.vectors(keys)
+        scores = dot(x, q)
+        u = _UNIT_ROUNDOFF.get(self.params.dtype)
+        if u is None:
+            return scores, np.full(len(scores), np.inf)
+        return scores, (u / (1 - u) + 2 * self.dim * 2.0**-24) * dot(np.abs(x), np.abs(q)) + 1e-6
 
     def __init__(self, dim: int, params: AnnParams) -> None:
         Index = _usearch_index()  # noqa: N806
