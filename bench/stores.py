@@ -161,7 +161,8 @@ def backend_only(store: Any) -> dict[str, Any]:
 # -- hand-written peers -----------------------------------------------------------------------------------------------
 
 
-def pgvector_raw(uri: str, x: np.ndarray, modality: np.ndarray, table: str) -> tuple[Any, dict[str, Any]]:
+def pgvector_raw(uri: str, x: np.ndarray, modality: np.ndarray, table: str,
+                 maintenance_work_mem: str = "1GB") -> tuple[Any, dict[str, Any]]:
     """The same table by hand: same columns and indexes, COPY with pgvector's dumper, one HNSW build (the load).
 
     The hand-written queries then run on crossmodal's own table, so both walk the same HNSW graph (two builds of
@@ -187,7 +188,7 @@ def pgvector_raw(uri: str, x: np.ndarray, modality: np.ndarray, table: str) -> t
             copy.set_types(["text", "text", "text", "jsonb", "vector"])
             for i in range(start, min(n, start + BATCH)):
                 copy.write_row([str(i), str(modality[i]), f"item/{i}", Jsonb({"album": f"a{i % 10}"}), x[i]])
-    conn.execute("SET maintenance_work_mem = '1GB'")
+    conn.execute("SELECT set_config('maintenance_work_mem', %s, false)", [maintenance_work_mem])
     conn.execute(f"CREATE INDEX ON raw_items USING hnsw (embedding vector_cosine_ops) "
                  f"WITH (m = {M}, ef_construction = {EF_CONSTRUCTION})")
     conn.execute("ANALYZE raw_items")
@@ -267,6 +268,8 @@ def main() -> None:
     parser.add_argument("--stores", default="embedded,pgvector,qdrant", help="comma list: embedded, pgvector, qdrant")
     parser.add_argument("--pg-uri", default=None, help="an existing PostgreSQL with pgvector (default: pgserver)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per row")
+    parser.add_argument("--maintenance-work-mem", default="1GB",
+                        help="memory for pgvector's HNSW builds, ours and the raw peer's (1M items need 4GB or more)")
     args = parser.parse_args()
     wanted = set(args.stores.split(","))
 
@@ -294,9 +297,11 @@ def main() -> None:
 
             server = pgserver.get_server(work / "pg", cleanup_mode="delete")
             uri = server.get_uri()
-        store_uri = uri + ("&" if "?" in uri else "?") + f"m={M}&ef_construction={EF_CONSTRUCTION}&ef_search={EF_SEARCH}"
+        store_uri = uri + ("&" if "?" in uri else "?") + f"m={M}&ef_construction={EF_CONSTRUCTION}&ef_search={EF_SEARCH}" \
+            + f"&maintenance_work_mem={args.maintenance_work_mem}"
         store, system = ours("pgvector", store_uri, x, modality, disk_of=pg_disk)
-        conn, raw = pgvector_raw(uri, x, modality, store.backend.open_collection("bench").table)
+        conn, raw = pgvector_raw(uri, x, modality, store.backend.open_collection("bench").table,
+                                 args.maintenance_work_mem)
         rows += search_rows({"pgvector": system, "pgvector-store": backend_only(store), "pgvector-raw": raw},
                             queries, truth, truth_text)
         rows.append(overhead(rows, "pgvector", "pgvector-raw"))

@@ -16,18 +16,21 @@ from crossmodal.cli.main import cli
 OUT = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 
 
-def _walk(command: click.Command, path: list[str]):
-    yield path, command
+def _walk(command: click.Command, path: list[str], parent: click.Context | None = None):
+    # Each command's context hangs off its parent's, as when the CLI runs: settings such as the group's
+    # help option names (-h, --help) reach the subcommands' help the same way.
+    settings = {"terminal_width": 100, **command.context_settings}
+    ctx = click.Context(command, info_name=path[-1] if parent else " ".join(path), parent=parent, **settings)
+    yield path, command, ctx
     if isinstance(command, click.Group):
-        for name in sorted(command.list_commands(click.Context(command))):
-            yield from _walk(command.get_command(click.Context(command), name), [*path, name])
+        for name in sorted(command.list_commands(ctx)):
+            yield from _walk(command.get_command(ctx, name), [*path, name], ctx)
 
 
 def render() -> str:
     parts = ["# Command line reference\n",
              "Generated from the CLI itself by `python scripts/gen_cli_docs.py`; do not edit by hand.\n"]
-    for path, command in _walk(cli, ["crossmodal"]):
-        ctx = click.Context(command, info_name=" ".join(path), terminal_width=100)
+    for path, command, ctx in _walk(cli, ["crossmodal"]):
         parts.append(f"## `{' '.join(path)}`\n\n```text\n{command.get_help(ctx)}\n```\n")
     return "\n".join(parts)
 
