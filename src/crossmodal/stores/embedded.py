@@ -46,7 +46,7 @@ from .base import MODALITIES, CheckReport, CollectionInfo, Record, Selection
 from .derived import Derived, read_snapshot, vectors_of
 from .filters import matches
 from .sqlite import attr_rows, connect, filter_sql, init_schema, pack_metadata
-from .views import AnnParams, AnnView, dot
+from .views import AnnParams, AnnView, dot, kth_largest, top_with_ties
 
 __all__ = ["EmbeddedCollection", "EmbeddedStore"]
 
@@ -262,7 +262,7 @@ class EmbeddedCollection:
                 with derived.lock:
                     view = derived.current(conn, n, snap)
                     if isinstance(view, AnnView):
-                        ann_keys, _ = self._ann_candidates(conn, view, q, top_k, selection)
+                        ann_keys = self._ann_candidates(conn, view, q, top_k, selection)
                         found.append((ann_keys, *view.score_bounds(ann_keys, q)))
                         continue
                     if fsql is not None and allowed is None:  # once per query, for every small modality
@@ -281,22 +281,18 @@ class EmbeddedCollection:
         rows = conn.execute(f"SELECT key, vector FROM items WHERE key IN (SELECT key FROM items WHERE cid=? AND "
                             f"modality=? AND key IN ({fsql[0]}))", (self.cid, modality, *fsql[1])).fetchall()
         keys = np.asarray([r[0] for r in rows], dtype=np.int64)
-        scores = dot(vectors_of([r[1] for r in rows], self.dim), q)
-        if len(keys) > top_k:
-            kth = np.partition(scores, len(scores) - top_k)[len(scores) - top_k]
-            keys, scores = keys[scores >= kth], scores[scores >= kth]
-        return keys, scores
+        return top_with_ties(keys, dot(vectors_of([r[1] for r in rows], self.dim), q), top_k)
 
     def _ann_candidates(self, conn: sqlite3.Connection, view: AnnView, q: np.ndarray, top_k: int,
-                        selection: Selection) -> tuple[np.ndarray, np.ndarray]:
+                        selection: Selection) -> np.ndarray:
         """HNSW candidates; with a filter, checked on each candidate's metadata (the reference evaluator), asking
         for more candidates, in proportion to how many the filter dropped, until enough pass."""
         want = max(2 * top_k, top_k + 20)
         k = min(len(view), want if selection.where is None else 4 * want)
         while True:
-            keys, scores = view.search(q, k)
+            keys, _ = view.search(q, k)
             if selection.where is None:
-                return keys, scores
+                return keys
             kept = []
             for chunk in _chunks(keys.tolist()):
                 for key, meta in conn.execute(f"SELECT key, metadata FROM items WHERE key IN ({_marks(len(chunk))})",
@@ -304,8 +300,7 @@ class EmbeddedCollection:
                     if matches(selection.where, json.loads(meta)):
                         kept.append(key)
             if len(kept) >= want or k >= len(view):
-                keep = np.isin(keys, np.asarray(kept, dtype=np.int64))
-                return keys[keep], scores[keep]
+                return np.asarray(kept, dtype=np.int64)
             passed = max(len(kept), 1) / max(len(keys), 1)
             k = int(min(len(view), max(2 * k, np.ceil(1.5 * want / passed))))
 
@@ -324,9 +319,7 @@ class EmbeddedCollection:
         scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
         error = np.concatenate([np.broadcast_to(np.asarray(f[2], dtype=np.float64), len(f[0])) for f in found])
         if len(keys) > top_k:
-            lower = scores - error
-            kth = np.partition(lower, len(lower) - top_k)[len(lower) - top_k]
-            keys = keys[scores + error >= kth]
+            keys = keys[scores + error >= kth_largest(scores - error, top_k)]
         scored: list[tuple[float, str, tuple[Any, ...]]] = []
         # keys are unique store-wide; naming only them makes SQLite look each up by rowid
         for chunk in _chunks(np.unique(keys).tolist()):

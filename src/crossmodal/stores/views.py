@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AnnParams", "AnnView", "ExactView", "dot"]
+__all__ = ["AnnParams", "AnnView", "ExactView", "dot", "kth_largest", "top_with_ties"]
 
 
 def dot(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -33,6 +33,19 @@ def dot(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
     it saves; numpy's own SIMD loop keeps each query on one core.
     """
     return np.einsum("ij,j->i", matrix, q)
+
+
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (``1 <= k <= len(values)``)."""
+    return np.partition(values, len(values) - k)[len(values) - k]
+
+
+def top_with_ties(keys: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best-scored keys, plus any tied with the ``k``-th (unordered), and their scores."""
+    if len(keys) <= k:
+        return keys, scores
+    top = scores >= kth_largest(scores, k)
+    return keys[top], scores[top]
 
 
 class ExactView:
@@ -88,11 +101,7 @@ class ExactView:
         keys, scores = self._keys, dot(self._matrix, q)
         if not mask.all():
             keys, scores = keys[mask], scores[mask]
-        if len(keys) > k:
-            kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-            top = scores >= kth
-            keys, scores = keys[top], scores[top]
-        return keys, scores
+        return top_with_ties(keys, scores, k)
 
 
 @functools.cache
