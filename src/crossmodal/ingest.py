@@ -396,9 +396,15 @@ def _adopt_root(col: Collection, paths: Sequence[str | os.PathLike[str]]) -> Non
         col.set_root(tops[0])  # the whole folder moved: its items keep their relative references
 
 
-def _failures(run: _Run, items: list[_Item], batch: Any) -> None:
-    for f in batch.failures:
-        run.report.failed.append((str(items[f.index].file.path), str(f.error)))
+def _write_batches(run: _Run, items: list[_Item], batches: Iterable[Any], existed: set[str],
+                   record_of: Callable[[_Item], Record]) -> None:
+    """Store each embedded batch (the record ``record_of`` makes, with its vector) and report its failures."""
+    for batch in batches:
+        for f in batch.failures:
+            run.report.failed.append((str(items[f.index].file.path), str(f.error)))
+        run.write([replace(record_of(items[i]), vector=v) for i, v in zip(batch.indices.tolist(), batch.vectors)],
+                  existed)
+        run.advance(len(batch.indices) + len(batch.failures))
 
 
 def _embed_images(run: _Run, model: Any, items: list[_Item], hashes: _Hashes, existed: set[str],
@@ -414,25 +420,15 @@ def _embed_images(run: _Run, model: Any, items: list[_Item], hashes: _Hashes, ex
                 pass  # the decoder reports the file
             yield str(item.file.path)
 
-    for batch in model.iter_images(paths(), on_error="skip", batch_size=batch_size, workers=workers,
-                                   processes=processes):
-        _failures(run, items, batch)
-        records = []
-        for i, vec in zip(batch.indices.tolist(), batch.vectors):
-            item = items[i]
-            records.append(replace(_with_hash(item.record, item, hashes), vector=vec))
-        run.write(records, existed)
-        run.advance(len(batch.indices) + len(batch.failures))
+    batches = model.iter_images(paths(), on_error="skip", batch_size=batch_size, workers=workers, processes=processes)
+    _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, hashes))
 
 
 def _embed_texts(run: _Run, model: Any, items: list[_Item], existed: set[str], batch_size: int | None) -> None:
     if not items:
         return
-    for batch in model.iter_texts([i.record.text for i in items], on_error="skip", batch_size=batch_size):
-        _failures(run, items, batch)
-        run.write([replace(items[i].record, vector=v) for i, v in zip(batch.indices.tolist(), batch.vectors)],
-                  existed)
-        run.advance(len(batch.indices) + len(batch.failures))
+    batches = model.iter_texts([i.record.text for i in items], on_error="skip", batch_size=batch_size)
+    _write_batches(run, items, batches, existed, lambda item: item.record)
 
 
 def _embed_pairs(run: _Run, model: Any, items: list[_Item], hashes: _Hashes, existed: set[str],
@@ -441,12 +437,6 @@ def _embed_pairs(run: _Run, model: Any, items: list[_Item], hashes: _Hashes, exi
         return
     images = [str(i.file.path) for i in items]
     texts = [i.record.text or "" for i in items]
-    for batch in model.iter_pairs(images, texts, image_weight=image_weight, on_error="skip", batch_size=batch_size,
-                                  workers=workers):
-        _failures(run, items, batch)
-        records = []
-        for i, vec in zip(batch.indices.tolist(), batch.vectors):
-            item = items[i]
-            records.append(replace(_with_hash(item.record, item, hashes), vector=vec))
-        run.write(records, existed)
-        run.advance(len(batch.indices) + len(batch.failures))
+    batches = model.iter_pairs(images, texts, image_weight=image_weight, on_error="skip", batch_size=batch_size,
+                               workers=workers)
+    _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, hashes))

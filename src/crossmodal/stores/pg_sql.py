@@ -51,7 +51,8 @@ def dump_float(value: float) -> str:
     return text if ("." in text or "e" in text) else text + ".0"
 
 
-def _dump_scalar(value: Any) -> str:
+def _dump_scalar(value: Any, ensure_ascii: bool = False) -> str:
+    """A metadata scalar as JSON, floats written by :func:`dump_float`."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -60,7 +61,7 @@ def _dump_scalar(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return dump_float(value)
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=ensure_ascii)
 
 
 def _has_float(metadata: Mapping[str, Any]) -> bool:
@@ -103,14 +104,9 @@ def check_storable(record: Record) -> None:
 
 
 def jsonpath_literal(value: Any) -> str:
-    """A scalar as a SQL/JSON path literal (strings escaped as JSON, which path syntax accepts)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return dump_float(value)
-    return json.dumps(value)  # ASCII with \uXXXX escapes (surrogate pairs for astral characters)
+    """A scalar as a SQL/JSON path literal: JSON, which path syntax accepts, in ASCII (``\\uXXXX`` escapes,
+    surrogate pairs for astral characters)."""
+    return _dump_scalar(value, ensure_ascii=True)
 
 
 _PATH_OPS = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
