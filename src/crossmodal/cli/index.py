@@ -11,7 +11,7 @@ import click
 
 from .collections import collection_for, collection_option
 from .options import model_options, open_store_from_options, pop_model_options, store_option
-from .ray_index import ray_option, run_ray_index
+from .ray_index import echo_failed, ray_option, run_ray_index
 
 __all__ = ["index"]
 
@@ -96,9 +96,6 @@ def index(ctx: click.Context, paths: tuple[Path, ...], collection: str, store: s
     if as_json:
         click.echo(json.dumps({"collection": col.name, "store": st.uri, **report.to_dict()}, ensure_ascii=False))
         return
-    if report.failed:
-        click.echo(f"{len(report.failed)} files could not be indexed:", err=True)
-        for file, reason in report.failed:
-            click.echo(f"  {file}: {reason}", err=True)
+    echo_failed(report.failed, "files")
     if not quiet:
         click.echo(f"{col.name}: {report.summary()} ({col.count()} items in {st.uri})")

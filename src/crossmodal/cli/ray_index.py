@@ -19,9 +19,17 @@ import click
 
 from .options import settings
 
-__all__ = ["ray_option", "run_ray_index"]
+__all__ = ["echo_failed", "ray_option", "run_ray_index"]
 
 _ADDRESS = re.compile(r"^(local|auto|ray://.+|[\w.-]+:\d+)$")
+
+
+def echo_failed(failed: list[tuple[str, str]], what: str) -> None:
+    """List on stderr the ``what`` (files, inputs) an index run could not index, and why."""
+    if failed:
+        click.echo(f"{len(failed)} {what} could not be indexed:", err=True)
+        for where, reason in failed:
+            click.echo(f"  {where}: {reason}", err=True)
 
 
 def ray_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,9 +80,6 @@ def run_ray_index(ctx: click.Context, address: str, paths: tuple[Path, ...], *, 
         click.echo(json.dumps({"collection": collection, "store": shown, "ray": address, **report.to_dict()},
                               ensure_ascii=False))
         return
-    if report.failed:
-        click.echo(f"{len(report.failed)} inputs could not be indexed:", err=True)
-        for where, reason in report.failed:
-            click.echo(f"  {where}: {reason}", err=True)
+    echo_failed(report.failed, "inputs")
     if not quiet:
         click.echo(f"{collection}: {report.summary()} (on Ray, into {shown})")
