@@ -38,7 +38,7 @@ def train_tiny_clip(
     torch.manual_seed(seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    captions = [caption(c, s) for c in COLORS for s in SHAPES]
+    captions = shape_captions()
     text_inputs = processor(text=captions, padding=True, return_tensors="pt")
     # Pre-render a pool of pictures; each step draws a batch from it.
     pool = samples(1200, seed=seed, size=picture_size)
