@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import CollectionExists, CollectionNotFound, StoreCorrupt, StoreError, StoreUnavailable
 from .base import MODALITIES, CheckReport, CollectionInfo, Record, Selection
-from .derived import Derived, read_snapshot, vectors_of
+from .derived import Derived, read_snapshot, record_digests, vectors_of
 from .filters import matches
 from .sqlite import attr_rows, connect, filter_sql, init_schema, pack_metadata
 from .views import AnnParams, AnnView, dot, kth_largest, top_with_ties
@@ -419,6 +419,7 @@ class EmbeddedStore:
         self._collections: dict[int, EmbeddedCollection] = {}
         self._closed = False
         init_schema(self._conn())
+        record_digests(self.read, self.write, self.index_dir)
 
     def __repr__(self) -> str:
         return f"<EmbeddedStore {self.uri}>"
