@@ -281,6 +281,37 @@ def test_an_hnsw_file_of_another_store_copied_over_the_recorded_one_is_rebuilt(t
     st.close()
 
 
+def test_a_move_interrupted_half_way_leaves_the_old_item_or_the_new_never_both(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    from crossmodal.ingest import ingest
+    from crossmodal.stores.embedded import EmbeddedCollection
+    from crossmodal.testing.fake import fake_model
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (80 * i, 20, 200)).save(folder / f"p{i}.png")
+    st = open_store(tmp_path / "s")
+    col = st.collection("c", model=fake_model(dim=16))
+    ingest(col, [folder], workers=0)
+    (folder / "p0.png").rename(folder / "renamed.png")
+
+    def killed(self, conn, gone):  # the process dies while the move deletes the old item
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(EmbeddedCollection, "_remove", killed)
+        with pytest.raises(KeyboardInterrupt):
+            ingest(col, [folder], workers=0)
+    assert sorted(r.reference for r in col.items()) in (["p0.png", "p1.png", "p2.png"],
+                                                        ["p1.png", "p2.png", "renamed.png"])
+    assert st.check().clean
+    report = ingest(col, [folder], workers=0)
+    assert report.moved == 1 and sorted(r.reference for r in col.items()) == ["p1.png", "p2.png", "renamed.png"]
+    st.close()
+
+
 def test_check_reports_and_removes_the_leftovers_of_an_interrupted_move(tmp_path: Path) -> None:
     from dataclasses import replace
 
