@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -72,3 +73,93 @@ def test_progress_bar_shows_rate_and_eta(capsys) -> None:
     silent = _Bar(enabled=False)
     silent(1, 2)
     assert capsys.readouterr().err == ""
+
+
+#: ``crossmodal index`` with the fake model, pausing after its first committed batch until it is killed
+_PAUSED_INDEX = """
+import sys, time
+import crossmodal.cli.collections as collections
+import crossmodal.cli.index as index
+from crossmodal.testing.fake import fake_model
+
+def paused(self, done, total):
+    print("committed", flush=True)
+    time.sleep(600)
+
+if __name__ == "__main__":
+    collections.load_model_from_options = lambda ctx, **opts: fake_model(dim=16)
+    index._Bar.__call__ = paused
+    from crossmodal.cli.main import cli
+    cli(sys.argv[1:], prog_name="crossmodal")
+"""
+
+
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, start time, state) of every process, from /proc."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[int(entry.name)] = (int(fields[1]), fields[19], fields[0])
+    return out
+
+
+def _descendants(root: int) -> dict[int, str]:
+    procs = _processes()
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, started, _) in procs.items():
+            if ppid == parent and pid not in found:
+                found[pid] = started
+                todo.append(pid)
+    return found
+
+
+def _alive(pid: int, started: str) -> bool:
+    info = _processes().get(pid)
+    return info is not None and info[1] == started and info[2] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_decoding_processes_die_with_a_killed_index(tmp_path: Path, images_dir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i, src in enumerate(sorted((images_dir / "formats").glob("*.jpg"))[:6]):
+        shutil.copy(src, folder / f"{i}.jpg")
+    script = tmp_path / "paused_index.py"
+    script.write_text(_PAUSED_INDEX)
+    src = str(Path(__file__).parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), "index", str(folder), "--processes", "--workers", "2",
+                             "--batch-size", "2", "--store", str(tmp_path / "store")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    children: dict[int, str] = {}
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.strip() == "committed", proc.stderr.read()  # type: ignore[union-attr]
+        children = _descendants(proc.pid)
+        assert len(children) >= 2  # the decoding workers (and the helpers that start them)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(p, s) for p, s in children.items()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [p for p, s in children.items() if _alive(p, s)]
+        assert not left, f"processes left behind by a killed index: {left}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid, started in children.items():
+            if _alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
