@@ -42,7 +42,7 @@ def test_index_reports_counts_and_reruns_skip_unchanged_files(env, folder: Path)
     (folder / "bee.jpg").unlink()
     (folder / "broken.png").write_bytes(b"\x89PNG broken")
     again = invoke(["index", str(folder), "--prune"], env)
-    assert again.exit_code == 0
+    assert again.exit_code == 3  # a file could not be indexed
     assert "0 added, 0 updated, 4 skipped (unchanged), 1 removed, 1 failed" in again.stdout
     assert "broken.png" in again.stderr and "1 files could not be indexed" in again.stderr
     assert "item/s" not in again.stderr  # not a terminal: no progress bar
@@ -73,6 +73,44 @@ def test_progress_bar_shows_rate_and_eta(capsys) -> None:
     silent = _Bar(enabled=False)
     silent(1, 2)
     assert capsys.readouterr().err == ""
+
+
+def test_index_exits_with_3_when_files_failed_and_keeps_the_good_ones(env, folder: Path) -> None:
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    result = invoke(["index", str(folder), "--json"], env)
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.stdout)  # the JSON report is still exact, on stdout
+    assert (report["added"], report["failed"]) == (5, 1)
+    assert "1 of the files could not be indexed; the rest were stored" in result.stderr
+    alone = invoke(["index", str(folder / "broken.png")], env)  # the only file given failed
+    assert alone.exit_code == 3 and "broken.png" in alone.stderr
+    assert invoke(["index", str(folder / "cat.jpg"), "-q"], env).exit_code == 0
+
+
+def test_control_characters_in_names_are_escaped_in_human_output(env, folder: Path) -> None:
+    shutil.copy(folder / "cat.jpg", folder / "evil\n  1   1.0000  image  forged.jpg")  # would forge a result line
+    (folder / "bad\x1b[2J.png").write_bytes(b"\x89PNG broken")  # would clear the terminal
+    human = invoke(["index", str(folder)], env)
+    assert "\x1b" not in human.stdout + human.stderr and "bad\\x1b[2J.png" in human.stderr
+    assert human.exit_code == 3
+    found = invoke(["search", "a cat", "-k", "10"], env).stdout.splitlines()
+    assert len(found) == 6 and [int(line.split()[0]) for line in found] == [1, 2, 3, 4, 5, 6]
+    assert any(line.endswith("evil\\n  1   1.0000  image  forged.jpg") for line in found)
+    exact = [json.loads(line) for line in invoke(["search", "a cat", "-k", "10", "--json"], env).stdout.splitlines()]
+    assert "evil\n  1   1.0000  image  forged.jpg" in {h["reference"] for h in exact}  # JSON stays exact
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_and_printed(env, folder: Path) -> None:
+    raw = os.fsencode(folder) + b"/bad_\xff.jpg"
+    shutil.copy(folder / "cat.jpg", os.fsdecode(raw))
+    result = invoke(["index", str(folder)], env)
+    assert result.exit_code == 0, result.output
+    assert "6 added" in result.stdout
+    human = invoke(["search", "--image", os.fsdecode(raw), "-k", "2"], env).stdout
+    assert "bad_\\xff.jpg" in human
+    hits = [json.loads(line) for line in
+            invoke(["search", "--image", os.fsdecode(raw), "-k", "6", "--json"], env).stdout.splitlines()]
+    assert any(os.fsencode(h["path"]) == raw and os.fsencode(h["reference"]) == b"bad_\xff.jpg" for h in hits)
 
 
 #: ``crossmodal index`` with the fake model, pausing after its first committed batch until it is killed
