@@ -83,12 +83,12 @@ def test_text_files_one_item_each_or_one_per_line(setup) -> None:
     assert note.reference == "notes.md" and note.text == "# trip\nwe saw a red circle"
     (folder / "notes.md").write_text("# trip\n\nwe saw a red circle\nand a blue square\n")
     report = ingest(col, [folder], lines=True, workers=0)
-    assert (report.added, col.count(modality="text")) == (3, 3)  # the whole-file item made way for the lines
+    assert (report.added, report.removed, col.count(modality="text")) == (3, 1, 3)  # the lines replace the file
     hit = col.search("and a blue square", modality="text", top_k=1)[0]
     assert (hit.reference, hit.text, hit.metadata["line"]) == ("notes.md#L4", "and a blue square", 4)
     (folder / "notes.md").write_text("# trip\n\nwe saw a red circle\n")
     report = ingest(col, [folder], lines=True, workers=0)
-    assert col.count(modality="text") == 2 and report.unchanged == 8
+    assert col.count(modality="text") == 2 and report.unchanged == 8 and report.removed == 1
 
 
 def test_bad_files_are_listed_and_the_rest_is_indexed(setup) -> None:
@@ -130,8 +130,12 @@ def test_captions_and_metadata_files(setup, tmp_path: Path) -> None:
     calls = len(model.encoder.calls)
     (tmp_path / "meta.jsonl").write_text(json.dumps({"file": "p0.png", "album": "best"}) + "\n")
     report = ingest(col, [folder], captions=tmp_path / "caps.tsv", metadata=tmp_path / "meta.jsonl", workers=0)
-    assert report.updated == 6 and report.added == 0 and len(model.encoder.calls) == calls  # p0 and p1: 3 items each
+    assert report.updated == 3 and report.added == 0 and len(model.encoder.calls) == calls  # p0: 3 items
     assert col.count(where={"album": "best"}) == 3  # p0's image, caption and pair
+    assert col.count(where={"album": "2023"}) == 3  # p1 is not in the new file: its metadata stays
+    report = ingest(col, [folder], captions=tmp_path / "caps.tsv", metadata=tmp_path / "meta.jsonl", prune=True,
+                    workers=0)
+    assert report.updated == 3 and col.count(where={"album": "2023"}) == 0  # unless the file is the whole list
 
 
 def test_moving_the_whole_folder_needs_no_embedding(setup, tmp_path: Path) -> None:

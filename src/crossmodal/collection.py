@@ -14,7 +14,10 @@ dimension (:class:`~crossmodal.errors.SpaceMismatch`,
 image path relative to the collection's root, a URI, or the text itself) and a
 content hash, never image bytes. Ids are derived from the reference unless
 given, so adding the same thing twice updates one item; an item whose content
-hash and metadata are unchanged is not embedded again.
+hash and metadata are unchanged is not embedded again. File names that are
+not valid UTF-8 (surrogate escapes, as ``os.fsdecode`` gives them) are
+stored in a form every store keeps and come back exactly as they went in
+(see :mod:`~crossmodal.stores.codec`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from .stores.base import (
     Selection,
     check_metadata,
     check_modalities,
+    valid_id,
 )
+from .stores.codec import decode_record, encode_filter, encode_record
 from .stores.filters import Filter, parse_where
 
 if TYPE_CHECKING:
@@ -192,14 +197,25 @@ class Collection:
             )
         return self.model
 
-    def upsert(self, records: Record | Iterable[Record]) -> list[str]:
+    def upsert(self, records: Record | Iterable[Record], *, delete: Sequence[str] | None = None) -> list[str]:
         """Insert or replace items that already carry vectors (from another store, or embedded elsewhere).
 
         Vectors are checked against the space (:class:`DimensionMismatch`) and
         normalized; metadata is validated. Written in atomic batches of 256.
+        With ``delete``, the items with those ids are deleted in the same
+        single atomic write as all of ``records`` (a move: the new items
+        appear and the old ones go at once, even if the process dies half-way;
+        an id both written and deleted is written). Keep such a call to one
+        batch's worth.
         """
         if isinstance(records, Record):
             records = [records]
+        if delete is not None:
+            batch = list(records)
+            written = {r.id for r in batch}
+            gone = [i for i in dict.fromkeys(delete) if i not in written]
+            self.backend.upsert_and_delete(self._checked_batch(batch) if batch else [], gone)
+            return [r.id for r in batch]
         ids: list[str] = []
         batch: list[Record] = []
         for r in records:
@@ -218,6 +234,8 @@ class Collection:
         shapes_ok = all(isinstance(r.vector, np.ndarray) and r.vector.size == dim for r in batch)
         if not shapes_ok:
             return [self._checked(r) for r in batch]  # the per-item path names the bad item
+        if not all(valid_id(r.id) for r in batch):
+            return [self._checked(r) for r in batch]
         matrix = np.stack([r.vector.reshape(dim) for r in batch]).astype(np.float32, copy=False)  # type: ignore[union-attr]
         if not np.isfinite(matrix).all():
             return [self._checked(r) for r in batch]
@@ -225,14 +243,16 @@ class Collection:
             matrix = l2_normalize(matrix)
         out = []
         for r, vec in zip(batch, matrix):
-            if not isinstance(r.id, str) or not r.id or len(r.id) > MAX_ID_LENGTH or r.modality not in MODALITIES:
+            if r.modality not in MODALITIES:
                 return [self._checked(r) for r in batch]
-            out.append(replace(r, vector=vec, metadata=check_metadata(r.metadata), reference=str(r.reference)))
+            out.append(encode_record(replace(r, vector=vec, metadata=check_metadata(r.metadata),
+                                             reference=str(r.reference))))
         return out
 
     def _checked(self, r: Record) -> Record:
-        if not isinstance(r.id, str) or not r.id or len(r.id) > MAX_ID_LENGTH:
-            raise InputError(f"item id must be a non-empty string of at most {MAX_ID_LENGTH} characters, got {r.id!r}")
+        if not valid_id(r.id):
+            raise InputError(f"item id must be a non-empty string of at most {MAX_ID_LENGTH} characters of valid "
+                             f"Unicode, got {r.id!r}")
         if r.modality not in MODALITIES:
             raise InputError(f"item {r.id!r}: modality must be one of {', '.join(MODALITIES)}, got {r.modality!r}")
         if r.vector is None:
@@ -241,7 +261,7 @@ class Collection:
         if vec.shape[0] != 1:
             raise InputError(f"item {r.id!r}: one vector per item, got {vec.shape[0]}")
         vec = l2_normalize(vec)[0] if self.space.normalized else vec[0]
-        return replace(r, vector=vec, metadata=check_metadata(r.metadata), reference=str(r.reference))
+        return encode_record(replace(r, vector=vec, metadata=check_metadata(r.metadata), reference=str(r.reference)))
 
     def _plan_ids(self, ids: Sequence[Any] | None, keys: list[str], modality: str) -> list[str]:
         given = _per_item(ids, len(keys), "ids")
@@ -250,7 +270,7 @@ class Collection:
     def _write(self, planned: list[_Planned], modality: str, on_error: str, **embed: Any) -> AddResult:
         """Skip items whose content and metadata are stored already, embed the rest and write them in batches."""
         result = AddResult(ids=[p.record.id for p in planned])
-        existing = {r.id: r for r in self.backend.get([p.record.id for p in planned])}
+        existing = {r.id: decode_record(r) for r in self.backend.get([p.record.id for p in planned])}
         todo: list[_Planned] = []
         refresh: list[Record] = []
         for p in planned:
@@ -426,11 +446,11 @@ class Collection:
         found = self.backend.get([id], vectors=vector)
         if not found:
             raise ItemNotFound(f"no item {id!r} in collection {self.name!r}")
-        return found[0]
+        return decode_record(found[0])
 
     def get_many(self, ids: Sequence[str], *, vectors: bool = False) -> list[Record]:
         """The items with these ids that exist, in the order given."""
-        return self.backend.get(list(ids), vectors=vectors)
+        return [decode_record(r) for r in self.backend.get(list(ids), vectors=vectors)]
 
     def count(self, *, modality: str | None = None, where: Mapping[str, Any] | Filter | None = None) -> int:
         return self.backend.count(self._selection(modality, where))
@@ -441,11 +461,11 @@ class Collection:
     def items(self, *, modality: str | None = None, where: Mapping[str, Any] | Filter | None = None,
               vectors: bool = False) -> Iterator[Record]:
         """Every item (optionally only some), in a stable order."""
-        return self.backend.scan(self._selection(modality, where), vectors=vectors)
+        return (decode_record(r) for r in self.backend.scan(self._selection(modality, where), vectors=vectors))
 
     @staticmethod
     def _selection(modality: str | Sequence[str] | None, where: Mapping[str, Any] | Filter | None) -> Selection:
-        return Selection(modalities=check_modalities(modality), where=parse_where(where))
+        return Selection(modalities=check_modalities(modality), where=encode_filter(parse_where(where)))
 
     # -- searching -------------------------------------------------------------------------------------------------
 
@@ -519,6 +539,7 @@ class Collection:
         return hits[:top_k]
 
     def _hit(self, r: Record, score: float) -> Hit:
+        r = decode_record(r)
         path = None
         if r.modality in ("image", "pair"):
             resolved = self.resolve(r.reference)

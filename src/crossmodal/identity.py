@@ -12,19 +12,24 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["file_stamp", "hash_bytes", "hash_file", "hash_image_input", "hash_text", "make_id"]
+__all__ = ["UnreadableFile", "file_kind", "file_stamp", "hash_bytes", "hash_file", "hash_image_input", "hash_text",
+           "make_id", "open_regular"]
 
 _CHUNK = 1 << 20
 
 
 def make_id(modality: str, key: str) -> str:
-    """The stable id of the ``modality`` item whose identity is ``key`` (a reference, a text): 16 hex digits."""
-    return hashlib.sha256(f"{modality}\n{key}".encode()).hexdigest()[:16]
+    """The stable id of the ``modality`` item whose identity is ``key`` (a reference, a text): 16 hex digits.
+
+    A key may hold surrogates: a file name's undecodable bytes arrive as surrogate escapes (``os.fsdecode``).
+    """
+    return hashlib.sha256(f"{modality}\n{key}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def hash_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -35,9 +40,46 @@ def hash_text(text: str) -> str:
     return hash_bytes(text.encode("utf-8", "surrogatepass"))
 
 
-def hash_file(path: str | os.PathLike[str]) -> str:
+class UnreadableFile(OSError):
+    """A file that is not read: not a regular file, or larger than the limit (the message says which)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode describes, in words ("a FIFO", "a character device", ...)."""
+    for test, kind in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike[str], max_size: int | None = None) -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file of at most ``max_size`` bytes, else UnreadableFile.
+
+    Opened without blocking, so a FIFO (or a link to one, or to a device) is refused rather than waited on.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(f"not a regular file ({file_kind(st.st_mode)})")
+        if max_size is not None and st.st_size > max_size:
+            raise UnreadableFile(f"{st.st_size:,} bytes, larger than the limit of {max_size:,} bytes")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def hash_file(path: str | os.PathLike[str], max_size: int | None = None) -> str:
+    """The content hash of a regular file (:class:`UnreadableFile` for anything else, see :func:`open_regular`)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path, max_size) as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return "sha256:" + digest.hexdigest()

@@ -66,8 +66,15 @@ class Annotations:
 
     def lookup(self, path: Path, ref: str) -> dict[str, Any]:
         """The metadata for a file (the rows' extras merged), {} if none."""
+        return self.find(path, ref) or {}
+
+    def find(self, path: Path, ref: str) -> dict[str, Any] | None:
+        """The metadata for a file (the rows' extras merged), or None when no row names it."""
+        rows = self.lookup_all(path, ref)
+        if not rows:
+            return None
         merged: dict[str, Any] = {}
-        for value, extra in self.lookup_all(path, ref):
+        for value, extra in rows:
             merged.update(value if isinstance(value, dict) else extra)
         return merged
 

@@ -21,7 +21,11 @@ without an ``if __name__ == "__main__"`` guard fail under the ``spawn`` and
 row of the batch tensor the runtime receives, so no pixel is copied between
 preprocessing and the session. ``processes=True`` uses worker processes
 instead (for decoders that hold the GIL); they return uint8 arrays that the
-caller normalizes into the batch tensor.
+caller normalizes into the batch tensor. Each worker process watches the
+process that started it and exits the moment it dies, so a killed ingest
+(``kill -9`` included) leaves no decoder behind; the multiprocessing helper
+processes (fork server, resource tracker) then see their last client gone
+and exit too.
 
 ``fast=True`` (the ``fast`` precision mode) lets JPEG decoding downscale in
 the DCT domain when the source is at least twice the input size (Pillow's
@@ -35,6 +39,9 @@ import collections
 import itertools
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -139,6 +146,35 @@ def prepare_image(item: Any, cfg: ImagePreprocess, max_pixels: int | None, fast:
     return name, result
 
 
+def _exit_with(parent: int) -> None:
+    """Block until process ``parent`` has ended, then end this process at once."""
+    try:
+        fd = os.pidfd_open(parent)  # Linux 5.3+: readable once the process has exited, and never another's
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+    else:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+            time.sleep(0.2)
+    os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: a daemon thread ends the worker when ``parent`` (the pool's owner) dies.
+
+    Without it a killed owner leaves its workers waiting for work forever (each holds the write end of the task
+    queue, so none ever sees it close), and with them the fork server and resource tracker they keep alive.
+    """
+    threading.Thread(target=_exit_with, args=(parent,), name="crossmodal-owner-watch", daemon=True).start()
+
+
 def _prepare_chunk(items: list[Any], cfg: ImagePreprocess, max_pixels: int | None, fast: bool) -> list[Prepared]:
     return [prepare_image(item, cfg, max_pixels, fast) for item in items]
 
@@ -200,7 +236,8 @@ class ImagePipeline:
         if self.workers > 0 and self.processes:
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_watch_parent,
+                                             initargs=(os.getpid(),))
         elif self.workers > 0:
             self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="crossmodal-decode")
         return self

@@ -7,6 +7,8 @@ evaluator (crossmodal.stores.filters.matches), never from the store under test.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -300,6 +302,34 @@ def test_unicode_and_very_long_texts_round_trip(store, model) -> None:
     assert col.count(where={"lang": "中文"}) == 1
     col.upsert(Record("ид-🐉", "text", "unicode id", np.ones(DIM, dtype=np.float32)))
     assert col.get("ид-🐉").reference == "unicode id"
+
+
+def test_file_names_that_are_not_utf8_round_trip(store, model) -> None:
+    """A file name's undecodable bytes arrive as surrogate escapes (os.fsdecode); every store gives them back."""
+    col = store.collection("files", model=model)
+    name = "photos/bad_\udcff\udcfe.jpg"  # b"photos/bad_\xff\xfe.jpg"
+    odd = "\ufdd0 and \ud800"  # the store's escape character itself, and a lone surrogate
+    vec = unit(np.random.default_rng(5), 1)[0]
+    col.upsert([Record("bad", "image", name, vec, source=name, metadata={"image": name, "odd": [odd]}),
+                Record("odd", "text", odd, unit(np.random.default_rng(6), 1)[0], text=odd)])
+    got = col.get("bad")
+    assert (got.reference, got.source, dict(got.metadata)) == (name, name, {"image": name, "odd": [odd]})
+    assert (col.get("odd").reference, col.get("odd").text) == (odd, odd)
+    assert os.fsencode(got.reference) == b"photos/bad_\xff\xfe.jpg"
+    hit = col.search(vector=vec, top_k=1, where={"image": name})[0]
+    assert (hit.id, hit.reference) == ("bad", name)
+    assert col.count(where={"odd": odd}) == 1 and {r.reference for r in col.items()} == {name, odd}
+
+
+def test_upsert_with_delete_writes_and_deletes_in_one_step(filled) -> None:
+    col, records = filled
+    new = unit(np.random.default_rng(3), 2)
+    col.upsert([Record("moved-1", "image", "ref/moved-1", new[0]), Record("item-004", "text", "ref/4b", new[1])],
+               delete=["item-001", "item-002", "item-004", "no-such-item"])
+    assert col.count() == 120 + 1 - 2  # a record and a delete of the same id: the record wins
+    assert [r.id for r in col.get_many(["item-001", "item-002", "moved-1", "item-004"])] == ["moved-1", "item-004"]
+    assert col.search(vector=new[0], top_k=1)[0].id == "moved-1"
+    assert all(h.id not in ("item-001", "item-002") for h in col.search(vector=records[1].vector, top_k=5))
 
 
 # -- collections and persistence --------------------------------------------------------------------------------------------

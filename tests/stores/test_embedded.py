@@ -248,3 +248,118 @@ def test_rescoring_only_what_the_error_bound_keeps_gives_the_same_hits(big, monk
                         lambda self, keys, q: (unbounded(self, keys, q)[0], np.full(len(keys), np.inf)))
     every = [[(h.id, h.score) for h in col.search(vector=q, top_k=10)] for q in queries]
     assert bounded == every
+
+
+def test_an_hnsw_file_of_another_store_copied_over_the_recorded_one_is_rebuilt(tmp_path: Path) -> None:
+    mine, theirs = clustered(600, 16, seed=1), clustered(600, 16, seed=2)
+    for name, vectors in (("a", mine), ("b", theirs)):
+        st = open_store(tmp_path / name, exact_limit=50)
+        st.collection("c", model=SpaceOnly(16)).upsert(records(vectors))
+        st.close()
+
+    def recorded(name: str) -> dict[str, str]:
+        db = sqlite3.connect(tmp_path / name / "store.db")
+        try:
+            return dict(db.execute("SELECT modality, file FROM ann").fetchall())
+        finally:
+            db.close()
+
+    a, b = recorded("a"), recorded("b")
+    for modality in a:  # the same layout, count and keys: only the vectors differ
+        (tmp_path / "a" / "index" / a[modality]).write_bytes((tmp_path / "b" / "index" / b[modality]).read_bytes())
+    st = open_store(tmp_path / "a", exact_limit=50)
+    col = st.collection("c")
+    ids = [f"v{i}" for i in range(len(mine))]
+    queries = clustered(50, 16, seed=3)
+    found = sum(len({h.id for h in col.search(vector=q, top_k=10)} & set(exact_ids(mine, ids, q, 10)))
+                for q in queries)
+    assert found / (10 * len(queries)) >= 0.98
+    assert any("does not match" in e for m in ("image", "text", "pair") for e in col.backend.derived(m).events)
+    st.close()
+    st = open_store(tmp_path / "a", exact_limit=50)
+    assert st.check().clean  # the search that noticed saved a rebuilt file
+    st.close()
+
+
+def test_a_move_interrupted_half_way_leaves_the_old_item_or_the_new_never_both(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    from crossmodal.ingest import ingest
+    from crossmodal.stores.embedded import EmbeddedCollection
+    from crossmodal.testing.fake import fake_model
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (80 * i, 20, 200)).save(folder / f"p{i}.png")
+    st = open_store(tmp_path / "s")
+    col = st.collection("c", model=fake_model(dim=16))
+    ingest(col, [folder], workers=0)
+    (folder / "p0.png").rename(folder / "renamed.png")
+
+    def killed(self, conn, gone):  # the process dies while the move deletes the old item
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(EmbeddedCollection, "_remove", killed)
+        with pytest.raises(KeyboardInterrupt):
+            ingest(col, [folder], workers=0)
+    assert sorted(r.reference for r in col.items()) in (["p0.png", "p1.png", "p2.png"],
+                                                        ["p1.png", "p2.png", "renamed.png"])
+    assert st.check().clean
+    report = ingest(col, [folder], workers=0)
+    assert report.moved == 1 and sorted(r.reference for r in col.items()) == ["p1.png", "p2.png", "renamed.png"]
+    st.close()
+
+
+def test_check_reports_and_removes_the_leftovers_of_an_interrupted_move(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from crossmodal.identity import make_id
+    from crossmodal.ingest import ingest
+    from crossmodal.testing.fake import fake_model
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8), (80 * i, 20, 200)).save(folder / f"p{i}.png")
+    st = open_store(tmp_path / "s")
+    col = st.collection("c", model=fake_model(dim=16))
+    ingest(col, [folder], workers=0)
+    assert st.check().clean
+    # what an older version left when killed between a move's two writes: the new item, and the old one whose
+    # file is gone (same content); a copy of a file that still exists is no leftover
+    p0 = next(r for r in col.items(modality="image", vectors=True) if r.reference == "p0.png")
+    col.upsert([replace(p0, id=make_id("image", "old.png"), reference="old.png", source="old.png")])
+    (folder / "copy.png").write_bytes((folder / "p1.png").read_bytes())
+    ingest(col, [folder], workers=0)
+    report = st.check(repair=False)
+    assert not report.clean and len(report.unresolved) == 1 and "'old.png (item " in report.unresolved[0]
+    report = st.check()
+    assert len(report.repairs) == 1 and not report.unresolved
+    assert sorted(r.reference for r in col.items()) == ["copy.png", "p0.png", "p1.png", "p2.png"]
+    assert st.check().clean
+    st.close()
+
+
+def test_a_store_of_the_previous_schema_records_its_files_digests_and_keeps_them(tmp_path: Path) -> None:
+    st = open_store(tmp_path / "s", exact_limit=50)
+    st.collection("c", model=SpaceOnly(16)).upsert(records(clustered(600, 16)))
+    st.close()
+    db = sqlite3.connect(tmp_path / "s" / "store.db")
+    db.execute("ALTER TABLE ann DROP COLUMN digest")  # as schema 1 wrote it
+    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
+    db.commit()
+    db.close()
+    st = open_store(tmp_path / "s", exact_limit=50)
+    col = st.collection("c")
+    col.search(vector=clustered(1, 16)[0], top_k=5)
+    derived = col.backend.derived("image")
+    assert derived.file is not None and derived.changes == 0 and not derived.events  # loaded, not rebuilt
+    st.close()
+    db = sqlite3.connect(tmp_path / "s" / "store.db")
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
+    assert all(d.startswith("sha256:") for (d,) in db.execute("SELECT digest FROM ann"))
+    db.close()

@@ -8,7 +8,6 @@ the next word as the address unless that word is an existing file or folder.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,19 +16,27 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from ..errors import InputError
 from .options import settings
+from .output import json_line, printable
 
-__all__ = ["echo_failed", "ray_option", "run_ray_index"]
+__all__ = ["echo_failed", "fail_if_any", "ray_option", "run_ray_index"]
 
 _ADDRESS = re.compile(r"^(local|auto|ray://.+|[\w.-]+:\d+)$")
 
 
 def echo_failed(failed: list[tuple[str, str]], what: str) -> None:
-    """List on stderr the ``what`` (files, inputs) an index run could not index, and why."""
+    """List on stderr the ``what`` (files, inputs) an index run could not index, and why (names escaped)."""
     if failed:
         click.echo(f"{len(failed)} {what} could not be indexed:", err=True)
         for where, reason in failed:
-            click.echo(f"  {where}: {reason}", err=True)
+            click.echo(printable(f"  {where}: {reason}"), err=True)
+
+
+def fail_if_any(failed: list[tuple[str, str]]) -> None:
+    """End an index run that could not index everything with the input error's exit status (3)."""
+    if failed:
+        raise InputError(f"{len(failed)} of the files could not be indexed; the rest were stored")
 
 
 def ray_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -77,9 +84,9 @@ def run_ray_index(ctx: click.Context, address: str, paths: tuple[Path, ...], *, 
         batch_size=batch_size or 32, progress=not quiet and not as_json)
     shown = _masked(uri)
     if as_json:
-        click.echo(json.dumps({"collection": collection, "store": shown, "ray": address, **report.to_dict()},
-                              ensure_ascii=False))
-        return
-    echo_failed(report.failed, "inputs")
-    if not quiet:
-        click.echo(f"{collection}: {report.summary()} (on Ray, into {shown})")
+        click.echo(json_line({"collection": collection, "store": shown, "ray": address, **report.to_dict()}))
+    else:
+        echo_failed(report.failed, "inputs")
+        if not quiet:
+            click.echo(printable(f"{collection}: {report.summary()} (on Ray, into {shown})"))
+    fail_if_any(report.failed)

@@ -12,6 +12,7 @@ import click
 from ..errors import ConfigError
 from .collections import collection_for, collection_option
 from .options import model_options, open_store_from_options, pop_model_options, store_option
+from .output import json_line, printable
 
 __all__ = ["parse_where_option", "search"]
 
@@ -136,10 +137,10 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
                       modality=None if modality == "all" else modality, where=filters, image_weight=image_weight)
     if as_json:
         for hit in hits:
-            click.echo(json.dumps(hit.to_dict(), ensure_ascii=False))
+            click.echo(json_line(hit.to_dict()))
         return
     if not hits:
         click.echo("no results" + (" (the filters leave nothing)" if filters or modality != "all" else ""), err=True)
         return
     for rank, hit in enumerate(hits, start=1):
-        click.echo(_human(rank, hit))
+        click.echo(printable(_human(rank, hit)))

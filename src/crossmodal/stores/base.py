@@ -15,6 +15,12 @@ Rules every backend keeps:
   they arrive), so the score is the dot product, which is the cosine.
 * ``upsert`` is atomic per call: after a crash either all its records are
   there or none; an upsert with an existing id replaces that item.
+  ``upsert_and_delete`` (a move: new items in, old ones out) is one atomic
+  step where the backend can make it one; the default, for backends that
+  cannot, upserts first and then deletes, so a crash in between leaves both
+  rather than neither.
+* strings arrive as valid Unicode (the collection encodes file names that
+  are not, see :mod:`~crossmodal.stores.codec`).
 * a :class:`Selection` (modalities + a :mod:`~crossmodal.stores.filters`
   filter) is evaluated exactly like :func:`~crossmodal.stores.filters.matches`
   would evaluate it on the item's metadata.
@@ -48,6 +54,7 @@ __all__ = [
     "VectorStore",
     "check_metadata",
     "check_modalities",
+    "valid_id",
 ]
 
 Modality = Literal["image", "text", "pair"]
@@ -164,12 +171,19 @@ class CheckReport:
 
 @runtime_checkable
 class CollectionBackend(Protocol):
-    """The items of one collection, in one backend. Six methods."""
+    """The items of one collection, in one backend. Seven methods; a backend class that subclasses this one
+    explicitly inherits the default ``upsert_and_delete``."""
 
     info: CollectionInfo
 
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace ``records`` (each with a vector) atomically."""
+
+    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """Upsert ``records`` and delete the items with ``ids`` (none of them among ``records``) in one atomic
+        step; return how many were deleted. The default upserts, then deletes."""
+        self.upsert(records)
+        return self.delete(ids) if ids else 0
 
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
         """Delete the items with these ids, or (``ids=None``) those ``selection`` picks; return how many."""
@@ -227,6 +241,16 @@ def check_modalities(modality: str | Sequence[str] | None) -> tuple[str, ...] | 
     if bad or not names:
         raise ConfigError(f"modality must be one of {', '.join(MODALITIES)} or 'all', got {modality!r}")
     return tuple(sorted(set(names)))
+
+
+def valid_id(item_id: Any) -> bool:
+    """Whether ``item_id`` can be an item's id: a non-empty string of valid Unicode, at most 512 characters."""
+    if not isinstance(item_id, str) or not item_id or len(item_id) > MAX_ID_LENGTH:
+        return False
+    try:
+        return item_id.isascii() or bool(item_id.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
 
 
 def _check_scalar(key: str, value: Any) -> None:

@@ -6,18 +6,28 @@ that lags behind SQLite after a killed ingest is normal and only caught up
 problem, repaired by rebuilding it from SQLite. Faults in the source of truth
 itself (a vector of the wrong length, not finite) are reported with the ids
 involved; they cannot be repaired without the original files.
+
+Leftovers of an interrupted move are a problem too: an item whose file is
+gone while another item of the same modality and content comes from a file
+that exists (a move stores the new item and deletes the old one in one
+transaction, but a store written by an older version, or a copy of a file
+deleted since, can hold both). Repairing deletes the item whose file is
+gone; the item at the file's new place keeps the vector.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import MODALITIES, CheckReport
+from .codec import decode_text
 from .derived import read_snapshot, vectors_of
 from .sqlite import attr_rows
 from .views import AnnView
@@ -160,6 +170,41 @@ def _check_ann(store: EmbeddedStore, col: EmbeddedCollection, modality: str, rep
         report.notes.append(f"{label}: built the HNSW index ({len(db_keys)} items)")
 
 
+def _file_of(source: str, root: str | None) -> Path | None:
+    """The file an item's source names (None: a URI, or a relative path without a root)."""
+    if "://" in source:
+        return None
+    path = Path(decode_text(source))
+    if path.is_absolute():
+        return path
+    return Path(root) / path if root else None
+
+
+def _check_moves(store: EmbeddedStore, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+    """Items whose file is gone, holding the content of an item whose file exists: an interrupted move's."""
+    with store.read() as conn:
+        rows = conn.execute(
+            "SELECT modality, content_hash, id, source FROM items WHERE cid=? AND source != '' AND "
+            "(modality, content_hash) IN (SELECT modality, content_hash FROM items WHERE cid=? AND source != '' "
+            "AND content_hash != '' GROUP BY modality, content_hash HAVING count(DISTINCT source) > 1)",
+            (col.cid, col.cid)).fetchall()
+    groups: dict[tuple[str, str], list[tuple[str, str, bool | None]]] = defaultdict(list)
+    for modality, content_hash, item_id, source in rows:
+        path = _file_of(source, col.info.root)
+        groups[(modality, content_hash)].append((item_id, source, None if path is None else os.path.lexists(path)))
+    leftovers = sorted((decode_text(source), i) for members in groups.values() if any(m[2] for m in members)
+                       for i, source, there in members if there is False)
+    if not leftovers:
+        return
+    msg = (f"collection {col.info.name!r}: {len(leftovers)} items whose files are gone hold the content of items "
+           f"whose files exist ({_list([f'{s} (item {i})' for s, i in leftovers])}): left by an interrupted move, "
+           "or copies deleted since")
+    _problem(report, msg, repair)
+    if repair:
+        col.delete([i for _, i in leftovers])
+        report.repairs.append(f"collection {col.info.name!r}: deleted {len(leftovers)} items left by moved files")
+
+
 def _strays(store: EmbeddedStore, report: CheckReport, repair: bool) -> None:
     with store.read() as conn:
         named = {f for (f,) in conn.execute("SELECT file FROM ann")}
@@ -186,6 +231,7 @@ def check_store(store: EmbeddedStore, *, repair: bool = True) -> CheckReport:
         return report
     for info in store.list_collections():
         col = store.open_collection(info.name)
+        _check_moves(store, col, report, repair)
         report.collections[info.name] = _check_counts(store, col, report, repair)
         _check_rows(store, col, report, repair)
         for modality in MODALITIES:

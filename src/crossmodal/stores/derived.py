@@ -8,16 +8,25 @@ with larger keys and removes the keys logged since. Nothing here can make
 the view disagree with SQLite for longer than until the next search.
 
 HNSW views are saved to ``index/c<cid>-<modality>-<random>.usearch`` and the
-``ann`` table records which file reflects which state. The file is written
-and fsynced first, then recorded in one transaction, then the old file is
-removed; a crash at any point leaves either the old or the new file
-recorded, each with its true state, and at worst a stray file that
-``store check`` removes. Deletion log entries already reflected by the
-recorded file are pruned; a view that still needed them reloads the file.
+``ann`` table records which file reflects which state, with the file's
+SHA-256 digest. The file is written and fsynced first, then recorded in one
+transaction, then the old file is removed; a crash at any point leaves
+either the old or the new file recorded, each with its true state, and at
+worst a stray file that ``store check`` removes. Deletion log entries
+already reflected by the recorded file are pruned; a view that still needed
+them reloads the file.
+
+A recorded file is loaded only if its digest is the recorded one (and it
+holds the recorded number of items): a readable index file copied over it
+from another store, or restored from another time, would otherwise be
+trusted, and searches would walk a graph of other vectors. Such a file is
+rebuilt from SQLite, like an unreadable one. Hashing reads the file once
+more (about a second per GB, next to the load itself).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
@@ -31,7 +40,7 @@ import numpy as np
 
 from .views import AnnParams, AnnView, ExactView
 
-__all__ = ["Derived", "Snapshot", "fsync_path", "read_snapshot"]
+__all__ = ["AnnRow", "Derived", "Snapshot", "file_digest", "fsync_path", "read_snapshot", "record_digests"]
 
 log = logging.getLogger("crossmodal.stores")
 
@@ -62,6 +71,39 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class AnnRow:
+    """What the ``ann`` table records about one saved HNSW file."""
+
+    file: str
+    max_key: int
+    removed_seq: int
+    size: int
+    digest: str
+
+
+def record_digests(read: Any, write: Any, index_dir: Path) -> None:
+    """Record the digests of files saved before digests were recorded (a store first opened by this version)."""
+    with read() as conn:
+        rows = conn.execute("SELECT cid, modality, file FROM ann WHERE digest=''").fetchall()
+    for cid, modality, name in rows:
+        try:
+            digest = file_digest(index_dir / name)
+        except OSError:
+            continue  # missing: rebuilt when next used
+        with write() as conn:
+            conn.execute("UPDATE ann SET digest=? WHERE cid=? AND modality=? AND file=? AND digest=''",
+                         (digest, cid, modality, name))
+
+
 def vectors_of(blobs: list[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim)
 
@@ -86,10 +128,10 @@ class Derived:
 
     # -- keeping up -------------------------------------------------------------------------------------------------
 
-    def _ann_row(self, conn: sqlite3.Connection) -> tuple[str, int, int, int] | None:
-        row = conn.execute("SELECT file, max_key, removed_seq, size FROM ann WHERE cid=? AND modality=?",
+    def _ann_row(self, conn: sqlite3.Connection) -> AnnRow | None:
+        row = conn.execute("SELECT file, max_key, removed_seq, size, digest FROM ann WHERE cid=? AND modality=?",
                            (self.cid, self.modality)).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]), int(row[2]), int(row[3]))
+        return None if row is None else AnnRow(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]))
 
     def want_ann(self, n_rows: int) -> bool:
         return n_rows > self.exact_limit
@@ -101,7 +143,8 @@ class Derived:
         view = self.view
         if view is not None and view.kind != kind:
             view = None
-        if view is not None and row is not None and self.removed_seq < row[2] and (kind == "exact" or row[0] != self.file):
+        if view is not None and row is not None and self.removed_seq < row.removed_seq and (
+                kind == "exact" or row.file != self.file):
             view = None  # deletion log entries this view needs were pruned by a newer save: start again
         if view is None:
             view = self._fresh(kind, row, snap)
@@ -109,21 +152,38 @@ class Derived:
         self._catch_up(conn, view, snap)
         return view
 
-    def _fresh(self, kind: str, row: tuple[str, int, int, int] | None, snap: Snapshot) -> ExactView | AnnView:
+    def _fresh(self, kind: str, row: AnnRow | None, snap: Snapshot) -> ExactView | AnnView:
         self.file, self.persisted_size, self.changes = None, 0, 0
         if kind == "ann" and row is not None:
-            path = self.index_dir / row[0]
+            path = self.index_dir / row.file
             try:
-                view = AnnView.load(path, self.dim, self.params)
-                self.file, self.max_key, self.removed_seq, self.persisted_size = row[0], row[1], row[2], len(view)
+                view = self._load(path, row)
+                self.file, self.max_key, self.removed_seq, self.persisted_size = (row.file, row.max_key,
+                                                                                  row.removed_seq, len(view))
                 return view
-            except Exception as exc:  # a damaged or missing derived file is rebuilt, never trusted
-                msg = f"HNSW file {path.name} of collection #{self.cid} ({self.modality}) unreadable ({exc}); rebuilt"
+            except Exception as exc:  # a damaged, missing or foreign derived file is rebuilt, never trusted
+                msg = f"HNSW file {path.name} of collection #{self.cid} ({self.modality}) {exc}; rebuilt from SQLite"
                 log.warning(msg)
                 self.events.append(msg)
-                self.bad_file = row[0]
+                self.bad_file = row.file
         self.max_key, self.removed_seq = 0, snap.removed
         return AnnView(self.dim, self.params) if kind == "ann" else ExactView(self.dim)
+
+    def _load(self, path: Path, row: AnnRow) -> AnnView:
+        try:
+            digest = file_digest(path)
+        except OSError as exc:
+            raise ValueError(f"is unreadable ({exc})") from exc
+        if digest != row.digest:
+            raise ValueError("does not match the file the store recorded (copied from another store, or restored "
+                             "from another time?)")
+        try:
+            view = AnnView.load(path, self.dim, self.params)
+        except Exception as exc:
+            raise ValueError(f"is unreadable ({exc})") from exc
+        if len(view) != row.size:
+            raise ValueError(f"holds {len(view)} items, the store recorded {row.size}")
+        return view
 
     def _catch_up(self, conn: sqlite3.Connection, view: ExactView | AnnView, snap: Snapshot) -> None:
         if snap.removed > self.removed_seq:
@@ -174,23 +234,23 @@ class Derived:
             view.save(path)
             fsync_path(path)
             fsync_path(self.index_dir)
-            state = (self.max_key, self.removed_seq, len(view))
+            state = (self.max_key, self.removed_seq, len(view), file_digest(path))
             with write() as conn:
                 row = self._ann_row(conn)
-                replace = replace or (row is not None and row[0] == self.bad_file)
-                if row is not None and (row[1], row[2]) >= state[:2] and not replace:
+                replace = replace or (row is not None and row.file == self.bad_file)
+                if row is not None and (row.max_key, row.removed_seq) >= state[:2] and not replace:
                     stale = True  # another process saved a state at least as new
                 else:
                     stale = False
-                    conn.execute("INSERT OR REPLACE INTO ann VALUES (?, ?, ?, ?, ?, ?)",
-                                 (self.cid, self.modality, name, *state))
+                    conn.execute("INSERT OR REPLACE INTO ann (cid, modality, file, max_key, removed_seq, size, digest) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", (self.cid, self.modality, name, *state))
                     conn.execute("DELETE FROM removed WHERE cid=? AND modality=? AND seq<=?",
                                  (self.cid, self.modality, state[1]))
             if stale:
                 path.unlink(missing_ok=True)
                 return False
-            if row is not None and row[0] != name:
-                (self.index_dir / row[0]).unlink(missing_ok=True)
+            if row is not None and row.file != name:
+                (self.index_dir / row.file).unlink(missing_ok=True)
             self.file, self.persisted_size, self.changes, self.bad_file = name, state[2], 0, None
             return True
 

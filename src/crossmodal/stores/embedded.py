@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import CollectionExists, CollectionNotFound, StoreCorrupt, StoreError, StoreUnavailable
 from .base import MODALITIES, CheckReport, CollectionInfo, Record, Selection
-from .derived import Derived, read_snapshot, vectors_of
+from .derived import Derived, read_snapshot, record_digests, vectors_of
 from .filters import matches
 from .sqlite import attr_rows, connect, filter_sql, init_schema, pack_metadata
 from .views import AnnParams, AnnView, dot, kth_largest, top_with_ties
@@ -114,42 +114,63 @@ class EmbeddedCollection:
     # -- writing ----------------------------------------------------------------------------------------------------
 
     def upsert(self, records: Sequence[Record]) -> None:
+        self.upsert_and_delete(records, ())
+
+    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """Upsert and delete in one SQLite transaction (see :meth:`CollectionBackend.upsert_and_delete`)."""
         latest = {r.id: r for r in records}  # the last record of an id wins, as if upserted one by one
-        if not latest:
-            return
+        doomed = [i for i in dict.fromkeys(ids) if i not in latest]
+        if not latest and not doomed:
+            return 0
         delta: Counter[str] = Counter()
         with self.store.write() as conn:
             self._alive(conn)
-            existing: dict[str, tuple[int, str, bytes]] = {}
-            ids = list(latest)
-            for chunk in _chunks(ids):
-                for key, id_, modality, vector in conn.execute(
-                        f"SELECT key, id, modality, vector FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
-                        (self.cid, *chunk)):
-                    existing[id_] = (key, modality, vector)
-            for r in latest.values():
-                blob = np.ascontiguousarray(r.vector, dtype="<f4").tobytes()
-                meta = pack_metadata(r.metadata)
-                old = existing.get(r.id)
-                if old is not None and old[1] == r.modality and old[2] == blob:
-                    # same vector: update in place, so the key (and every derived index) stays valid
-                    conn.execute("UPDATE items SET reference=?, text=?, content_hash=?, source=?, stamp=?, metadata=? "
-                                 "WHERE key=?", (r.reference, r.text, r.content_hash, r.source, r.stamp, meta, old[0]))
-                    conn.execute("DELETE FROM attrs WHERE key=?", (old[0],))
-                    conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(old[0], self.cid, r.metadata))
-                    continue
-                if old is not None:
-                    self._remove(conn, [(old[0], old[1])])
-                    delta[old[1]] -= 1
-                key = conn.execute(
-                    "INSERT INTO items (cid, id, modality, reference, text, content_hash, source, stamp, metadata, vector) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (self.cid, r.id, r.modality, r.reference, r.text, r.content_hash, r.source, r.stamp, meta, blob)
-                ).lastrowid
-                conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(int(key or 0), self.cid, r.metadata))
-                delta[r.modality] += 1
+            if latest:
+                self._write_rows(conn, latest, delta)
+            gone = self._keys_of(conn, doomed)
+            if gone:
+                self._remove(conn, gone)
+                delta.subtract(Counter(m for _, m in gone))
             self._bump(conn, delta)
         self._after_write(len(latest), delta)
+        return len(gone)
+
+    def _keys_of(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        for chunk in _chunks(ids):
+            found += conn.execute(f"SELECT key, modality FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+                                  (self.cid, *chunk)).fetchall()
+        return found
+
+    def _write_rows(self, conn: sqlite3.Connection, latest: dict[str, Record], delta: Counter[str]) -> None:
+        existing: dict[str, tuple[int, str, bytes]] = {}
+        ids = list(latest)
+        for chunk in _chunks(ids):
+            for key, id_, modality, vector in conn.execute(
+                    f"SELECT key, id, modality, vector FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+                    (self.cid, *chunk)):
+                existing[id_] = (key, modality, vector)
+        for r in latest.values():
+            blob = np.ascontiguousarray(r.vector, dtype="<f4").tobytes()
+            meta = pack_metadata(r.metadata)
+            old = existing.get(r.id)
+            if old is not None and old[1] == r.modality and old[2] == blob:
+                # same vector: update in place, so the key (and every derived index) stays valid
+                conn.execute("UPDATE items SET reference=?, text=?, content_hash=?, source=?, stamp=?, metadata=? "
+                             "WHERE key=?", (r.reference, r.text, r.content_hash, r.source, r.stamp, meta, old[0]))
+                conn.execute("DELETE FROM attrs WHERE key=?", (old[0],))
+                conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(old[0], self.cid, r.metadata))
+                continue
+            if old is not None:
+                self._remove(conn, [(old[0], old[1])])
+                delta[old[1]] -= 1
+            key = conn.execute(
+                "INSERT INTO items (cid, id, modality, reference, text, content_hash, source, stamp, metadata, vector) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.cid, r.id, r.modality, r.reference, r.text, r.content_hash, r.source, r.stamp, meta, blob)
+            ).lastrowid
+            conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(int(key or 0), self.cid, r.metadata))
+            delta[r.modality] += 1
 
     def _remove(self, conn: sqlite3.Connection, gone: Sequence[tuple[int, str]]) -> None:
         for chunk in _chunks(gone):
@@ -176,12 +197,8 @@ class EmbeddedCollection:
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
         with self.store.write() as conn:
             self._alive(conn)
-            gone: list[tuple[int, str]] = []
             if ids is not None:
-                unique = list(dict.fromkeys(ids))
-                for chunk in _chunks(unique):
-                    gone += conn.execute(f"SELECT key, modality FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
-                                         (self.cid, *chunk)).fetchall()
+                gone = self._keys_of(conn, list(dict.fromkeys(ids)))
             else:
                 sql, params = self._where(selection)
                 gone = conn.execute(f"SELECT key, modality FROM items WHERE cid=?{sql}", (self.cid, *params)).fetchall()
@@ -402,6 +419,7 @@ class EmbeddedStore:
         self._collections: dict[int, EmbeddedCollection] = {}
         self._closed = False
         init_schema(self._conn())
+        record_digests(self.read, self.write, self.index_dir)
 
     def __repr__(self) -> str:
         return f"<EmbeddedStore {self.uri}>"

@@ -41,6 +41,11 @@ class MemoryCollection:
                 vec = np.array(r.vector, dtype=np.float32, copy=True)
                 self._items[r.id] = replace(r, vector=vec, metadata=dict(r.metadata))
 
+    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        with self._lock:
+            self.upsert(records)
+            return self.delete(ids)
+
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
         with self._lock:
             if ids is not None:

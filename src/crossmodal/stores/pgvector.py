@@ -237,14 +237,26 @@ class PgvectorCollection:
                     pass  # another writer inserted some of these ids meanwhile: merge instead
             self._merge(conn, payload)
 
+    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """The upsert (merged) and the delete in one transaction."""
+        latest = {r.id: r for r in records}
+        doomed = [i for i in dict.fromkeys(ids) if i not in latest]
+        if not latest:
+            return self.delete(doomed) if doomed else 0
+        order = sorted(latest)
+        payload = copy_payload([latest[i] for i in order], self.dim, self.vector_type == "halfvec")
+        with self._conn() as conn:
+            return self._merge(conn, payload, doomed)
+
     @staticmethod
     def _copy(conn: psycopg.Connection[Any], table: str, payload: bytes) -> None:
         with conn.cursor().copy(f"COPY {table} ({_COLUMNS}, embedding) FROM STDIN (FORMAT BINARY)") as cp:
             cp.write(payload)
 
-    def _merge(self, conn: psycopg.Connection[Any], payload: bytes) -> None:
+    def _merge(self, conn: psycopg.Connection[Any], payload: bytes, delete: Sequence[str] = ()) -> int:
         """COPY into a temporary table, then INSERT ... ON CONFLICT DO UPDATE: replaces rows atomically, and
-        concurrent writers of the same ids wait for each other instead of failing."""
+        concurrent writers of the same ids wait for each other instead of failing. The rows with ids in ``delete``
+        go in the same transaction; returns how many did."""
         tmp = quoted(f"upsert_{self.cid}")
         assign = ", ".join(f"{c} = EXCLUDED.{c}" for c in _MUTABLE)
         for attempt in range(_RETRIES):
@@ -254,7 +266,9 @@ class PgvectorCollection:
                     self._copy(conn, tmp, payload)
                     conn.execute(f"INSERT INTO {self.table} SELECT * FROM {tmp} ORDER BY id "
                                  f"ON CONFLICT (id) DO UPDATE SET {assign}")
-                return
+                    gone = conn.execute(f"DELETE FROM {self.table} WHERE id = ANY(%s)", [list(delete)]).rowcount \
+                        if delete else 0
+                return max(gone, 0)
             except psycopg.errors.DeadlockDetected:
                 if attempt == _RETRIES - 1:
                     raise

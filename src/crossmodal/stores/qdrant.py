@@ -127,24 +127,46 @@ class QdrantCollection:
     # -- writing ------------------------------------------------------------------------------------------------------
 
     def upsert(self, records: Sequence[Record]) -> None:
-        from qdrant_client.http import models as qm
-
         latest = list({r.id: r for r in records}.values())  # the last record of an id wins
         if not latest:
             return
-        if not self.big_numbers and any(has_big_numbers(r.metadata) for r in latest):
+        self._note_big_numbers(latest)
+        with self._guard():
+            for start in range(0, len(latest), _WRITE):
+                self.client.upsert(self.qname, points=self._batch(latest[start:start + _WRITE]), wait=True)
+
+    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """The deletes go with the last batch of points in one batch-update request (Qdrant applies it in order)."""
+        from qdrant_client.http import models as qm
+
+        latest = list({r.id: r for r in records}.values())
+        written = {r.id for r in latest}
+        present = [point_id(r.id) for r in self.get([i for i in dict.fromkeys(ids) if i not in written])]
+        split = max(0, len(latest) - _WRITE)
+        self.upsert(latest[:split])
+        self._note_big_numbers(latest[split:])
+        ops = [qm.UpsertOperation(upsert=qm.PointsBatch(batch=self._batch(latest[split:])))] if latest[split:] else []
+        ops += [qm.DeleteOperation(delete=qm.PointIdsList(points=present))] if present else []
+        if ops:
+            with self._guard():
+                self.client.batch_update_points(self.qname, update_operations=ops, wait=True)
+        return len(present)
+
+    def _note_big_numbers(self, records: Sequence[Record]) -> None:
+        if not self.big_numbers and any(has_big_numbers(r.metadata) for r in records):
             # recorded before the points, so no search ever trusts a float comparison for these numbers
             self.store._update_entry(self.info.name, big_numbers=True)
             self.big_numbers = True
-        with self._guard():
-            for start in range(0, len(latest), _WRITE):
-                chunk = latest[start:start + _WRITE]
-                matrix = np.stack([np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in chunk])
-                payloads = [{"id": r.id, "modality": r.modality, "reference": r.reference, "text": r.text,
-                             "content_hash": r.content_hash, "source": r.source, "stamp": r.stamp,
-                             "metadata": dict(r.metadata), "f": filter_view(r.metadata)} for r in chunk]
-                self.client.upsert(self.qname, points=qm.Batch(ids=[point_id(r.id) for r in chunk],
-                                                               vectors=matrix.tolist(), payloads=payloads), wait=True)
+
+    @staticmethod
+    def _batch(chunk: Sequence[Record]) -> Any:
+        from qdrant_client.http import models as qm
+
+        matrix = np.stack([np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in chunk])
+        payloads = [{"id": r.id, "modality": r.modality, "reference": r.reference, "text": r.text,
+                     "content_hash": r.content_hash, "source": r.source, "stamp": r.stamp,
+                     "metadata": dict(r.metadata), "f": filter_view(r.metadata)} for r in chunk]
+        return qm.Batch(ids=[point_id(r.id) for r in chunk], vectors=matrix.tolist(), payloads=payloads)
 
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
         from qdrant_client.http import models as qm

@@ -4,7 +4,9 @@ SQLite (WAL mode) is the single source of truth. Every item is one row of
 ``items`` holding its vector; ``attrs`` holds one row per metadata value
 (a list contributes one row per element) so filters run on an index instead
 of parsing JSON; ``removed`` logs deleted item keys so derived indexes catch
-up incrementally; ``ann`` records which HNSW file reflects which state.
+up incrementally; ``ann`` records which HNSW file reflects which state, and
+the file's SHA-256 digest, so a file that is not the one recorded (copied
+from another store, restored from another time) is never trusted.
 
 Item keys (``items.key``) come from AUTOINCREMENT, so they grow in commit
 order and are never reused: everything committed after a derived index was
@@ -25,7 +27,8 @@ from .filters import And, Cond, Filter, Not, values_of
 
 __all__ = ["SCHEMA_VERSION", "attr_rows", "connect", "filter_sql", "init_schema", "pack_metadata"]
 
-SCHEMA_VERSION = 1
+#: 2: ``ann.digest`` (a store of schema 1 gains the column and its files' digests when first opened)
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,7 +66,7 @@ CREATE TABLE IF NOT EXISTS removed (
 CREATE INDEX IF NOT EXISTS removed_cm ON removed (cid, modality, seq);
 CREATE TABLE IF NOT EXISTS ann (
     cid INTEGER NOT NULL, modality TEXT NOT NULL, file TEXT NOT NULL,
-    max_key INTEGER NOT NULL, removed_seq INTEGER NOT NULL, size INTEGER NOT NULL,
+    max_key INTEGER NOT NULL, removed_seq INTEGER NOT NULL, size INTEGER NOT NULL, digest TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (cid, modality)
 ) WITHOUT ROWID;
 """
@@ -104,11 +107,13 @@ def init_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreUnavailable(f"this store was written by a newer crossmodal (schema {row[0]} > "
                                    f"{SCHEMA_VERSION}); upgrade crossmodal to open it")
+        if "digest" not in {r[1] for r in conn.execute("PRAGMA table_info(ann)")}:
+            conn.execute("ALTER TABLE ann ADD COLUMN digest TEXT NOT NULL DEFAULT ''")
+        if row is None or int(row[0]) < SCHEMA_VERSION:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -1,0 +1,53 @@
+"""Ingest: folders of images and text files -> a collection, incrementally and crash-safely.
+
+:func:`ingest` walks the paths (:mod:`.discover`: regular files only, up to
+a size limit; what cannot be read is reported), plans what each file should
+hold (:mod:`.plan`) and embeds only what changed (:mod:`.run`):
+
+* a file whose size and mtime match what was recorded is skipped unread;
+* a file whose stamp changed is hashed; same content: only its stamp is
+  updated ("unchanged"); new content: it is embedded again ("updated");
+* a new file whose content matches an item whose file has disappeared is a
+  move: the stored vector is reused, and the new item is stored and the old
+  one deleted in one atomic write ("moved");
+* a run only adds and updates what it is given: captions and metadata stored
+  by earlier runs stay unless this run gives new ones for the file (see
+  :mod:`.plan`); what a file no longer produces is removed ("removed");
+* with ``prune``, items whose files are gone are deleted ("removed").
+
+Images are decoded by workers while the model runs (``Model.iter_images``:
+threads by default, since Pillow and ONNX Runtime release the GIL and threads
+measured as fast as processes without the start-up cost; ``processes=True``
+for worker processes), and every embedded batch is one committed transaction,
+so a killed run loses at most the batch in flight and the next run carries
+on. Bad files are reported at the end; they never stop the run.
+
+Each image becomes an ``image`` item whose reference is its path relative to
+the collection's root. A text file (.txt, .md) becomes one ``text`` item, or
+one per non-empty line with ``lines=True``. With a captions file, each
+captioned image also gets a ``text`` item (the caption) and a ``pair`` item
+(image + caption).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError
+from .discover import DEFAULT_MAX_FILE_SIZE, SourceFile, discover, image_extensions
+from .plan import image_items as _image_items  # noqa: F401  (shared with the distributed planner)
+from .plan import text_items
+from .report import IngestReport
+from .run import _adopt_root, _same_except_hash, ingest  # noqa: F401  (the same)
+
+__all__ = ["DEFAULT_MAX_FILE_SIZE", "IngestReport", "SourceFile", "discover", "image_extensions", "ingest"]
+
+
+def _text_items(col: Any, src: SourceFile, ref: str, lines: bool, meta: dict[str, Any],
+                failed: list[tuple[str, str]]) -> list[Any]:
+    """The text items of a file, its failure added to ``failed`` (the distributed planner's form)."""
+    try:
+        return text_items(src, ref, lines, meta)
+    except InputError as exc:
+        failed.append((str(src.path), str(exc)))
+        return []

@@ -1,0 +1,324 @@
+"""One ingest run: plan every file, reuse what is stored, embed the rest in committed batches, then clean up."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..collection import WRITE_BATCH, Collection
+from ..errors import ConfigError, InputError
+from ..identity import hash_file, hash_text
+from ..manifests import load_captions, load_metadata
+from ..stores.base import Record
+from .discover import DEFAULT_MAX_FILE_SIZE, discover
+from .plan import Given, Item, plan_file
+from .report import IngestReport
+
+__all__ = ["Progress", "ingest"]
+
+Progress = Callable[[int, int], None]
+
+
+class _Hashes:
+    """File content hashes, each computed once; a file that cannot be read keeps its error."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._known: dict[Path, str] = {}
+        self.errors: dict[Path, OSError] = {}
+
+    def __call__(self, path: Path) -> str:
+        h = self._known.get(path)
+        if h is None:
+            if path in self.errors:
+                raise self.errors[path]
+            try:
+                h = self._known[path] = hash_file(path, self.max_size)
+            except OSError as exc:
+                self.errors[path] = exc
+                raise
+        return h
+
+    def readable(self, path: Path) -> bool:
+        try:
+            self(path)
+        except OSError:
+            return False
+        return True
+
+
+def _same_except_hash(old: Record, new: Record) -> bool:
+    return (old.modality, old.reference, old.text, old.source, old.stamp, dict(old.metadata)) == \
+        (new.modality, new.reference, new.text, new.source, new.stamp, dict(new.metadata))
+
+
+def _with_hash(rec: Record, item: Item, hashes: _Hashes) -> Record:
+    if rec.modality == "text":
+        return rec
+    image_hash = hashes(item.file.path)
+    if rec.modality == "image":
+        return replace(rec, content_hash=image_hash)
+    return replace(rec, content_hash=hash_text(image_hash + "\n" + (item.caption or "")))
+
+
+def _size(stamp: str) -> str:
+    return stamp.split(":", 1)[0]
+
+
+class _Run:
+    """The state of one run: the collection, the report, progress, and the files whose items failed."""
+
+    def __init__(self, col: Collection, report: IngestReport, progress: Progress | None, hashes: _Hashes) -> None:
+        self.col, self.report, self.progress, self.hashes = col, report, progress, hashes
+        self.total = self.done = 0
+        self.failed_sources: set[str] = set()
+
+    def fail(self, item: Item, reason: str) -> None:
+        self.report.failed.append((str(item.file.path), reason))
+        self.failed_sources.add(item.record.source)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def write(self, records: list[Record], existed: set[str]) -> None:
+        if records:
+            self.col.upsert(records)
+            for r in records:
+                if r.id in existed:
+                    self.report.updated += 1
+                else:
+                    self.report.added += 1
+
+
+def ingest(
+    col: Collection,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    recursive: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    lines: bool = False,
+    prune: bool = False,
+    captions: str | os.PathLike[str] | None = None,
+    metadata: str | os.PathLike[str] | None = None,
+    image_weight: float | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    processes: bool = False,
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Index image and text files under ``paths`` into ``col`` (see the package docstring); returns the counts.
+
+    ``progress(done, total)`` is called after each committed batch (items to embed). Files that are not
+    regular files or are larger than ``max_file_size`` bytes are reported as failures, never read.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    model = col._need_model("index files")
+    if not paths:
+        raise ConfigError("nothing to index: give at least one file or folder")
+    if max_file_size < 1:
+        raise ConfigError(f"max_file_size must be at least 1 byte, got {max_file_size}")
+    _adopt_root(col, paths)
+    files = discover(paths, recursive=recursive, include=include, exclude=exclude, failed=report.failed,
+                     max_file_size=max_file_size)
+    report.files = len(files)
+    given = Given(captions=load_captions(captions) if captions else None,
+                  metadata=load_metadata(metadata) if metadata else None, prune=prune, lines=lines,
+                  image_weight=image_weight, max_file_size=max_file_size)
+
+    existing = {r.id: r for r in col.items()}
+    by_source: dict[str, list[Record]] = defaultdict(list)
+    for r in existing.values():
+        if r.source:
+            by_source[r.source].append(r)
+    refs = {src.path: col.reference_for(src.path) for src in files}
+    seen = set(refs.values())
+    # Items whose files are gone, under the folders indexed now: moves are found among them, the rest pruned.
+    roots = [Path(p).expanduser().absolute() for p in paths]
+    missing = [r for s, rs in by_source.items() if s not in seen and _under(col.resolve(s), roots)
+               and not _exists(col.resolve(s)) for r in rs]
+    missing_by_hash: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for r in missing:
+        missing_by_hash[(r.modality, r.content_hash)].append(r)
+    missing_sizes = {_size(r.stamp) for r in missing}
+
+    hashes = _Hashes(max_file_size)
+    run = _Run(col, report, progress, hashes)
+    planned: list[Item] = []
+    stale: dict[str, list[str]] = {}  # source -> ids of items it held and no longer produces
+    moved_from: dict[str, Record] = {}  # new image item id -> the stored image item it moves
+    for src in files:
+        ref = refs[src.path]
+        stored = by_source.get(ref, [])
+        origin = None
+        if src.kind == "image" and not stored and _size(src.stamp) in missing_sizes and hashes.readable(src.path):
+            candidates = missing_by_hash.get(("image", hashes(src.path)))
+            if candidates:  # a renamed or moved image: it takes its stored metadata and captions along
+                origin = candidates.pop()
+                stored = by_source[origin.source]
+        try:
+            items = plan_file(src, ref, given, stored, origin.source if origin is not None else None)
+            if src.kind == "text" and not stored and items and missing:
+                # a renamed text file: its items take the stored metadata of the file it was
+                found = missing_by_hash.get(("text", items[0].record.content_hash))
+                if found:
+                    items = plan_file(src, ref, given, by_source[found[-1].source], found[-1].source)
+        except InputError as exc:
+            report.failed.append((str(src.path), str(exc)))
+            continue
+        if origin is not None:
+            moved_from[items[0].record.id] = origin
+        else:
+            keep = {i.record.id for i in items}
+            stale[ref] = [r.id for r in stored if r.id not in keep]
+        planned += items
+
+    to_embed: dict[str, list[Item]] = {"image": [], "text": [], "pair": []}
+    refresh: list[Record] = []  # same content, new stamp or metadata: reuse the vector
+    moves: list[tuple[Record, Record]] = []  # (new record, old record)
+    for item in planned:
+        rec, old = item.record, existing.get(item.record.id)
+        if old is not None and _same_except_hash(old, rec):
+            report.unchanged += 1
+            continue
+        if rec.modality == "text" or old is not None or _size(rec.stamp) in missing_sizes:
+            try:
+                rec = item.record = _with_hash(rec, item, hashes)
+            except OSError as exc:
+                run.fail(item, f"cannot read: {exc}")
+                continue
+        if old is not None and old.content_hash == rec.content_hash and old.modality == rec.modality:
+            refresh.append(rec)
+            if dict(old.metadata) == dict(rec.metadata) and (old.text, old.reference) == (rec.text, rec.reference):
+                report.unchanged += 1
+            else:
+                report.updated += 1
+            continue
+        if old is None and rec.id in moved_from:
+            moves.append((rec, moved_from[rec.id]))
+            continue
+        if old is None and rec.content_hash and (candidates := missing_by_hash.get((rec.modality, rec.content_hash))):
+            moves.append((rec, _take(candidates, item.origin)))
+            continue
+        to_embed[rec.modality].append(item)
+
+    if refresh:
+        for start in range(0, len(refresh), WRITE_BATCH):
+            chunk = refresh[start:start + WRITE_BATCH]
+            stored_vectors = {r.id: r.vector for r in col.get_many([r.id for r in chunk], vectors=True)}
+            col.upsert([replace(r, vector=stored_vectors[r.id]) for r in chunk if r.id in stored_vectors])
+    _move(col, moves, report)
+    moved_ids = {old.id for _, old in moves}
+    if prune:
+        gone = [r.id for r in missing if r.id not in moved_ids]
+        report.removed += col.delete(gone) if gone else 0
+
+    run.total = sum(len(v) for v in to_embed.values())
+    existed = set(existing)
+    _embed_images(run, model, to_embed["image"], existed, batch_size, workers, processes)
+    _embed_texts(run, model, to_embed["text"], existed, batch_size)
+    _embed_pairs(run, model, to_embed["pair"], existed, image_weight, batch_size, workers)
+    # only now, with their replacements stored: what files no longer produce goes (a failed file keeps it all)
+    doomed = [i for ref, ids in stale.items() if ref not in run.failed_sources for i in ids]
+    report.removed += col.delete(doomed) if doomed else 0
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _take(candidates: list[Record], origin: str) -> Record:
+    """The stored item a new one moves: preferably one of the file it was planned from."""
+    for i in range(len(candidates) - 1, -1, -1):
+        if candidates[i].source == origin:
+            return candidates.pop(i)
+    return candidates.pop()
+
+
+def _move(col: Collection, moves: list[tuple[Record, Record]], report: IngestReport) -> None:
+    """Store each moved item at its new place and delete the old one in the same atomic write, batch by batch."""
+    for start in range(0, len(moves), WRITE_BATCH):
+        chunk = moves[start:start + WRITE_BATCH]
+        vectors = {r.id: r.vector for r in col.get_many([old.id for _, old in chunk], vectors=True)}
+        done = [(new, old) for new, old in chunk if old.id in vectors]
+        col.upsert([replace(new, vector=vectors[old.id]) for new, old in done], delete=[old.id for _, old in done])
+        report.moved += len(done)
+
+
+def _under(path: Path | None, roots: list[Path]) -> bool:
+    if path is None:
+        return False
+    return any(path == r or r in path.parents for r in roots)
+
+
+def _exists(path: Path | None) -> bool:
+    return path is not None and os.path.lexists(path)
+
+
+def _adopt_root(col: Collection, paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Give a new collection a root (the folder indexed, or the common parent); follow a moved root."""
+    tops = [Path(p).expanduser().absolute() for p in paths]
+    dirs = [t if t.is_dir() else t.parent for t in tops]
+    common = Path(os.path.commonpath([str(d) for d in dirs]))
+    if col.root is None and col.count() == 0:
+        col.set_root(common)
+    elif col.root is not None and not col.root.exists() and len(tops) == 1 and tops[0].is_dir():
+        col.set_root(tops[0])  # the whole folder moved: its items keep their relative references
+
+
+def _write_batches(run: _Run, items: list[Item], batches: Iterable[Any], existed: set[str],
+                   record_of: Callable[[Item], Record]) -> None:
+    """Store each embedded batch (the record ``record_of`` makes, with its vector) and report its failures."""
+    for batch in batches:
+        for f in batch.failures:
+            item = items[f.index]
+            unreadable = run.hashes.errors.get(item.file.path)
+            run.fail(item, f"cannot read: {unreadable}" if unreadable is not None else str(f.error))
+        run.write([replace(record_of(items[i]), vector=v) for i, v in zip(batch.indices.tolist(), batch.vectors)],
+                  existed)
+        run.advance(len(batch.indices) + len(batch.failures))
+
+
+def _image_input(item: Item, hashes: _Hashes) -> str | bytes:
+    """The file to decode, hashed first (read ahead of decoding, so the hash is ready when the batch is); a file
+    that cannot be read is not handed to the decoder (a FIFO swapped in would block it), but an empty input that
+    fails at once, reported with the read error."""
+    return str(item.file.path) if hashes.readable(item.file.path) else b""
+
+
+def _embed_images(run: _Run, model: Any, items: list[Item], existed: set[str], batch_size: int | None,
+                  workers: int | None, processes: bool) -> None:
+    if not items:
+        return
+
+    def inputs() -> Iterator[str | bytes]:
+        for item in items:
+            yield _image_input(item, run.hashes)
+
+    batches = model.iter_images(inputs(), on_error="skip", batch_size=batch_size, workers=workers, processes=processes)
+    _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, run.hashes))
+
+
+def _embed_texts(run: _Run, model: Any, items: list[Item], existed: set[str], batch_size: int | None) -> None:
+    if not items:
+        return
+    batches = model.iter_texts([i.record.text for i in items], on_error="skip", batch_size=batch_size)
+    _write_batches(run, items, batches, existed, lambda item: item.record)
+
+
+def _embed_pairs(run: _Run, model: Any, items: list[Item], existed: set[str], image_weight: float | None,
+                 batch_size: int | None, workers: int | None) -> None:
+    if not items:
+        return
+    images = [_image_input(i, run.hashes) for i in items]
+    texts = [i.record.text or "" for i in items]
+    batches = model.iter_pairs(images, texts, image_weight=image_weight, on_error="skip", batch_size=batch_size,
+                               workers=workers)
+    _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, run.hashes))
