@@ -68,3 +68,44 @@ def test_reference_uses_random_heads_when_a_head_file_is_missing(m3_dir: Path, r
     assert any("new initialize" in line for line in broken.meta["load_log"])
     assert np.array_equal(full["all.dense"], broken["all.dense"])
     assert np.abs(full["all.colbert.0"] - broken["all.colbert.0"]).max() > 0.1  # colbert_linear.pt was ignored
+
+
+def test_reference_compute_score_colbert_depends_on_the_batch(m3_dir: Path, reference_env, tmp_path: Path) -> None:
+    """``compute_score`` pads a batch's passages with zero ColBERT vectors, and MaxSim takes them: a query token
+    whose real best match is negative scores 0 instead whenever a longer passage shares the batch.
+
+    crossmodal's MaxSim (like the reference's own ``colbert_score``) uses the real vectors only, so it equals the
+    reference's ``compute_score(..., batch_size=1)``. The effect needs negative token similarities, so the ColBERT
+    head here projects out the hidden states' mean direction (the seeded tiny model's vectors are all alike).
+    """
+    import torch
+
+    from crossmodal.bge.m3 import load_m3
+    from crossmodal.bge.m3_outputs import colbert_score
+    from crossmodal.bge.torch_graphs import load_m3_encoder
+    from crossmodal.testing.bge import ENGLISH
+
+    root = tmp_path / "m3"
+    shutil.copytree(m3_dir, root)
+    model = load_m3(root)
+    batch = load_m3_encoder(root).tokenizer.encode(list(ENGLISH), max_tokens=128)
+    with torch.no_grad():
+        hidden = model.hidden_states(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))
+    mean = hidden[torch.from_numpy(batch.attention_mask).bool()].mean(0)
+    rotation = torch.randn(64, 64, generator=torch.Generator().manual_seed(5))
+    weight = rotation @ (torch.eye(64) - torch.outer(mean, mean) / mean.dot(mean))
+    torch.save({"weight": weight, "bias": torch.zeros(64)}, root / "colbert_linear.pt")
+    enc = load_m3_encoder(root)
+    words = sorted({w.strip(".,!?").lower() for t in ENGLISH for w in t.split()})
+    vecs = dict(zip(words, enc.encode(words, dense=False, colbert=True).colbert))
+    query, passage = min(((q, p) for q in words for p in words), key=lambda qp: (vecs[qp[0]] @ vecs[qp[1]].T).max(1).min())
+    assert (vecs[query] @ vecs[passage].T).max(1).min() < 0
+    pairs = [[query, passage], ["two dogs in the snow", " ".join(ENGLISH[:3])]]
+    [ref] = run([m3_task(root, [
+        {"name": "batched", "op": "score", "pairs": pairs, "max_length": 128},
+        {"name": "alone", "op": "score", "pairs": pairs, "max_length": 128, "batch_size": 1},
+    ])], env=reference_env)
+    ours = colbert_score(vecs[query], vecs[passage])
+    assert abs(ours - float(ref["alone.colbert"][0])) <= ATOL
+    assert float(ref["batched.colbert"][0]) > ours + 0.01  # the padding's zero vectors won
+    assert abs(float(ref["batched.colbert"][1]) - float(ref["alone.colbert"][1])) <= ATOL  # the longest is unpadded

@@ -336,5 +336,6 @@ def build_m3(out: str | Path, *, size: str = "tiny", seed: int = 0, heads: bool 
         linear = _randomize({"colbert.weight": torch.zeros(h, h), "colbert.bias": torch.zeros(h),
                              "sparse.weight": torch.zeros(1, h), "sparse.bias": torch.zeros(1)}, seed + 1)
         torch.save({"weight": linear["colbert.weight"], "bias": linear["colbert.bias"]}, out / "colbert_linear.pt")
-        torch.save({"weight": linear["sparse.weight"], "bias": linear["sparse.bias"]}, out / "sparse_linear.pt")
+        # Lexical weights of about 0.1-0.5, as the released model gives, rather than about 1.
+        torch.save({"weight": 0.2 * linear["sparse.weight"], "bias": 0.2 * linear["sparse.bias"]}, out / "sparse_linear.pt")
     return out
