@@ -61,7 +61,7 @@ class M3Limits:
 class VisualizedEncoder:
     """Visualized-BGE's three inputs: texts, images (an empty prompt) and image+text pairs.
 
-    Vectors are L2-normalized unless ``normalize=False``. Images are decoded
+    Vectors are L2-normalized unless ``normalized=False``. Images are decoded
     with crossmodal's rules (EXIF orientation, 16-bit scaling: ``exif`` and
     ``scale_wide``), then preprocessed by ``rule``. Texts over their budget are
     cut, or raise :class:`TextTooLong` with ``truncate=False``.
