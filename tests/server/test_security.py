@@ -227,3 +227,27 @@ def test_cross_site_writes_are_refused(fake_model, tmp_path):
         assert allowed.status_code == 200
         # Reads from a page elsewhere are not writes: the browser's same-origin policy guards their answers.
         assert client.get("/v1/collections", headers={"Origin": "https://evil.example"}).status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["null", "NULL", ""])
+def test_an_opaque_origin_is_refused_like_any_other_site(fake_model, tmp_path, origin):
+    # Sandboxed frames, file: pages and some redirects send "Origin: null": they are not this site.
+    store = memory_store()
+    settings = ServerSettings(upload_dir=tmp_path)
+    with client_for(fake_model, settings, store=store) as client:
+        upload = client.post("/v1/collections/planted/items", headers={"Origin": origin},
+                             files=[("file", ("x.png", png_bytes(), "image/png"))])
+        assert upload.status_code == 403 and error_code(upload) == "access_denied", upload.text
+        as_json = client.post("/v1/collections/planted/items", json={"items": [{"text": "x"}]},
+                              headers={"Origin": origin})
+        assert as_json.status_code == 403 and error_code(as_json) == "access_denied"
+        deleted = client.delete("/v1/collections/planted/items/x", headers={"Origin": origin})
+        assert deleted.status_code == 403
+    assert store.collections() == []
+
+
+def test_an_opaque_origin_passes_only_when_the_operator_allows_it_by_name(fake_model, tmp_path):
+    settings = ServerSettings(upload_dir=tmp_path, cors_origins=("null",))
+    with client_for(fake_model, settings) as client:
+        allowed = client.post("/v1/collections/c/items", json={"items": [{"text": "x"}]}, headers={"Origin": "null"})
+        assert allowed.status_code == 200, allowed.text

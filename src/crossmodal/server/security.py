@@ -8,7 +8,8 @@
 * **Hosts and origins.** With ``allowed_hosts`` set (``crossmodal serve`` sets
   the loopback names when it binds loopback) a request naming another host is
   refused, which defeats DNS rebinding; a state-changing request whose
-  ``Origin`` is another site is refused unless that origin is allowed (CSRF).
+  ``Origin`` is another site, or ``null`` (sandboxed frames, ``file:`` pages),
+  is refused unless that origin is allowed (CSRF).
 * **Roots.** A path in a request is read only when, after resolving ``..``,
   symlinks and (for ``file:`` URIs) percent-encoding, it lies inside one of
   the configured roots. The check happens before any existence test, so a
@@ -92,10 +93,12 @@ def check_request(headers: dict[str, str], path: str, method: str, settings: Ser
         # A web page whose DNS name was re-pointed at this machine (DNS rebinding) arrives with its own name.
         raise AccessDenied(f"host {host[:100]!r} is not served here (allowed: {', '.join(settings.allowed_hosts)})")
     origin = headers.get("origin")
-    if method not in _SAFE_METHODS and origin and origin != "null":
-        same = urlsplit(origin).netloc == host
+    if method not in _SAFE_METHODS and origin is not None:
+        # Browsers send Origin with cross-site POSTs; a form on another site must not change collections.
+        # "null" is what sandboxed frames, file: pages and some redirects send: a page that is not this
+        # site, so it is refused like any other (an operator may still allow it by name).
+        same = origin != "null" and urlsplit(origin).netloc == host
         if not same and origin not in settings.cors_origins:
-            # Browsers send Origin with cross-site POSTs; a form on another site must not change collections.
             raise AccessDenied(f"cross-origin request from {origin[:100]!r} refused (allow it with --cors-origin)")
     if settings.tokens and not is_public(path):
         check_token(headers.get("authorization"), settings, write=False)
