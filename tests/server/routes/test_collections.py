@@ -214,6 +214,10 @@ def test_add_every_kind_of_item_then_find_get_and_delete_it(fake_model, root, tm
     ([{"text": "fine"}, {"image": {"path": "red_circle.png"}, "metadata": {"$bad": 1}}], 422, "invalid_input"),
     ([{"text": "fine"}, {"text": "long id", "id": "x" * 600}], 422, "invalid_input"),
     ([{"text": "x", "unknown": 1}], 422, "invalid_request"),
+    ([{"image": {"path": "red_circle.png", "url": "data:image/png;base64,AAAA"}}], 422, "invalid_input"),
+    ([{"image": {"path": "red_circle.png", "url": "file:{root}/blue_square.png"}}], 422, "invalid_input"),
+    ([{"image": {"path": "red_circle.png", "data": "AAAA"}}], 422, "invalid_input"),
+    ([{"image": {}}], 422, "invalid_input"),
     ([], 422, "invalid_input"),
 ])
 def test_bad_adds_change_nothing(fake_model, store, root, tmp_path, items, status, code):

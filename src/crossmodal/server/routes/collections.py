@@ -96,12 +96,16 @@ async def list_collections(request: Request) -> dict[str, Any]:
 # -- searching ---------------------------------------------------------------------------------------------------
 
 
-async def _image_bytes(svc: Services, ref: ImageRef, name: str) -> tuple[bytes, str | None]:
-    """(bytes, source URL if fetched) of an image reference: exactly one of url, path, data."""
+def _check_one_source(ref: ImageRef, name: str) -> None:
     given = [k for k in ("url", "path", "data") if getattr(ref, k) is not None]
     if len(given) != 1:
         raise InputError(f"{name} must give exactly one of url, path or data (got {', '.join(given) or 'none'})",
                          input=name)
+
+
+async def _image_bytes(svc: Services, ref: ImageRef, name: str) -> tuple[bytes, str | None]:
+    """(bytes, source URL if fetched) of an image reference: exactly one of url, path, data."""
+    _check_one_source(ref, name)
     reader = svc.inputs
     if ref.url is not None:
         data = await reader.image_url(ref.url, name)
@@ -177,6 +181,7 @@ async def _prepare(svc: Services, index: int, item: AddItem) -> _Prepared:
             raise InputError(f"{name} needs a text, an image, or both (a pair)", input=name)
         return p
     ref = item.image
+    _check_one_source(ref, f"{name}.image")
     if ref.path is not None or (ref.url or "").startswith("file:"):
         raw = ref.path if ref.path is not None else ref.url
         await svc.inputs.image_path(raw or "", f"{name}.image")  # checks the root, size and pixels
