@@ -31,6 +31,10 @@ def _is_loopback(host: str) -> bool:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--store", default=None, help="Store path or URI [env CROSSMODAL_STORE].")
 @model_options
+@click.option("--served-model-name", "served_model_names", multiple=True, metavar="NAME",
+              help="An id the model answers to in the API (repeatable: the first is the id /v1/models lists and "
+                   "responses carry, the others are aliases). Default: the catalog name, or the model "
+                   "directory's name.")
 @click.option("--root", "roots", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A folder requests may read images from (repeatable); nothing outside the roots is ever read.")
 @click.option("--upload-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -53,7 +57,8 @@ def _is_loopback(host: str) -> bool:
               help="Host names clients may address (repeatable; default with a loopback bind: the loopback names).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, store: str | None, roots: tuple[Path, ...], upload_dir: Path | None,
+def serve(ctx: click.Context, host: str, port: int, store: str | None, served_model_names: tuple[str, ...],
+          roots: tuple[Path, ...], upload_dir: Path | None,
           token_file: Path | None, write_token_file: Path | None, allow_urls: bool, allow_private_urls: bool,
           max_batch: int | None, batch_wait_ms: float | None, max_body_mb: float | None, max_images: int | None,
           max_texts: int | None, max_chars: int | None, max_pixels: int | None, cors_origins: tuple[str, ...],
@@ -83,7 +88,8 @@ def serve(ctx: click.Context, host: str, port: int, store: str | None, roots: tu
     server_settings = ServerSettings.from_settings(
         settings(ctx),
         host=host, port=port, store=store,
-        model=opts.get("model"), runtime=opts.get("runtime"), mode=opts.get("mode"),
+        model=opts.get("model"), served_model_names=tuple(served_model_names), runtime=opts.get("runtime"),
+        mode=opts.get("mode"),
         device=opts.get("device"), threads=opts.get("threads"), offline=True if opts.get("offline") else None,
         roots=tuple(roots), upload_dir=upload_dir,
         tokens=read_tokens(token_file) if token_file else None,
@@ -97,5 +103,6 @@ def serve(ctx: click.Context, host: str, port: int, store: str | None, roots: tu
     if not _is_loopback(host) and not server_settings.auth_required:
         click.echo(f"warning: serving on {host} without --token-file: anyone who can reach it can use it", err=True)
     app = create_app(server_settings)
-    click.echo(f"crossmodal serving {server_settings.model} on http://{host}:{port}/ (docs at /docs)", err=True)
+    served = f" as {', '.join(server_settings.served_model_names)}" if server_settings.served_model_names else ""
+    click.echo(f"crossmodal serving {server_settings.model}{served} on http://{host}:{port}/ (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -63,6 +63,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     model: str = ""
+    served_model_names: tuple[str, ...] = ()  # ids the model answers to (first: its id); empty: see naming.py
     runtime: str = "onnx"
     mode: str = "exact"
     device: str | None = None
@@ -93,6 +94,10 @@ class ServerSettings:
                 raise ConfigError(f"--root {root} is not a directory")
             roots.append(Path(os.path.realpath(path)))
         object.__setattr__(self, "roots", tuple(roots))
+        names = tuple(str(n).strip() for n in self.served_model_names)
+        if any(not n or any(c.isspace() for c in n) for n in names):
+            raise ConfigError(f"served model names must be non-empty and hold no spaces, got {self.served_model_names!r}")
+        object.__setattr__(self, "served_model_names", tuple(dict.fromkeys(names)))
         object.__setattr__(self, "allowed_hosts", tuple(h.lower() for h in self.allowed_hosts))
 
     @property

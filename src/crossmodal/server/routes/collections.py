@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from ...errors import ConfigError, InputError, ItemNotFound
+from ...errors import CollectionNotFound, ConfigError, DimensionMismatch, InputError, ItemNotFound, SpaceMismatch
 from ...stores.base import MAX_ID_LENGTH, MODALITIES, check_metadata
 from ..batcher import Item
 from ..errors import relabel
@@ -85,7 +85,8 @@ async def list_collections(request: Request) -> dict[str, Any]:
             col = store.collection(info.name, create=False)
             counts = {m: col.count(modality=m) for m in MODALITIES}
             space = info.space
-            out.append({"name": info.name, "count": sum(counts.values()), "counts": counts, "model": space.model,
+            out.append({"name": info.name, "count": sum(counts.values()), "counts": counts,
+                        "model": svc.model_name_of(space),
                         "dim": space.dim, "mode": space.mode,
                         "searchable": (space.fingerprint, space.dim) == (model.space.fingerprint, model.space.dim)})
         return out
@@ -101,6 +102,19 @@ def _check_one_source(ref: ImageRef, name: str) -> None:
     if len(given) != 1:
         raise InputError(f"{name} must give exactly one of url, path or data (got {', '.join(given) or 'none'})",
                          input=name)
+
+
+def _check_space(svc: Services, space: Any, name: str) -> None:
+    """:class:`SpaceMismatch` unless the served model embeds in the collection's space (named as clients see them)."""
+    model, _ = svc.require_model()
+    if (space.fingerprint, space.dim, space.normalized) != (model.space.fingerprint, model.space.dim,
+                                                            model.space.normalized):
+        raise SpaceMismatch(
+            f"collection {name!r} was built with model {svc.model_name_of(space)!r} (dim {space.dim}, "
+            f"{space.mode}); the served model {svc.model_id()!r} (dim {model.dim}, {model.mode}) embeds in "
+            "another space, so text and image queries cannot search it and items cannot be added to it. "
+            "Search it by vector or like, or serve the model it was built with"
+        )
 
 
 async def _image_bytes(svc: Services, ref: ImageRef, name: str) -> tuple[bytes, str | None]:
@@ -132,12 +146,15 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
     col = await _open(svc, name)
     options = {"top_k": body.top_k, "modality": body.modality, "where": body.where}
     if body.text is not None or body.image is not None:
-        col.space.check_same(model.space, what=f"collection {name!r}")
+        _check_space(svc, col.space, name)
         text = svc.inputs.text(body.text, "text") if body.text is not None else None
         image = (await _image_bytes(svc, body.image, "image"))[0] if body.image is not None else None
         result = await batcher.embed([Item.of(text=text, image=image, image_weight=body.image_weight)])
         hits = await svc.in_store(col.search, vector=result.vectors[0], **options)
     elif body.vector is not None:
+        if len(body.vector) != col.space.dim:
+            raise DimensionMismatch(f"the query vector has {len(body.vector)} dimensions, but collection {name!r} "
+                                    f"holds vectors of dim {col.space.dim}")
         hits = await svc.in_store(col.search, vector=body.vector, **options)
     else:
         hits = await svc.in_store(col.search, like=body.like, **options)
@@ -297,6 +314,10 @@ async def add_items(name: str, request: Request) -> JSONResponse:
     roots = svc.settings.roots
 
     def add() -> tuple[list[Any], list[dict[str, Any]]]:
+        try:
+            _check_space(svc, store.collection(name, create=False).space, name)
+        except CollectionNotFound:
+            pass
         # A collection created here records the first root, so paths under it are stored relative to it.
         col = store.collection(name, model, root=roots[0] if roots else None)
         return _add_all(col, list(prepared))
