@@ -17,6 +17,7 @@ from PIL import Image
 
 from crossmodal.server import FetchSettings, Limits, ServerSettings
 from crossmodal.store import open_store
+from crossmodal.stores.filters import MAX_CONDITIONS, MAX_DEPTH
 from crossmodal.testing.shapes import render
 
 from ..helpers import client_for, error_code, png_bytes
@@ -44,6 +45,13 @@ def store(fake_model, root):
     col.add_texts([f"a {c} {s_}" for c, s_ in SHAPES], metadata=[{"color": c} for c, _ in SHAPES])
     col.add_pairs([root / "red_circle.png"], ["a red circle on white"], metadata=[{"color": "red"}])
     return s
+
+
+def _nested(depth: int) -> dict:
+    where: dict = {"color": {"$ne": "blue"}}
+    for _ in range(depth):
+        where = {"$and": [where, {"n": {"$lt": 3}}]}
+    return where
 
 
 def _settings(root: Path, tmp_path: Path, **kw) -> ServerSettings:
@@ -107,6 +115,12 @@ def test_image_pair_vector_and_more_like_this_queries(fake_model, store, root, t
     ({"image": {"url": "http://127.0.0.1/x.png"}}, 403, "fetch_not_allowed"),
     ({"image": {"data": "aGVsbG8="}}, 422, "image_decode"),
     ({"image": {"path": "red_circle.png", "data": "aGVsbG8="}}, 422, "invalid_input"),
+    # filters past the limits every store honours: a clear 422, never a store failure
+    ({"text": "a", "where": {"n": 2**64}}, 422, "config"),
+    ({"text": "a", "where": {"n": {"$in": [1, 2**63]}}}, 422, "config"),
+    ({"text": "a", "where": {"$or": [{"n": i} for i in range(501)]}}, 422, "config"),
+    ({"text": "a", "where": _nested(MAX_DEPTH + 1)}, 422, "config"),
+    ({"text": "a", "where": {"n": {"$in": list(range(40_000))}}}, 422, "config"),
 ])
 def test_bad_searches(fake_model, store, root, tmp_path, query, status, code):
     with client_for(fake_model, _settings(root, tmp_path), store=store) as client:
@@ -114,6 +128,21 @@ def test_bad_searches(fake_model, store, root, tmp_path, query, status, code):
     assert response.status_code == status, response.text
     assert error_code(response) == code
     assert str(tmp_path) not in response.text
+
+
+def test_deep_and_wide_filters_within_the_limits_search_the_embedded_store(fake_model, root, tmp_path):
+    # SQLite used to give up on these ("parser stack overflow", "too many terms in compound SELECT"): a 503.
+    store = open_store(tmp_path / "store")
+    col = store.collection("shapes", fake_model, root=str(root))
+    col.add_texts([f"a {c} {s_}" for c, s_ in SHAPES], metadata=[{"color": c, "n": i} for i, (c, _) in enumerate(SHAPES)])
+    wide = {"$or": [{"n": i} for i in range(MAX_CONDITIONS)]}
+    with client_for(fake_model, _settings(root, tmp_path), store=store) as client:
+        for where in (_nested(14), _nested(MAX_DEPTH), wide):
+            response = client.post("/v1/collections/shapes/search", json={"text": "a circle", "where": where})
+            assert response.status_code == 200, response.text
+            expected = [(h.id, round(h.score, 5)) for h in col.search(text="a circle", where=where)]
+            assert _ids_scores(response.json()["hits"]) == expected and expected
+    store.close()
 
 
 def test_missing_collection_and_other_space(fake_model, store, root, tmp_path):
