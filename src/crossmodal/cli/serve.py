@@ -52,6 +52,8 @@ def _is_loopback(host: str) -> bool:
 @click.option("--max-texts", type=click.IntRange(min=1), default=None, help="Texts per request [2048].")
 @click.option("--max-chars", type=click.IntRange(min=1), default=None, help="Characters per text [8192].")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Pixels per image [40,000,000].")
+@click.option("--max-request-pixels", type=click.IntRange(min=1), default=None,
+              help="Pixels of all the images of one request together [400,000,000].")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Allow browser calls from this origin (repeatable).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True,
               help="Host names clients may address (repeatable; default with a loopback bind: the loopback names).")
@@ -61,7 +63,8 @@ def serve(ctx: click.Context, host: str, port: int, store: str | None, served_mo
           roots: tuple[Path, ...], upload_dir: Path | None,
           token_file: Path | None, write_token_file: Path | None, allow_urls: bool, allow_private_urls: bool,
           max_batch: int | None, batch_wait_ms: float | None, max_body_mb: float | None, max_images: int | None,
-          max_texts: int | None, max_chars: int | None, max_pixels: int | None, cors_origins: tuple[str, ...],
+          max_texts: int | None, max_chars: int | None, max_pixels: int | None, max_request_pixels: int | None,
+          cors_origins: tuple[str, ...],
           allowed_hosts: tuple[str, ...], log_level: str, **kwargs: Any) -> None:
     """Serve embeddings, collection search and the search page over HTTP.
 
@@ -83,6 +86,7 @@ def serve(ctx: click.Context, host: str, port: int, store: str | None, served_mo
     limit_values = {
         "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None,
         "max_images": max_images, "max_texts": max_texts, "max_chars": max_chars, "max_pixels": max_pixels,
+        "max_request_pixels": max_request_pixels,
     }
     batch_values: dict[str, Any] = {"max_items": max_batch, "max_wait_ms": batch_wait_ms}
     server_settings = ServerSettings.from_settings(

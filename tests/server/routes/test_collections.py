@@ -322,3 +322,36 @@ def test_thumbnails_are_small_cached_and_resolved_by_id_only(fake_model, store, 
         metrics = client.get("/metrics").text
     assert re.search(r'crossmodal_thumbnails_total\{outcome="hit"\} 1\.0', metrics)
     assert re.search(r'crossmodal_thumbnails_total\{outcome="miss"\} 1\.0', metrics)
+
+
+def test_adding_images_embeds_off_the_store_thread_so_searches_go_on(fake_model, store, root, tmp_path):
+    """While an add request's images are in the model, the store still answers other requests."""
+    import httpx
+
+    from crossmodal.server import create_app
+
+    from ..helpers import GatedEncoder, live_server
+
+    encoder = fake_model.encoder = GatedEncoder(fake_model.encoder)
+    app = create_app(_settings(root, tmp_path), model=fake_model, store=store)
+    pictures = [base64.b64encode(png_bytes((i * 40, 10, 10))).decode() for i in range(4)]
+    outcome: dict = {}
+    with live_server(app) as url:
+        def add() -> None:
+            outcome["add"] = httpx.post(f"{url}/v1/collections/shapes/items", timeout=60,
+                                        json={"items": [{"image": {"data": p}} for p in pictures]})
+
+        worker = threading.Thread(target=add)
+        worker.start()
+        try:
+            assert encoder.entered.wait(30), "the add never reached the model"
+            # The model is busy with the add: the store thread is not, so reads and vector searches answer.
+            listing = httpx.get(f"{url}/v1/collections", timeout=20)
+            found = httpx.post(f"{url}/v1/collections/shapes/search", json={"vector": [0.25] * 16}, timeout=20)
+            assert encoder.calls == [("image", 4)] and not encoder.release.is_set()
+        finally:
+            encoder.release.set()
+            worker.join(60)
+    assert listing.status_code == 200 and found.status_code == 200
+    assert outcome["add"].status_code == 200, outcome["add"].text
+    assert store.collection("shapes").count() == 9 + 4

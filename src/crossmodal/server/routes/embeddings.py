@@ -50,7 +50,13 @@ async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Item
             reader.text(text, f"input[{i}]")
     pending = {i: reader.image_url(url, f"input[{i}]") for i, (_, url) in enumerate(specs) if url is not None}
     loaded = dict(zip(pending, await asyncio.gather(*pending.values()))) if pending else {}
-    return [Item.of(text=text, image=loaded.get(i), image_weight=body.image_weight) for i, (text, _) in enumerate(specs)]
+    reader.check_request_pixels(loaded.values())
+    items = []
+    for i, (text, _) in enumerate(specs):
+        image = loaded.get(i)
+        items.append(Item.of(text=text, image=image.data if image else None, image_weight=body.image_weight,
+                             pixels=image.pixels if image else 0))
+    return items
 
 
 def encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
