@@ -87,6 +87,19 @@ def test_errors_are_clear(env, tmp_path: Path) -> None:
     assert "--where" in run(["search", "x", "--where", "justakey"], env, code=2).stderr
 
 
+def test_filters_past_the_store_limits_are_usage_errors(env) -> None:
+    deep: dict = {"album": "2024"}
+    for _ in range(20):
+        deep = {"$and": [deep, {"year": {"$gt": 0}}]}
+    for args, message in [
+        (["--filter", json.dumps(deep)], "nested more than"),
+        (["--where", "year=99999999999999999999"], "does not fit in 64 bits"),
+        ([arg for i in range(300) for arg in ("--where", f"k{i}=x")], "conditions; the limit is"),
+    ]:
+        result = run(["search", "x", *args], env, code=2)
+        assert message in result.stderr and "Traceback" not in result.output + result.stderr
+
+
 def test_parse_where_option() -> None:
     assert parse_where_option(["album=summer"]) == {"album": "summer"}
     assert parse_where_option(["year=2024"]) == {"year": {"$in": ["2024", 2024]}}

@@ -48,7 +48,8 @@ def test_options_become_server_settings(captured, tmp_path):
     tokens.write_text(f"# readers\n{TOKEN}\n\n")
     result = _run(["serve", "--port", "9123", "--store", "memory://", "--model", "some/model", "--mode", "fast",
                    "--root", str(tmp_path), "--token-file", str(tokens), "--allow-urls", "--max-images", "4",
-                   "--max-batch", "16", "--batch-wait-ms", "1"])
+                   "--max-batch", "16", "--batch-wait-ms", "1", "--served-model-name", "clip", "--max-request-pixels", "1000",
+                   "--served-model-name", "clip-b32"])
     assert result.exit_code == 0, result.output
     settings: ServerSettings = captured["app"].state.settings
     assert (captured["host"], captured["port"]) == ("127.0.0.1", 9123)  # loopback unless told otherwise
@@ -56,6 +57,7 @@ def test_options_become_server_settings(captured, tmp_path):
     assert settings.roots == (tmp_path.resolve(),)
     assert settings.tokens == frozenset({TOKEN}) and settings.fetch.enabled and not settings.fetch.allow_private
     assert settings.limits.max_images == 4 and settings.batching.max_items == 16
+    assert settings.served_model_names == ("clip", "clip-b32") and settings.limits.max_request_pixels == 1000
     assert settings.allowed_hosts == ("127.0.0.1", "localhost", "[::1]")  # DNS rebinding cannot reach it
     assert "warning" not in result.output
 

@@ -23,6 +23,28 @@ from crossmodal.server import ServerSettings, create_app  # noqa: E402
 from crossmodal.store import open_store  # noqa: E402
 
 
+class GatedEncoder:
+    """Records every model call; the first one waits until the test lets it go (so others can queue up)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, int]] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def _gate(self, kind: str, n: int) -> None:
+        self.calls.append((kind, n))
+        self.entered.set()
+        assert self.release.wait(30), "the test never released the model"
+
+    def encode_texts(self, inputs):
+        self._gate("text", len(inputs["input_ids"]))
+        return self.inner.encode_texts(inputs)
+
+    def encode_images(self, pixels):
+        self._gate("image", len(pixels))
+        return self.inner.encode_images(pixels)
+
+
 def memory_store() -> Any:
     return open_store("memory://")
 

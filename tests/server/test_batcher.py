@@ -17,7 +17,7 @@ from crossmodal.server import BatchingSettings, ServerSettings, create_app
 from crossmodal.server.batcher import Item, MicroBatcher
 from crossmodal.server.metrics import Metrics
 
-from .helpers import image_part, live_server, memory_store, png_bytes
+from .helpers import GatedEncoder, image_part, live_server, memory_store, png_bytes
 
 
 class SlowEncoder:
@@ -145,3 +145,84 @@ def test_an_item_is_a_text_an_image_or_a_pair():
     assert Item.of(text="a", image=b"x").kind == "pair"
     with pytest.raises(InputError):
         Item.of()
+
+
+def _big_then_small(fake_model, settings: BatchingSettings, big: list[Item], small: list[Item], monkeypatch):
+    """Run a big request, and a small one sent while the model works on the big one's first call.
+
+    Returns how many model calls had been made when each request was answered, the calls, and the answers."""
+    from crossmodal.server import batcher as batching
+
+    encoder = fake_model.encoder = GatedEncoder(fake_model.encoder)
+    batcher = MicroBatcher(fake_model, settings, Metrics())
+    answered: dict[str, int] = {}
+    deliver = batching._deliver
+
+    def recorded(request, outcome):  # on the worker thread, as the answer leaves: no race with the next call
+        answered["big" if request.items is big else "small"] = len(encoder.calls)
+        deliver(request, outcome)
+
+    monkeypatch.setattr(batching, "_deliver", recorded)
+    batcher.start()
+
+    async def run():
+        first = asyncio.create_task(batcher.embed(big))
+        while not encoder.entered.is_set():  # the big request is in the model
+            await asyncio.sleep(0.001)
+        second = asyncio.create_task(batcher.embed(small))
+        await asyncio.sleep(0)  # the small request is queued
+        encoder.release.set()
+        return await asyncio.gather(first, second)
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        batcher.stop()
+    return answered, encoder.calls, results
+
+
+def test_a_request_of_many_large_images_does_not_hold_up_a_small_one(fake_model, monkeypatch):
+    pictures = [png_bytes((i * 30, 0, 0)) for i in range(8)]
+    # The images are tiny; their declared size (what the header check found) is what the batcher budgets.
+    big = [Item.of(image=p, pixels=40_000_000) for p in pictures]
+    reference = fake_model.embed_images(pictures)
+    settings = BatchingSettings(max_items=64, max_wait_ms=0, max_pixels=64_000_000)
+    answered, calls, (big_result, small_result) = _big_then_small(fake_model, settings, big, [Item.of(text="hi")],
+                                                                          monkeypatch)
+    assert calls[:3] == [("image", 1), ("image", 1), ("text", 1)]  # the text went in with the second image
+    assert answered["small"] == 3 and answered["big"] == len(calls) == 9
+    np.testing.assert_allclose(big_result.vectors, reference, atol=1e-6)  # in order, though split over 8 calls
+    np.testing.assert_allclose(small_result.vectors, fake_model.embed_texts(["hi"]), atol=1e-6)
+
+
+def test_a_request_of_many_texts_takes_turns_with_a_small_one(fake_model, monkeypatch):
+    texts = [f"word {i}" for i in range(150)]
+    settings = BatchingSettings(max_items=64, max_wait_ms=0)
+    answered, calls, (big_result, _) = _big_then_small(fake_model, settings, [Item.of(text=t) for t in texts],
+                                                       [Item.of(text="hi")], monkeypatch)
+    assert calls == [("text", 64), ("text", 64), ("text", 23)]  # 63 of the big one's and the small one's
+    assert answered["small"] == 2 and answered["big"] == 3
+    np.testing.assert_allclose(big_result.vectors, fake_model.embed_texts(texts), atol=1e-6)
+
+
+def test_small_images_still_share_a_call_within_the_pixel_budget(fake_model, monkeypatch):
+    pictures = [png_bytes((0, i * 30, 0)) for i in range(6)]
+    items = [Item.of(image=p, pixels=10_000_000) for p in pictures]  # six fit in 64 Mpx
+    settings = BatchingSettings(max_items=64, max_wait_ms=0, max_pixels=64_000_000)
+    _, calls, (result, _) = _big_then_small(fake_model, settings, items, [Item.of(image=pictures[0], pixels=5_000_000)],
+                                     monkeypatch)
+    assert calls == [("image", 6), ("image", 1)]
+    np.testing.assert_allclose(result.vectors, fake_model.embed_images(pictures), atol=1e-6)
+
+
+def test_a_partial_caller_gets_the_good_rows_and_a_failure_per_bad_item(fake_model):
+    good, bad = png_bytes(), png_bytes()[:40]
+    batcher = MicroBatcher(fake_model, BatchingSettings(), Metrics())
+    batcher.start()
+    try:
+        result = asyncio.run(batcher.embed([Item.of(image=good), Item.of(image=bad), Item.of(text="t")], partial=True))
+    finally:
+        batcher.stop()
+    assert set(result.failures) == {1} and isinstance(result.failures[1], ImageDecodeError)
+    np.testing.assert_allclose(result.vectors[[0, 2]], np.concatenate([fake_model.embed_images([good]),
+                                                                      fake_model.embed_texts(["t"])]), atol=1e-6)

@@ -105,7 +105,8 @@ def test_loopback_is_refused_unless_allowed(fake_model, origin, host):
 
 
 @pytest.mark.parametrize("answer", [["10.1.2.3"], ["192.168.0.7"], ["169.254.169.254"], ["::ffff:127.0.0.1"],
-                                    ["fd00::1"], ["100.64.0.1"], ["8.8.8.8", "127.0.0.1"], ["224.0.0.1"]])
+                                    ["fd00::1"], ["100.64.0.1"], ["8.8.8.8", "127.0.0.1"], ["224.0.0.1"],
+                                    ["64:ff9b::7f00:1"], ["2002:7f00:1::"], ["::127.0.0.1"]])
 def test_every_resolved_address_is_checked(fake_model, answer):
     async def resolver(host, port):
         return answer
@@ -164,3 +165,23 @@ def test_address_allowed(ip, public):
     assert address_allowed(ip, allow_private=False) is public
     if ip not in ("0.0.0.0", "::", "239.1.1.1"):
         assert address_allowed(ip, allow_private=True) is True
+
+
+@pytest.mark.parametrize("ip", [
+    "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b::127.0.0.1",  # NAT64, well-known prefix
+    "64:ff9b:1::7f00:1", "64:ff9b:1:7f00:1::",  # NAT64, local-use prefix (private by definition)
+    "2002:7f00:1::", "2002:a9fe:a9fe::1", "2002:c0a8:101::1",  # 6to4 of loopback, link-local, private
+    "::127.0.0.1", "::7f00:1", "::10.0.0.1",  # IPv4-compatible
+    "::ffff:127.0.0.1", "::ffff:0:7f00:1",  # IPv4-mapped, IPv4-translated
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo (client 192.0.2.45, documentation range)
+    "2001:0:7f00:1::1",  # Teredo with a loopback server
+])
+def test_ipv6_spellings_of_private_ipv4_addresses_are_refused(ip):
+    assert address_allowed(ip, allow_private=False) is False
+    assert address_allowed(ip, allow_private=True) is True
+
+
+@pytest.mark.parametrize("ip", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "::8.8.8.8"])
+def test_ipv6_spellings_of_public_ipv4_addresses_are_allowed(ip):
+    assert address_allowed(ip, allow_private=False) is True
+

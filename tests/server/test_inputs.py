@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import pytest
@@ -96,3 +97,39 @@ def test_corrupt_images_are_refused_with_their_position(fake_model, name, data, 
     assert response.status_code in (413, 422), response.text
     assert error_code(response) == code
     assert response.json()["error"]["message"].startswith("input[1]")
+
+
+# -- the pixel budget of a request ----------------------------------------------------------------------------------
+
+BUDGET = Limits(max_pixels=100 * 100, max_request_pixels=3 * 100 * 100)
+
+
+def test_the_images_of_one_request_share_a_pixel_budget(fake_model):
+    big = png_bytes(size=(100, 100))
+    with client_for(fake_model, ServerSettings(limits=BUDGET)) as client:
+        assert _post(client, [image_part(big)] * 3).status_code == 200  # exactly the budget
+        over = _post(client, [image_part(big)] * 3 + [[image_part(png_bytes(size=(1, 1))), {"type": "text", "text": "a"}]])
+    assert over.status_code == 413 and error_code(over) == "limit_exceeded"
+    assert "30,001 pixels in all, over the limit of 30,000 per request" in over.json()["error"]["message"]
+
+
+def test_adding_images_over_the_pixel_budget_stores_and_keeps_nothing(fake_model, tmp_path):
+    from .helpers import memory_store
+
+    big = png_bytes(size=(100, 100))
+    store = memory_store()
+    uploads = tmp_path / "uploads"
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "big.png").write_bytes(big)
+    settings = ServerSettings(limits=BUDGET, upload_dir=uploads, roots=(tmp_path / "root",))
+    items = [{"image": {"data": base64.b64encode(big).decode()}}] * 2 + [{"image": {"path": "big.png"}, "text": "x"}] * 2
+    with client_for(fake_model, settings, store=store) as client:
+        as_json = client.post("/v1/collections/c/items", json={"items": items})
+        as_form = client.post("/v1/collections/c/items", files=[("file", (f"{i}.png", big, "image/png")) for i in range(4)])
+        assert not (uploads.exists() and any(uploads.iterdir()))  # no upload kept for a refused request
+        fits = client.post("/v1/collections/c/items", json={"items": items[1:]})
+    for response in (as_json, as_form):
+        assert response.status_code == 413 and error_code(response) == "limit_exceeded", response.text
+        assert "40,000 pixels in all, over the limit of 30,000 per request" in response.json()["error"]["message"]
+    assert fits.status_code == 200, fits.text
+    assert store.collection("c").count() == 2  # the upload and the pair (the same pair twice is one item)

@@ -174,6 +174,85 @@ def test_a_directory_or_fifo_is_not_read(tree):
         assert "regular file" in str(info.value) or "not readable" in str(info.value) or "Is a directory" in str(info.value)
 
 
+def _swap_after_the_check(monkeypatch, swap) -> None:
+    """Run ``swap()`` right after the path was resolved and checked, before anything opens it: the race an
+    attacker who can write under the root would try to win, here won every time."""
+    from crossmodal.server import security
+
+    checked = security._located
+
+    def located_then_swapped(raw, roots):
+        found = checked(raw, roots)
+        swap()
+        return found
+
+    monkeypatch.setattr(security, "_located", located_then_swapped)
+
+
+@pytest.mark.parametrize("via_fallback", [False, True])
+def test_a_file_swapped_for_a_symlink_after_the_check_is_not_read(tree, monkeypatch, via_fallback):
+    from crossmodal.server import security
+
+    if via_fallback:  # where openat is missing: open, then check what was opened
+        monkeypatch.setattr(security, "_DIRECTORY", 0)
+    target = tree["root"] / "ok.png"
+
+    def swap():
+        target.unlink()
+        target.symlink_to(tree["tmp"] / "secret.png")
+
+    _swap_after_the_check(monkeypatch, swap)
+    with pytest.raises(PathNotAllowed):
+        read_file_under_roots("ok.png", [tree["root"]], max_bytes=10**6)
+
+
+@pytest.mark.parametrize("via_fallback", [False, True])
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_read(tree, monkeypatch, via_fallback):
+    from crossmodal.server import security
+
+    if via_fallback:
+        monkeypatch.setattr(security, "_DIRECTORY", 0)
+    (tree["tmp"] / "outside" / "ok2.png").write_bytes(png_bytes((9, 9, 9)))
+    sub = tree["root"] / "sub"
+
+    def swap():
+        sub.rename(tree["tmp"] / "moved-away")
+        sub.symlink_to(tree["tmp"] / "outside", target_is_directory=True)
+
+    _swap_after_the_check(monkeypatch, swap)
+    with pytest.raises(PathNotAllowed):
+        read_file_under_roots("sub/ok2.png", [tree["root"]], max_bytes=10**6)
+
+
+def test_an_image_added_by_path_is_embedded_and_hashed_from_the_bytes_that_were_checked(fake_model, tree, monkeypatch):
+    """The file is swapped for a symlink to a file outside the root after the server read it, just before the
+    collection would open it again: the item must be what was checked, not what the symlink points to."""
+    import hashlib
+
+    from crossmodal.collection import Collection
+
+    root, target = tree["root"], tree["root"] / "ok.png"
+    checked = target.read_bytes()
+    secret = (tree["tmp"] / "secret.png").read_bytes()
+    store = memory_store()
+    add_images = Collection.add_images
+
+    def swapped_then_added(self, images, **kw):
+        target.unlink()
+        target.symlink_to(tree["tmp"] / "secret.png")
+        return add_images(self, images, **kw)
+
+    monkeypatch.setattr(Collection, "add_images", swapped_then_added)
+    with client_for(fake_model, ServerSettings(roots=(root,)), store=store) as client:
+        response = client.post("/v1/collections/c/items", json={"items": [{"image": {"path": "ok.png"}}]})
+    assert response.status_code == 200, response.text
+    item = response.json()["items"][0]
+    assert item["reference"] == "ok.png"
+    assert item["content_hash"] == "sha256:" + hashlib.sha256(checked).hexdigest() != "sha256:" + hashlib.sha256(secret).hexdigest()
+    stored = store.collection("c").get(item["id"], vector=True).vector
+    np.testing.assert_allclose(stored, fake_model.embed_images([checked])[0], atol=1e-6)
+
+
 @pytest.mark.parametrize("raw", [e for e in ESCAPES if e.startswith("file:")])
 def test_file_urls_over_http_follow_the_same_rules(fake_model, tree, raw):
     settings = ServerSettings(roots=(tree["root"],))
@@ -227,3 +306,27 @@ def test_cross_site_writes_are_refused(fake_model, tmp_path):
         assert allowed.status_code == 200
         # Reads from a page elsewhere are not writes: the browser's same-origin policy guards their answers.
         assert client.get("/v1/collections", headers={"Origin": "https://evil.example"}).status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["null", "NULL", ""])
+def test_an_opaque_origin_is_refused_like_any_other_site(fake_model, tmp_path, origin):
+    # Sandboxed frames, file: pages and some redirects send "Origin: null": they are not this site.
+    store = memory_store()
+    settings = ServerSettings(upload_dir=tmp_path)
+    with client_for(fake_model, settings, store=store) as client:
+        upload = client.post("/v1/collections/planted/items", headers={"Origin": origin},
+                             files=[("file", ("x.png", png_bytes(), "image/png"))])
+        assert upload.status_code == 403 and error_code(upload) == "access_denied", upload.text
+        as_json = client.post("/v1/collections/planted/items", json={"items": [{"text": "x"}]},
+                              headers={"Origin": origin})
+        assert as_json.status_code == 403 and error_code(as_json) == "access_denied"
+        deleted = client.delete("/v1/collections/planted/items/x", headers={"Origin": origin})
+        assert deleted.status_code == 403
+    assert store.collections() == []
+
+
+def test_an_opaque_origin_passes_only_when_the_operator_allows_it_by_name(fake_model, tmp_path):
+    settings = ServerSettings(upload_dir=tmp_path, cors_origins=("null",))
+    with client_for(fake_model, settings) as client:
+        allowed = client.post("/v1/collections/c/items", json={"items": [{"text": "x"}]}, headers={"Origin": "null"})
+        assert allowed.status_code == 200, allowed.text

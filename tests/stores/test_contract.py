@@ -208,6 +208,14 @@ FILTERS = [
     {"$not": {"$or": [{"year": {"$gt": 2019}}, {"starred": True}]}},
     {"album": 2022},  # a number never equals a string
     {"missing": "x"},
+    # NUL characters, which PostgreSQL cannot store: filters on them still follow the reference semantics
+    {"album": "2022\x00"},
+    {"album": {"$in": ["2021", "x\x00"]}},
+    {"album": {"$nin": ["\x00"]}},
+    {"album": {"$gt": "2022\x00"}},
+    {"album": {"$lte": "2022\x00z"}},
+    {"k\x00": {"$exists": False}},
+    {"k\x00": {"$ne": 1}},
 ]
 
 
@@ -222,6 +230,90 @@ def test_filters_match_the_reference_evaluator(filled, where: dict) -> None:
     assert_same_hits(col.search(vector=q, top_k=20, where=where), exact(records, q, 20, lambda r: r in keep))
     image_only = col.search(vector=q, top_k=5, where=where, modality="image")
     assert_same_hits(image_only, exact(records, q, 5, lambda r: r in keep and r.modality == "image"))
+
+
+def _deepest(depth: int) -> dict:
+    """A filter nested ``depth`` levels deep, every kind of level on the way ($and, $or, $not, several keys)."""
+    where: dict = {"n": {"$ne": 3}}
+    for level in range(depth):
+        kind = level % 4
+        if kind == 0:
+            where = {"$not": where}
+        elif kind == 1:
+            where = {"$or": [where, {"album": "2021"}]}
+        elif kind == 2:
+            where = {"$and": [where, {"tags": {"$nin": ["bird"]}}]}
+        else:
+            where = {"starred": {"$exists": True}, **where}  # an object of two conditions: an $and
+    from crossmodal.stores.filters import MAX_DEPTH
+
+    if depth <= MAX_DEPTH:
+        assert _depth(parse_where(where)) == depth
+    return where
+
+
+def _depth(f) -> int:
+    from crossmodal.stores.filters import Cond, Not
+
+    if isinstance(f, Cond):
+        return 0
+    return 1 + max(_depth(p) for p in ((f.part,) if isinstance(f, Not) else f.parts))
+
+
+def _at_the_limits() -> list[dict]:
+    from crossmodal.stores.filters import MAX_CONDITIONS, MAX_DEPTH, MAX_VALUES
+
+    per_key = MAX_VALUES // 2
+    return [
+        _deepest(MAX_DEPTH),
+        {"$or": [{"n": i} if i % 2 else {"album": {"$ne": str(2020 + i)}} for i in range(MAX_CONDITIONS)]},
+        {f"k{i}": {"$exists": False} for i in range(MAX_CONDITIONS)},
+        {"n": {"$in": list(range(per_key))}, "album": {"$nin": [f"x{i}" for i in range(MAX_VALUES - per_key - 1)] + ["2021"]}},
+        {"n": {"$gt": -(2**63), "$lt": 2**63 - 1}},
+        {"$or": [{"n": 2**63 - 1}, {"n": -(2**63)}, {"rating": {"$lt": 1.7976931348623157e308}}]},
+    ]
+
+
+def _past_the_limits() -> list[tuple[dict, str]]:
+    from crossmodal.stores.filters import MAX_CONDITIONS, MAX_DEPTH, MAX_VALUES
+
+    return [
+        (_deepest(MAX_DEPTH + 1), f"nested more than {MAX_DEPTH} levels"),
+        (_deepest(40 * MAX_DEPTH), f"nested more than {MAX_DEPTH} levels"),
+        ({"$or": [{"n": i} for i in range(MAX_CONDITIONS + 1)]}, f"{MAX_CONDITIONS + 1} conditions; the limit is"),
+        ({f"k{i}": 1 for i in range(MAX_CONDITIONS + 1)}, f"{MAX_CONDITIONS + 1} conditions; the limit is"),
+        ({"n": {"$in": list(range(MAX_VALUES + 1))}}, f"{MAX_VALUES + 1} values; the limit is {MAX_VALUES}"),
+        ({"n": 2**63}, "does not fit in 64 bits"),
+        ({"n": {"$gte": -(2**63) - 1}}, "does not fit in 64 bits"),
+        ({"n": {"$in": [1, 2**64]}}, "does not fit in 64 bits"),
+        ({"rating": {"$lt": float("inf")}}, "not a finite number"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_at_the_limits())))
+def test_filters_at_the_limits_work(filled, case: int) -> None:
+    col, records = filled
+    where = _at_the_limits()[case]
+    f = parse_where(where)
+    keep = [r for r in records if matches(f, r.metadata)]
+    assert col.count(where=where) == len(keep)
+    assert {r.id for r in col.items(where=where)} == {r.id for r in keep}
+    q = unit(np.random.default_rng(6), 1)[0]
+    assert_same_hits(col.search(vector=q, top_k=10, where=where), exact(records, q, 10, lambda r: r in keep))
+    assert col.delete(where=where) == len(keep)
+    assert col.count() == len(records) - len(keep)
+
+
+@pytest.mark.parametrize("case", range(len(_past_the_limits())))
+def test_filters_past_the_limits_are_refused_clearly_and_change_nothing(filled, case: int) -> None:
+    col, records = filled
+    where, message = _past_the_limits()[case]
+    q = unit(np.random.default_rng(6), 1)[0]
+    for call in (lambda: col.count(where=where), lambda: list(col.items(where=where)),
+                 lambda: col.search(vector=q, top_k=5, where=where), lambda: col.delete(where=where)):
+        with pytest.raises(ConfigError, match=message):
+            call()
+    assert col.count() == len(records)
 
 
 def test_more_like_this_leaves_the_item_out(filled) -> None:

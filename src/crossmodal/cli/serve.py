@@ -31,6 +31,10 @@ def _is_loopback(host: str) -> bool:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--store", default=None, help="Store path or URI [env CROSSMODAL_STORE].")
 @model_options
+@click.option("--served-model-name", "served_model_names", multiple=True, metavar="NAME",
+              help="An id the model answers to in the API (repeatable: the first is the id /v1/models lists and "
+                   "responses carry, the others are aliases). Default: the catalog name, or the model "
+                   "directory's name.")
 @click.option("--root", "roots", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A folder requests may read images from (repeatable); nothing outside the roots is ever read.")
 @click.option("--upload-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -48,15 +52,19 @@ def _is_loopback(host: str) -> bool:
 @click.option("--max-texts", type=click.IntRange(min=1), default=None, help="Texts per request [2048].")
 @click.option("--max-chars", type=click.IntRange(min=1), default=None, help="Characters per text [8192].")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Pixels per image [40,000,000].")
+@click.option("--max-request-pixels", type=click.IntRange(min=1), default=None,
+              help="Pixels of all the images of one request together [400,000,000].")
 @click.option("--cors-origin", "cors_origins", multiple=True, help="Allow browser calls from this origin (repeatable).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True,
               help="Host names clients may address (repeatable; default with a loopback bind: the loopback names).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, store: str | None, roots: tuple[Path, ...], upload_dir: Path | None,
+def serve(ctx: click.Context, host: str, port: int, store: str | None, served_model_names: tuple[str, ...],
+          roots: tuple[Path, ...], upload_dir: Path | None,
           token_file: Path | None, write_token_file: Path | None, allow_urls: bool, allow_private_urls: bool,
           max_batch: int | None, batch_wait_ms: float | None, max_body_mb: float | None, max_images: int | None,
-          max_texts: int | None, max_chars: int | None, max_pixels: int | None, cors_origins: tuple[str, ...],
+          max_texts: int | None, max_chars: int | None, max_pixels: int | None, max_request_pixels: int | None,
+          cors_origins: tuple[str, ...],
           allowed_hosts: tuple[str, ...], log_level: str, **kwargs: Any) -> None:
     """Serve embeddings, collection search and the search page over HTTP.
 
@@ -78,12 +86,14 @@ def serve(ctx: click.Context, host: str, port: int, store: str | None, roots: tu
     limit_values = {
         "max_body_bytes": int(max_body_mb * 1024 * 1024) if max_body_mb else None,
         "max_images": max_images, "max_texts": max_texts, "max_chars": max_chars, "max_pixels": max_pixels,
+        "max_request_pixels": max_request_pixels,
     }
     batch_values: dict[str, Any] = {"max_items": max_batch, "max_wait_ms": batch_wait_ms}
     server_settings = ServerSettings.from_settings(
         settings(ctx),
         host=host, port=port, store=store,
-        model=opts.get("model"), runtime=opts.get("runtime"), mode=opts.get("mode"),
+        model=opts.get("model"), served_model_names=tuple(served_model_names), runtime=opts.get("runtime"),
+        mode=opts.get("mode"),
         device=opts.get("device"), threads=opts.get("threads"), offline=True if opts.get("offline") else None,
         roots=tuple(roots), upload_dir=upload_dir,
         tokens=read_tokens(token_file) if token_file else None,
@@ -97,5 +107,6 @@ def serve(ctx: click.Context, host: str, port: int, store: str | None, roots: tu
     if not _is_loopback(host) and not server_settings.auth_required:
         click.echo(f"warning: serving on {host} without --token-file: anyone who can reach it can use it", err=True)
     app = create_app(server_settings)
-    click.echo(f"crossmodal serving {server_settings.model} on http://{host}:{port}/ (docs at /docs)", err=True)
+    served = f" as {', '.join(server_settings.served_model_names)}" if server_settings.served_model_names else ""
+    click.echo(f"crossmodal serving {server_settings.model}{served} on http://{host}:{port}/ (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)

@@ -1,17 +1,21 @@
-"""Micro-batching: items from concurrent requests share one model call.
+"""Micro-batching: items from concurrent requests share one model call, and no request starves the others.
 
 Requests put their items on a queue and await a future. One worker thread
-(so the event loop keeps accepting requests while the model runs) takes the
-first waiting request, adds whatever else is queued up to ``max_items``
-items, and, when the previous batch held several requests (the service is
-under load), waits up to ``max_wait_ms`` for more; a lone client is never
-delayed. The batch is grouped by kind (texts, images, pairs with a given
-image weight), each group is embedded in one call, and each request gets its
-own rows back in its own order.
+(so the event loop keeps accepting requests while the model runs) keeps the
+requests it has taken in; each model call takes their items **in turns**, one
+item from each request per round, up to ``max_items`` items and ``max_pixels``
+decoded pixels (at least one item, however large). So a request of 32 huge
+images is embedded over many calls, and a text from another client, arriving
+meanwhile, waits for one call, not for all of them. When the previous call
+held several requests (the service is under load), the worker waits up to
+``max_wait_ms`` for more; a lone client is never delayed. A call's items are
+grouped by kind (texts, images, pairs with a given image weight), each group
+is embedded at once, and each request gets its own rows back in its own order.
 
 A bad input fails only the request that sent it: the model runs with
 ``on_error="skip"``, and the failure goes back to its request naming the
-position there (``input[2]: ...``).
+position there (``input[2]: ...``); with ``partial=True`` the request gets the
+other rows and a failure per bad item instead.
 """
 
 from __future__ import annotations
@@ -49,13 +53,15 @@ class Item:
     text: str | None = None
     image: bytes | None = None
     image_weight: float | None = None  # pairs only; None: the model's fusion weight
+    pixels: int = 0  # the image's decoded size (from its header): what decoding it costs
 
     @classmethod
-    def of(cls, text: str | None = None, image: bytes | None = None, image_weight: float | None = None) -> Item:
+    def of(cls, text: str | None = None, image: bytes | None = None, image_weight: float | None = None,
+           pixels: int = 0) -> Item:
         if text is not None and image is not None:
-            return cls("pair", text, image, image_weight)
+            return cls("pair", text, image, image_weight, pixels)
         if image is not None:
-            return cls("image", image=image)
+            return cls("image", image=image, pixels=pixels)
         if text is not None:
             return cls("text", text=text)
         raise InputError("an item needs a text, an image, or both")
@@ -63,8 +69,9 @@ class Item:
 
 @dataclass
 class EmbedResult:
-    vectors: np.ndarray  # float32 (n, dim), unit rows, in the request's order
+    vectors: np.ndarray  # float32 (n, dim), unit rows, in the request's order (zeros where an item failed)
     tokens: int  # text tokens embedded (for OpenAI's usage field)
+    failures: dict[int, InputError] = field(default_factory=dict)  # position -> error (partial=True only)
 
 
 @dataclass
@@ -72,7 +79,31 @@ class _Request:
     items: list[Item]
     future: asyncio.Future[EmbedResult]
     loop: asyncio.AbstractEventLoop
+    partial: bool = False
     queued: float = field(default_factory=time.perf_counter)
+    # the worker's progress through the items
+    taken: int = 0
+    vectors: np.ndarray | None = None
+    tokens: int = 0
+    failures: dict[int, InputError] = field(default_factory=dict)
+    started: bool = False
+    answered: bool = False  # delivered early (the model failed)
+
+    @property
+    def finished(self) -> bool:
+        return self.answered or self.taken >= len(self.items) or (bool(self.failures) and not self.partial)
+
+
+@dataclass
+class _Slot:
+    """One item of a model call: which request it came from, and its position there."""
+
+    request: _Request
+    position: int
+
+    @property
+    def item(self) -> Item:
+        return self.request.items[self.position]
 
 
 _STOP = object()
@@ -100,82 +131,115 @@ class MicroBatcher:
             self._thread.join(timeout)
             self._thread = None
 
-    async def embed(self, items: list[Item]) -> EmbedResult:
+    async def embed(self, items: list[Item], *, partial: bool = False) -> EmbedResult:
+        """Vectors for ``items``, in order. A bad item fails the whole call, unless ``partial``: then its row is
+        zeros and its error is in ``failures``."""
         if not items:
             return EmbedResult(np.zeros((0, self.model.dim), dtype=np.float32), 0)
         if self._thread is None:
             raise RuntimeError("the batcher is not running")
         loop = asyncio.get_running_loop()
-        request = _Request(items, loop.create_future(), loop)
+        request = _Request(items, loop.create_future(), loop, partial)
         self._queue.put(request)
         return await request.future
 
     # -- the worker thread -------------------------------------------------------
 
     def _run(self) -> None:
+        active: list[_Request] = []  # taken in, not finished; served in turns
         while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch, stop = self._gather(first)
-            self._last_batch_requests = len(batch)
-            self._process(batch)
+            stop = self._take_in(active)
+            active = [r for r in active if not r.future.done()]  # clients that went away
+            if active:
+                slots = self._next_batch(active)
+                self._last_batch_requests = len({id(s.request) for s in slots})
+                self._process(slots)
+                for request in [r for r in active if r.finished and not r.answered]:
+                    _deliver(request, _outcome(request))
+                active = [r for r in active if not r.finished]
             if stop:
+                for request in active:
+                    _deliver(request, RuntimeError("the batcher stopped"))
                 return
 
-    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
-        batch, size = [first], len(first.items)
-        under_load = self._last_batch_requests > 1
+    def _take_in(self, active: list[_Request]) -> bool:
+        """Move queued requests into ``active`` (blocking while there is nothing to do); True on stop."""
+        waiting = sum(len(r.items) - r.taken for r in active)
+        under_load = self._last_batch_requests > 1 or len(active) > 1
         deadline = time.perf_counter() + self.settings.max_wait_ms / 1000.0
-        while size < self.settings.max_items:
+        while True:
             try:
-                left = deadline - time.perf_counter()
-                nxt = self._queue.get(timeout=left) if under_load and left > 0 else self._queue.get_nowait()
+                if not active:
+                    nxt = self._queue.get()  # idle: wait for work
+                else:
+                    left = deadline - time.perf_counter()
+                    full = waiting >= self.settings.max_items
+                    nxt = self._queue.get(timeout=left) if under_load and left > 0 and not full \
+                        else self._queue.get_nowait()
             except queue.Empty:
-                break
+                return False
             if nxt is _STOP:
-                return batch, True
-            batch.append(nxt)
-            size += len(nxt.items)
-        return batch, False
+                return True
+            active.append(nxt)
+            waiting += len(nxt.items)
 
-    def _process(self, batch: list[_Request]) -> None:
+    def _next_batch(self, active: list[_Request]) -> list[_Slot]:
+        """Items for one model call: one from each request in turn, within the item and pixel budgets."""
+        slots: list[_Slot] = []
+        pixels = 0
+        while True:
+            took = False
+            for request in active:
+                if request.taken >= len(request.items):
+                    continue
+                item = request.items[request.taken]
+                if slots and (len(slots) >= self.settings.max_items or pixels + item.pixels > self.settings.max_pixels):
+                    self._rotate(active, request)
+                    return slots
+                slots.append(_Slot(request, request.taken))
+                request.taken += 1
+                pixels += item.pixels
+                took = True
+            if not took:
+                return slots
+
+    @staticmethod
+    def _rotate(active: list[_Request], first: _Request) -> None:
+        """Start the next call's turns at ``first``, the request whose turn was cut off."""
+        i = active.index(first)
+        active[:] = active[i:] + active[:i]
+
+    def _process(self, slots: list[_Slot]) -> None:
         started = time.perf_counter()
-        for request in batch:
-            self.metrics.batch_wait.observe(started - request.queued)
-        self.metrics.batch_requests.observe(len(batch))
-        flat = [(r, i, item) for r, request in enumerate(batch) for i, item in enumerate(request.items)]
-        groups: dict[tuple[str, float | None], list[int]] = defaultdict(list)
-        for j, (_, _, item) in enumerate(flat):
-            groups[(item.kind, item.image_weight)].append(j)
-        vectors = np.zeros((len(flat), self.model.dim), dtype=np.float32)
-        errors: dict[int, BaseException] = {}
-        tokens = [0] * len(batch)
+        requests = list({id(s.request): s.request for s in slots}.values())
+        for request in requests:
+            if request.vectors is None:
+                request.vectors = np.zeros((len(request.items), self.model.dim), dtype=np.float32)
+            if not request.started:
+                request.started = True
+                self.metrics.batch_wait.observe(started - request.queued)
+        self.metrics.batch_requests.observe(len(requests))
+        groups: dict[tuple[str, float | None], list[_Slot]] = defaultdict(list)
+        for slot in slots:
+            groups[(slot.item.kind, slot.item.image_weight)].append(slot)
         try:
             for (kind, weight), members in groups.items():
-                self._embed_group(kind, weight, [flat[j][2] for j in members], members, vectors, errors, flat)
+                self._embed_group(kind, weight, members)
                 if kind in ("text", "pair"):
-                    for j, n in zip(members, self._count_tokens([flat[j][2].text for j in members])):
-                        tokens[flat[j][0]] += n
-        except Exception as exc:  # the model itself failed: every request of the batch gets the error
+                    for slot, n in zip(members, self._count_tokens([s.item.text for s in members])):
+                        slot.request.tokens += n
+        except Exception as exc:  # the model itself failed: every request of the call gets the error
             if not isinstance(exc, CrossmodalError):
-                log.exception("batch of %d requests failed", len(batch))
-            for request in batch:
+                log.exception("batch of %d requests failed", len(requests))
+            for request in requests:
+                request.answered = True
                 _deliver(request, exc)
-            return
-        offsets = np.cumsum([0] + [len(r.items) for r in batch])
-        for r, request in enumerate(batch):
-            if r in errors:
-                _deliver(request, errors[r])
-            else:
-                _deliver(request, EmbedResult(vectors[offsets[r] : offsets[r + 1]].copy(), tokens[r]))
 
-    def _embed_group(self, kind: str, weight: float | None, items: list[Item], members: list[int],
-                     out: np.ndarray, errors: dict[int, BaseException], flat: list[Any]) -> None:
+    def _embed_group(self, kind: str, weight: float | None, members: list[_Slot]) -> None:
         start = time.perf_counter()
         model = self.model
-        texts = [it.text or "" for it in items]
-        images = [it.image or b"" for it in items]
+        texts = [s.item.text or "" for s in members]
+        images = [s.item.image or b"" for s in members]
         if kind == "text":
             result = model.embed_texts(texts, on_error="skip")
         elif kind == "image":
@@ -183,17 +247,26 @@ class MicroBatcher:
         else:
             result = model.embed_pairs(images, texts, image_weight=weight, on_error="skip", workers=0)
         self.metrics.inference.labels(kind).observe(time.perf_counter() - start)
-        self.metrics.batch_items.labels(kind).observe(len(items))
-        rows = np.asarray(members)[result.indices]
-        out[rows] = result.vectors
+        self.metrics.batch_items.labels(kind).observe(len(members))
+        for row, index in zip(result.vectors, result.indices.tolist()):
+            slot = members[index]
+            slot.request.vectors[slot.position] = row  # type: ignore[index]
         for failure in result.failures:
-            r, position, _ = flat[members[failure.index]]
-            if r not in errors:
-                errors[r] = relabel(failure.error, f"input[{position}]")
+            slot = members[failure.index]
+            # A partial caller names its inputs itself; otherwise the error says where it sat in the request.
+            error = failure.error if slot.request.partial else relabel(failure.error, f"input[{slot.position}]")
+            slot.request.failures.setdefault(slot.position, error)
 
     def _count_tokens(self, texts: list[str | None]) -> list[int]:
         counted = self.model.tokenizer.tokenize([t or "" for t in texts])
         return [len(t.ids) if isinstance(t, Tokens) else 0 for t in counted]
+
+
+def _outcome(request: _Request) -> EmbedResult | BaseException:
+    if request.failures and not request.partial:
+        return request.failures[min(request.failures)]
+    assert request.vectors is not None
+    return EmbedResult(request.vectors, request.tokens, dict(request.failures))
 
 
 def _deliver(request: _Request, outcome: EmbedResult | BaseException) -> None:

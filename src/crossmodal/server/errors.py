@@ -8,8 +8,8 @@ Every error response has the shape OpenAI clients understand::
 :mod:`crossmodal.errors`), or one of ``invalid_request`` (the request does
 not match the schema), ``not_found``, ``method_not_allowed``, ``not_ready``
 and ``internal``. Messages never hold a stack trace, and server-side
-paths (roots, the store, caches, the home folder) are replaced by ``<server
-path>``; errors the client cannot fix (store and model failures, bugs) are
+paths (roots, the store, caches, the model's directory, the home folder) are
+replaced by ``<server path>``; errors the client cannot fix (store and model failures, bugs) are
 logged in full and answered with a generic message.
 """
 
@@ -109,23 +109,31 @@ def _scrub(message: str, secrets: Iterable[str]) -> str:
     return message
 
 
-def _secret_paths(settings: Any) -> list[str]:
-    paths: list[str] = [os.path.expanduser("~")]
+def _secret_paths(settings: Any, hidden: Iterable[str] = ()) -> list[str]:
+    paths: list[str] = [os.path.expanduser("~"), *hidden]
     if settings is not None:
         paths += [str(r) for r in settings.roots]
         paths += [str(p) for p in (settings.store, settings.cache_dir, settings.upload_dir) if p]
         paths += [os.path.realpath(str(p)) for p in (settings.store, settings.upload_dir) if p and "://" not in str(p)]
+        if settings.model and os.path.isabs(os.path.expanduser(settings.model)):  # a model directory
+            paths += [settings.model, os.path.realpath(os.path.expanduser(settings.model))]
     return [p for p in paths if p not in ("/", "")]
+
+
+def _hidden(request: Request) -> tuple[str, ...]:
+    svc = getattr(request.app.state, "services", None)
+    return svc.hidden_paths() if svc is not None else ()
 
 
 def _respond(request: Request, status: int, code: str, message: str, param: str | None = None,
              headers: dict[str, str] | None = None) -> JSONResponse:
-    message = _scrub(message, _secret_paths(getattr(request.app.state, "settings", None)))
+    message = _scrub(message, _secret_paths(getattr(request.app.state, "settings", None), _hidden(request)))
     return JSONResponse(error_body(status, code, message, param), status_code=status, headers=headers)
 
 
-def error_response(exc: CrossmodalError, settings: Any, where: str = "") -> JSONResponse:
-    """The JSON response for a crossmodal error (also used by the middlewares, outside the routes)."""
+def error_response(exc: CrossmodalError, settings: Any, where: str = "", hidden: Iterable[str] = ()) -> JSONResponse:
+    """The JSON response for a crossmodal error (also used by the middlewares, outside the routes);
+    ``hidden``: more server paths to keep out of the message (the model's directory)."""
     status = status_for(exc)
     if status in _CLIENT_FIXABLE or isinstance(exc, NotReady):
         message = str(exc)
@@ -133,12 +141,13 @@ def error_response(exc: CrossmodalError, settings: Any, where: str = "") -> JSON
         log.error("%s failed: %s: %s", where or "request", type(exc).__name__, exc)
         message = f"the server failed ({exc.code}); see its log"
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    message = _scrub(message, _secret_paths(settings))
+    message = _scrub(message, _secret_paths(settings, hidden))
     return JSONResponse(error_body(status, exc.code, message), status_code=status, headers=headers)
 
 
 def crossmodal_error(request: Request, exc: CrossmodalError) -> JSONResponse:
-    return error_response(exc, getattr(request.app.state, "settings", None), f"{request.method} {request.url.path}")
+    return error_response(exc, getattr(request.app.state, "settings", None), f"{request.method} {request.url.path}",
+                          _hidden(request))
 
 
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}

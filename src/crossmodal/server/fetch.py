@@ -26,7 +26,7 @@ import httpx
 from ..errors import FetchError, FetchNotAllowed, LimitExceeded
 from .settings import FetchSettings
 
-__all__ = ["Fetcher", "Resolver", "address_allowed", "system_resolver"]
+__all__ = ["Fetcher", "Resolver", "address_allowed", "embedded_ipv4", "system_resolver"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -36,14 +36,55 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def address_allowed(ip: str, *, allow_private: bool) -> bool:
-    """Whether a connection to ``ip`` is allowed: public unicast only, unless private ones are allowed."""
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the IPv4 is the last 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local use: the IPv4 sits where the operator chose
+_SIIT = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 IPv4-translated addresses
+_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated IPv4-compatible addresses (::a.b.c.d)
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (IPv4-mapped, -compatible, -translated, NAT64, 6to4, Teredo).
+
+    Traffic to such an address ends up at the IPv4 one, so that is the one to judge.
+    """
+    low = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    found: list[ipaddress.IPv4Address] = []
+    if addr.ipv4_mapped is not None:
+        found.append(addr.ipv4_mapped)
+    if addr in _NAT64 or addr in _SIIT or (addr in _COMPATIBLE and int(addr) > 1):
+        found.append(low)
+    if addr.sixtofour is not None:
+        found.append(addr.sixtofour)
+    if addr.teredo is not None:
+        found.extend(addr.teredo)  # (server, client): the client is where the packets go
+    return found
+
+
+def _allowed(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool) -> bool:
     if addr.is_unspecified or addr.is_multicast:
         return False
     return allow_private or addr.is_global
+
+
+def address_allowed(ip: str, *, allow_private: bool) -> bool:
+    """Whether a connection to ``ip`` is allowed: public unicast only, unless private ones are allowed.
+
+    An IPv6 address that carries an IPv4 one is judged by that IPv4 address too:
+    ``64:ff9b::7f00:1`` (NAT64) or ``2002:7f00:1::`` (6to4) is loopback. NAT64
+    local-use addresses (``64:ff9b:1::/48``) count as private: where the IPv4
+    address sits in them depends on the network.
+    """
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv4Address):
+        return _allowed(addr, allow_private)
+    if addr in _NAT64_LOCAL:
+        return allow_private
+    embedded = embedded_ipv4(addr)
+    if not all(_allowed(v4, allow_private) for v4 in embedded):
+        return False
+    if addr.ipv4_mapped is not None or (addr in _COMPATIBLE and int(addr) > 1):
+        return True  # only a spelling of the IPv4 address, which passed
+    return _allowed(addr, allow_private)
 
 
 def _shown(url: str) -> str:

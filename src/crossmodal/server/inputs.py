@@ -8,8 +8,10 @@ An image in a request is one of:
 * a multipart upload.
 
 Each is capped in bytes, and its header is read to refuse pictures over the
-pixel limit before anything decodes them; full decoding (and so the error for
-a truncated file) happens in the model's batch, per item.
+pixel limit before anything decodes them; a request's pictures together are
+held to a pixel budget too (:meth:`InputReader.check_request_pixels`). Full
+decoding (and so the error for a truncated file) happens in the model's batch,
+per item, from the bytes checked here: a file is read once, never reopened.
 """
 
 from __future__ import annotations
@@ -18,16 +20,28 @@ import base64
 import binascii
 import io
 import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageDecodeError, ImageTooLarge, InputError, LimitExceeded, TextTooLong
 from .fetch import Fetcher
-from .security import read_file_under_roots
+from .security import read_under_roots
 from .settings import ServerSettings
 
-__all__ = ["InputReader"]
+__all__ = ["CheckedImage", "InputReader"]
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    """An image's bytes, within the limits, and its decoded size from the header."""
+
+    data: bytes
+    pixels: int
+    path: Path | None = None  # read from a file under a root: its real path
 
 
 class InputReader:
@@ -52,8 +66,8 @@ class InputReader:
 
     # -- images ---------------------------------------------------------------------
 
-    async def image_url(self, url: str, name: str) -> bytes:
-        """Bytes of the image a ``data:``, ``http(s):`` or ``file:`` URL names."""
+    async def image_url(self, url: str, name: str) -> CheckedImage:
+        """The image a ``data:``, ``http(s):`` or ``file:`` URL names."""
         scheme = url.split(":", 1)[0].lower() if ":" in url else ""
         if scheme == "data":
             return self.checked(self._data_url(url, name), name)
@@ -63,14 +77,14 @@ class InputReader:
             return await self.image_path(url, name)
         raise InputError(f"{name}: image URL must be a data:, http(s): or file: URL (got {url[:40]!r})", input=name)
 
-    async def image_path(self, path: str, name: str) -> bytes:
-        data = await anyio.to_thread.run_sync(read_file_under_roots, path, self.settings.roots, self.limits.max_image_bytes)
-        return self.checked(data, name)
+    async def image_path(self, path: str, name: str) -> CheckedImage:
+        read = await anyio.to_thread.run_sync(read_under_roots, path, self.settings.roots, self.limits.max_image_bytes)
+        return self.checked(read.data, name, read.path)
 
-    def image_base64(self, data: str, name: str) -> bytes:
+    def image_base64(self, data: str, name: str) -> CheckedImage:
         return self.checked(self._b64(data, name), name)
 
-    def checked(self, data: bytes, name: str) -> bytes:
+    def checked(self, data: bytes, name: str, path: Path | None = None) -> CheckedImage:
         """``data`` if it is an image within the byte and pixel limits (header only; no full decode)."""
         if len(data) > self.limits.max_image_bytes:
             raise LimitExceeded(f"{name}: the image has {len(data):,} bytes, over the limit of "
@@ -89,7 +103,14 @@ class InputReader:
         if width * height > self.limits.max_pixels:
             raise ImageTooLarge(f"{name}: the image has {width}x{height} = {width * height:,} pixels, over the limit "
                                 f"of {self.limits.max_pixels:,} per image", input=name)
-        return data
+        return CheckedImage(data, width * height, path)
+
+    def check_request_pixels(self, images: Iterable[CheckedImage]) -> None:
+        """Refuse a request whose images hold more pixels, together, than the per-request budget."""
+        total = sum(image.pixels for image in images)
+        if total > self.limits.max_request_pixels:
+            raise LimitExceeded(f"the request's images hold {total:,} pixels in all, over the limit of "
+                                f"{self.limits.max_request_pixels:,} per request; send them in several requests")
 
     def _data_url(self, url: str, name: str) -> bytes:
         header, comma, payload = url.partition(",")

@@ -8,20 +8,25 @@
 * **Hosts and origins.** With ``allowed_hosts`` set (``crossmodal serve`` sets
   the loopback names when it binds loopback) a request naming another host is
   refused, which defeats DNS rebinding; a state-changing request whose
-  ``Origin`` is another site is refused unless that origin is allowed (CSRF).
+  ``Origin`` is another site, or ``null`` (sandboxed frames, ``file:`` pages),
+  is refused unless that origin is allowed (CSRF).
 * **Roots.** A path in a request is read only when, after resolving ``..``,
   symlinks and (for ``file:`` URIs) percent-encoding, it lies inside one of
   the configured roots. The check happens before any existence test, so a
   refused path reveals nothing about the file system. The file is then opened
-  without following a symlink in its last component and read with a size cap.
+  by walking down from the root's descriptor one component at a time, following
+  no symlink (a symlink swapped in after the check is refused), and read with a
+  size cap; callers hash and decode those bytes, never open the path again.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import os
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -32,7 +37,8 @@ from ..errors import AccessDenied, CrossmodalError, ImageDecodeError, LimitExcee
 from .errors import error_response
 from .settings import ServerSettings
 
-__all__ = ["GuardMiddleware", "check_request", "check_token", "is_public", "read_file_under_roots", "require_write", "resolve_under_roots"]
+__all__ = ["FileRead", "GuardMiddleware", "check_request", "check_token", "is_public", "read_file_under_roots",
+           "read_under_roots", "require_write", "resolve_under_roots"]
 
 
 PUBLIC_PATHS = frozenset({"/healthz", "/"})  # and the page's static files under /static/
@@ -92,10 +98,12 @@ def check_request(headers: dict[str, str], path: str, method: str, settings: Ser
         # A web page whose DNS name was re-pointed at this machine (DNS rebinding) arrives with its own name.
         raise AccessDenied(f"host {host[:100]!r} is not served here (allowed: {', '.join(settings.allowed_hosts)})")
     origin = headers.get("origin")
-    if method not in _SAFE_METHODS and origin and origin != "null":
-        same = urlsplit(origin).netloc == host
+    if method not in _SAFE_METHODS and origin is not None:
+        # Browsers send Origin with cross-site POSTs; a form on another site must not change collections.
+        # "null" is what sandboxed frames, file: pages and some redirects send: a page that is not this
+        # site, so it is refused like any other (an operator may still allow it by name).
+        same = origin != "null" and urlsplit(origin).netloc == host
         if not same and origin not in settings.cors_origins:
-            # Browsers send Origin with cross-site POSTs; a form on another site must not change collections.
             raise AccessDenied(f"cross-origin request from {origin[:100]!r} refused (allow it with --cors-origin)")
     if settings.tokens and not is_public(path):
         check_token(headers.get("authorization"), settings, write=False)
@@ -130,15 +138,9 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def resolve_under_roots(raw: str, roots: Iterable[Path]) -> Path:
-    """The real path ``raw`` names, if it lies inside a root; else :class:`PathNotAllowed`.
-
-    ``raw`` is a path (absolute, or relative to a root, tried in order) or a
-    ``file:`` URI (percent-decoded once, as URIs are). Nothing is percent-decoded
-    in a plain path: ``%2e%2e`` there is a file name, resolved inside the root.
-    """
-    roots = list(roots)
-    shown = raw if len(raw) <= 200 else raw[:197] + "..."
+def _located(raw: str, roots: list[Path]) -> tuple[Path, Path]:
+    """(the real path ``raw`` names, the root it lies in); else :class:`PathNotAllowed`."""
+    shown = _shown(raw)
     if not roots:
         raise PathNotAllowed(f"path {shown!r} refused: this server reads no files (start it with --root DIR)")
     if raw.startswith("file:"):
@@ -153,8 +155,48 @@ def resolve_under_roots(raw: str, roots: Iterable[Path]) -> Path:
         real = os.path.realpath(candidate)
         for root in roots:
             if _inside(real, str(root)):
-                return Path(real)
+                return Path(real), root
     raise PathNotAllowed(f"path {shown!r} refused: it is not inside an allowed root folder")
+
+
+def resolve_under_roots(raw: str, roots: Iterable[Path]) -> Path:
+    """The real path ``raw`` names, if it lies inside a root; else :class:`PathNotAllowed`.
+
+    ``raw`` is a path (absolute, or relative to a root, tried in order) or a
+    ``file:`` URI (percent-decoded once, as URIs are). Nothing is percent-decoded
+    in a plain path: ``%2e%2e`` there is a file name, resolved inside the root.
+    """
+    return _located(raw, list(roots))[0]
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= 200 else raw[:197] + "..."
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+
+
+def _open_beneath(real: Path, root: Path, shown: str) -> int:
+    """Open ``real`` by walking down from ``root`` one component at a time, following no symlink on the way.
+
+    ``real`` was resolved, so it holds no symlink; one found now was put there after the check (a swap)
+    and is refused. What is opened is therefore what was checked: inside the root.
+    """
+    parts = real.relative_to(root).parts
+    if not parts:
+        raise ImageDecodeError(f"image {shown!r} is not a regular file", input=shown)
+    fd = os.open(root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return os.open(parts[-1], _FILE_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _opened_path(fd: int) -> str | None:
@@ -164,24 +206,47 @@ def _opened_path(fd: int) -> str | None:
         return None
 
 
-def read_file_under_roots(raw: str, roots: Iterable[Path], max_bytes: int) -> bytes:
-    """The bytes of a file under a root (see :func:`resolve_under_roots`), at most ``max_bytes``."""
-    roots = list(roots)
-    path = resolve_under_roots(raw, roots)
-    shown = raw if len(raw) <= 200 else raw[:197] + "..."
+def _open_checked(real: Path, root: Path, roots: list[Path], shown: str) -> int:
+    """A descriptor of the file at ``real``, opened so that it cannot be anything outside the roots."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        if os.open in os.supports_dir_fd and _NOFOLLOW and _DIRECTORY:
+            return _open_beneath(real, root, shown)
+        fd = os.open(real, _FILE_FLAGS)  # no openat here: check what was opened instead
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):  # a component became a symlink
+            raise PathNotAllowed(f"path {shown!r} refused: it changed while being opened") from exc
+        raise
+    opened = _opened_path(fd)
+    if opened is not None and not any(_inside(opened, str(r)) for r in roots):
+        os.close(fd)
+        raise PathNotAllowed(f"path {shown!r} refused: it is not inside an allowed root folder")
+    return fd
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """The bytes of a file under a root, and the real path they were read from."""
+
+    data: bytes
+    path: Path
+
+
+def read_under_roots(raw: str, roots: Iterable[Path], max_bytes: int) -> FileRead:
+    """Read a file under a root (see :func:`resolve_under_roots`), at most ``max_bytes``, from one descriptor:
+    the bytes returned are the bytes of the file that was checked, so hash and decode them, never the path."""
+    roots = list(roots)
+    real, root = _located(raw, roots)
+    shown = _shown(raw)
+    try:
+        fd = _open_checked(real, root, roots, shown)
+    except CrossmodalError:
+        raise
     except OSError as exc:
         raise ImageDecodeError(f"cannot read image {shown!r}: {exc.strerror or 'not readable'}", input=shown) from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ImageDecodeError(f"image {shown!r} is not a regular file", input=shown)
-        # Re-check what was actually opened: a directory re-pointed by a symlink swap between the
-        # check and the open must still land inside a root (O_NOFOLLOW covers the last component).
-        opened = _opened_path(fd)
-        if opened is not None and not any(_inside(opened, str(root)) for root in roots):
-            raise PathNotAllowed(f"path {shown!r} refused: it is not inside an allowed root folder")
         if info.st_size > max_bytes:
             raise LimitExceeded(f"image {shown!r} has {info.st_size:,} bytes, over the limit of {max_bytes:,} per image")
         with os.fdopen(fd, "rb", closefd=True) as fh:
@@ -192,4 +257,9 @@ def read_file_under_roots(raw: str, roots: Iterable[Path], max_bytes: int) -> by
             os.close(fd)
     if len(data) > max_bytes:
         raise LimitExceeded(f"image {shown!r} is over the limit of {max_bytes:,} bytes per image")
-    return data
+    return FileRead(data, real)
+
+
+def read_file_under_roots(raw: str, roots: Iterable[Path], max_bytes: int) -> bytes:
+    """The bytes of a file under a root (see :func:`read_under_roots`)."""
+    return read_under_roots(raw, roots, max_bytes).data

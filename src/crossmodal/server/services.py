@@ -24,6 +24,7 @@ from .errors import NotReady
 from .fetch import Fetcher, Resolver
 from .inputs import InputReader
 from .metrics import Metrics
+from .naming import ServedNames, public_model_name
 from .settings import ServerSettings
 from .thumbnails import ThumbnailCache
 
@@ -45,6 +46,7 @@ class Services:
         self.model: Model | None = model
         self.store: Any = store
         self.batcher: MicroBatcher | None = None
+        self.names: ServedNames | None = None  # set once the model is loaded
         self.failure: str | None = None  # why loading failed (logged in full; shown as a code)
         self._own_store = store is None
         self._loader: threading.Thread | None = None
@@ -83,6 +85,7 @@ class Services:
 
     def _ready_up(self) -> None:
         assert self.model is not None
+        self.names = ServedNames.of(self.model, self.settings.served_model_names)
         batcher = MicroBatcher(self.model, self.settings.batching, self.metrics)
         batcher.start()
         with self._lock:
@@ -125,13 +128,29 @@ class Services:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._store_thread, functools.partial(fn, *args, **kwargs))
 
-    def check_model_name(self, requested: str | None) -> None:
-        model, _ = self.require_model()
+    def model_id(self, requested: str | None = None) -> str:
+        """The id to answer with: ``requested`` if the served model answers to it (else
+        :class:`ModelNotFound`), or the model's first id."""
+        self.require_model()
+        names = self.names
+        assert names is not None
         if requested is None:
-            return
-        accepted = {model.name, self.settings.model, model.name.rsplit("/", 1)[-1]}
-        if requested not in accepted:
-            raise ModelNotFound(f"model {requested!r} is not served here; this server serves {model.name!r} (GET /v1/models)")
+            return names.primary
+        if requested not in names.accepted:
+            served = ", ".join(repr(n) for n in names.ids)
+            raise ModelNotFound(f"model {requested!r} is not served here; this server serves {served} (GET /v1/models)")
+        return requested
+
+    def model_name_of(self, space: Any) -> str:
+        """What a client is shown as the model of a space: the served id for the served model's space."""
+        model, _ = self.require_model()
+        if (space.fingerprint, space.dim) == (model.space.fingerprint, model.space.dim) and self.names is not None:
+            return self.names.primary
+        return public_model_name(space.model)
+
+    def hidden_paths(self) -> tuple[str, ...]:
+        """Server paths the model reveals (its directory), kept out of every error message."""
+        return self.names.hidden_paths if self.names is not None else ()
 
 
 def _open_store(uri: str) -> Any:

@@ -26,6 +26,7 @@ class Limits:
     max_images: int = 32  # images (and pairs) per request
     max_image_bytes: int = 16 * 1024 * 1024  # one encoded image (upload, data URL, file, fetched URL)
     max_pixels: int = 40_000_000  # one decoded image: width x height
+    max_request_pixels: int = 400_000_000  # all the images of one request, decoded (32 photos of 12 Mpx)
     max_texts: int = 2048  # texts per request (OpenAI's own limit)
     max_chars: int = 8192  # characters per text
     max_top_k: int = 1000
@@ -52,10 +53,11 @@ class BatchingSettings:
 
     max_items: int = 64  # items per model call
     max_wait_ms: float = 2.0  # under load, how long a batch waits to fill up
+    max_pixels: int = 64_000_000  # decoded image pixels per model call (one image always fits, however large)
 
     def __post_init__(self) -> None:
-        if self.max_items < 1 or self.max_wait_ms < 0:
-            raise ConfigError("batching needs max_items >= 1 and max_wait_ms >= 0")
+        if self.max_items < 1 or self.max_wait_ms < 0 or self.max_pixels < 1:
+            raise ConfigError("batching needs max_items >= 1, max_wait_ms >= 0 and max_pixels >= 1")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     model: str = ""
+    served_model_names: tuple[str, ...] = ()  # ids the model answers to (first: its id); empty: see naming.py
     runtime: str = "onnx"
     mode: str = "exact"
     device: str | None = None
@@ -93,6 +96,10 @@ class ServerSettings:
                 raise ConfigError(f"--root {root} is not a directory")
             roots.append(Path(os.path.realpath(path)))
         object.__setattr__(self, "roots", tuple(roots))
+        names = tuple(str(n).strip() for n in self.served_model_names)
+        if any(not n or any(c.isspace() for c in n) for n in names):
+            raise ConfigError(f"served model names must be non-empty and hold no spaces, got {self.served_model_names!r}")
+        object.__setattr__(self, "served_model_names", tuple(dict.fromkeys(names)))
         object.__setattr__(self, "allowed_hosts", tuple(h.lower() for h in self.allowed_hosts))
 
     @property

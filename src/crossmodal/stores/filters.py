@@ -22,21 +22,41 @@ to check every other backend:
   not ``1``); a range never matches a value of another type;
 * ``$ne`` and ``$nin`` are the negations of ``$eq`` and ``$in``, so they also
   match items without the key.
+
+Limits, the same for every store and checked here, before any store sees the
+filter (each is well inside what SQLite, PostgreSQL and Qdrant accept; see
+docs/collections.md for the measurements):
+
+* at most :data:`MAX_DEPTH` levels of ``$and``/``$or``/``$not`` (an object
+  with several conditions is an ``$and`` too, so it is a level);
+* at most :data:`MAX_CONDITIONS` conditions (``key <op> value`` tests);
+* at most :data:`MAX_VALUES` values in all (each ``$in``/``$nin`` element counts);
+* integers in the 64-bit range metadata can hold, finite floats.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
 from ..errors import ConfigError
 
-__all__ = ["OPS", "And", "Cond", "Filter", "Not", "Or", "and_", "matches", "parse_where", "values_of"]
+__all__ = ["MAX_CONDITIONS", "MAX_DEPTH", "MAX_VALUES", "OPS", "And", "Cond", "Filter", "Not", "Or", "and_",
+           "check_filter", "matches", "parse_where", "values_of"]
 
 #: comparison operators (the ``$`` is dropped in the tree)
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "exists")
 _RANGE = ("gt", "gte", "lt", "lte")
+
+#: nested levels of $and / $or / $not (SQLite's parser, Qdrant's request nesting bound it; see the module docs)
+MAX_DEPTH = 16
+#: conditions in one filter (SQLite joins at most 500 terms in one compound query)
+MAX_CONDITIONS = 256
+#: values in one filter, $in/$nin elements included (SQLite's bound variables, PostgreSQL's jsonpath nesting)
+MAX_VALUES = 4096
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -67,7 +87,17 @@ Filter = Union[Cond, And, Or, Not]
 
 
 def _scalar(value: Any, where: str) -> Any:
-    if isinstance(value, (bool, str)) or (isinstance(value, (int, float)) and value == value):
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            shown = str(value) if abs(value) < 10**30 else f"of {len(str(abs(value)))} digits"
+            raise ConfigError(f"filter {where}: integer {shown} does not fit in 64 bits "
+                              "(metadata integers are 64-bit, -2**63 to 2**63-1)")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"filter {where}: {value} is not a finite number")
         return value
     raise ConfigError(f"filter {where}: values must be str, int, float or bool, got {value!r}")
 
@@ -119,13 +149,73 @@ def _parse(node: Any, path: str) -> Filter:
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
+def _measure(f: Filter, depth: int, totals: list[int]) -> int:
+    """The depth of ``f`` below ``depth``; adds its conditions and values to ``totals``."""
+    if isinstance(f, Cond):
+        totals[0] += 1
+        totals[1] += len(f.value) if f.op in ("in", "nin") else 1
+        return depth
+    if depth >= MAX_DEPTH:  # stop at once: a tree too deep to walk is refused, not recursed through
+        raise ConfigError(f"filter is nested more than {MAX_DEPTH} levels deep ($and, $or, $not, and objects "
+                          f"holding several conditions, each add a level); the limit is {MAX_DEPTH}")
+    parts = (f.part,) if isinstance(f, Not) else f.parts
+    return max(_measure(p, depth + 1, totals) for p in parts)
+
+
+def check_filter(f: Filter) -> Filter:
+    """``f`` if it is within the limits of every store (see the module docs); else :class:`ConfigError`."""
+    totals = [0, 0]
+    _measure(f, 0, totals)
+    conditions, values = totals
+    if conditions > MAX_CONDITIONS:
+        raise ConfigError(f"filter has {conditions} conditions; the limit is {MAX_CONDITIONS} "
+                          "(for many values of one key use {\"key\": {\"$in\": [...]}})")
+    if values > MAX_VALUES:
+        raise ConfigError(f"filter holds {values} values; the limit is {MAX_VALUES}")
+    return f
+
+
+def _check_tree(f: Filter) -> Filter:
+    """A tree built in code gets the checks a parsed dict gets: values first, then the limits."""
+    check_filter(f)  # bounds the walk below
+    stack: list[Filter] = [f]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Cond):
+            if node.op not in OPS:
+                raise ConfigError(f"filter {node.key!r}: unknown operator {node.op!r}")
+            _cond(node.key, node.op, list(node.value) if isinstance(node.value, tuple) else node.value)
+        elif isinstance(node, Not):
+            stack.append(node.part)
+        else:
+            stack.extend(node.parts)
+    return f
+
+
 def parse_where(where: Mapping[str, Any] | Filter | None) -> Filter | None:
-    """A filter dict (or an already parsed tree, or None) -> a tree; :class:`ConfigError` naming the bad part."""
-    if where is None or isinstance(where, (Cond, And, Or, Not)):
-        return where
+    """A filter dict (or an already parsed tree, or None) -> a tree; :class:`ConfigError` naming the bad part,
+    or the limit it is over."""
+    if where is None:
+        return None
+    if isinstance(where, (Cond, And, Or, Not)):
+        return _check_tree(where)
     if isinstance(where, Mapping) and not where:
         return None
-    return _parse(where, "where")
+    _check_nesting(where)
+    return check_filter(_parse(where, "where"))
+
+
+def _check_nesting(where: Any) -> None:
+    """Refuse a dict nested far past the depth limit before parsing it (parsing recurses)."""
+    stack = [(where, 0)]
+    while stack:
+        node, level = stack.pop()
+        if level > 4 * MAX_DEPTH + 8:
+            raise ConfigError(f"filter is nested more than {MAX_DEPTH} levels deep; the limit is {MAX_DEPTH}")
+        if isinstance(node, Mapping):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, level + 1) for v in node)
 
 
 def and_(*filters: Filter | None) -> Filter | None:

@@ -125,13 +125,38 @@ def _cond_path(cond: Cond) -> tuple[str, bool]:
     return f"{key} ? (@ {_PATH_OPS[cond.op]} {jsonpath_literal(cond.value)})", False
 
 
+def _storable(cond: Cond) -> Cond | bool:
+    """``cond`` without NUL characters, which PostgreSQL text cannot hold (so no stored key or string has one):
+    the same test on what can be stored, or its constant truth value.
+
+    A key with a NUL is never present; a string with one never equals a stored string; and for a stored
+    string ``x``, ``x > p + "\\0" + rest`` exactly when ``x > p`` (code-point order), and ``x < ...`` when ``x <= p``.
+    """
+    if "\x00" in cond.key:
+        return cond.op in ("ne", "nin") or (cond.op == "exists" and cond.value is False)
+    if cond.op in ("in", "nin"):
+        kept = tuple(v for v in cond.value if not (isinstance(v, str) and "\x00" in v))
+        if not kept:
+            return cond.op == "nin"
+        return Cond(cond.key, cond.op, kept) if len(kept) < len(cond.value) else cond
+    if not (isinstance(cond.value, str) and "\x00" in cond.value):
+        return cond
+    if cond.op in ("eq", "ne"):
+        return cond.op == "ne"
+    prefix = cond.value.split("\x00", 1)[0]
+    return Cond(cond.key, "gt" if cond.op in ("gt", "gte") else "lte", prefix)
+
+
 def filter_sql(f: Filter) -> tuple[str, list[Any]]:
     """A boolean SQL expression over the ``metadata`` column for a filter tree, and its parameters.
 
     Only fixed SQL text is generated; every value travels as a parameter.
     """
     if isinstance(f, Cond):
-        path, negate = _cond_path(f)
+        cond = _storable(f)
+        if isinstance(cond, bool):
+            return ("TRUE" if cond else "FALSE"), []
+        path, negate = _cond_path(cond)
         return ("NOT (metadata @? %s::jsonpath)" if negate else "(metadata @? %s::jsonpath)"), [path]
     if isinstance(f, Not):
         inner, params = filter_sql(f.part)

@@ -330,9 +330,8 @@ class QdrantStore:
             from qdrant_client import QdrantClient
             from qdrant_client.http import models as qm
         except ImportError as exc:  # pragma: no cover - the extra is missing
-            from ..errors import RuntimeUnavailable
-
-            raise RuntimeUnavailable("the Qdrant store needs qdrant-client: pip install 'crossmodal[qdrant]'") from exc
+            raise StoreUnavailable("the Qdrant store needs the 'qdrant' extra, which is not installed: "
+                                   "pip install 'crossmodal[qdrant]'") from exc
         with _mapped(self.uri):
             if self.local:
                 location = uri[len("qdrant+local://"):].split("?")[0]

@@ -169,20 +169,33 @@ def _negative(cond: Cond) -> bool:
 
 
 def filter_sql(f: Filter, cid: int) -> tuple[str, list[Any]]:
-    """A ``SELECT key ...`` giving the keys of the collection's items that pass ``f``."""
-    if isinstance(f, Cond):
-        sql, params = _cond_sql(f, cid)
-        if _negative(f):
-            return f"SELECT key FROM items WHERE cid=? EXCEPT {sql}", [cid, *params]
-        return sql, params
-    if isinstance(f, Not):
-        sql, params = filter_sql(f.part, cid)
-        return f"SELECT key FROM items WHERE cid=? EXCEPT SELECT key FROM ({sql})", [cid, *params]
-    joiner = " INTERSECT " if isinstance(f, And) else " UNION "
-    parts, params = [], []
-    for part in f.parts:
-        sql, p = filter_sql(part, cid)
-        parts.append(f"SELECT key FROM ({sql})")
-        params += p
-    return joiner.join(parts), params
+    """A ``SELECT key ...`` giving the keys of the collection's items that pass ``f``.
 
+    Each node of the tree becomes one named common table expression over the
+    ones below it (``WITH f0 AS (...), f1 AS (... f0 ...) SELECT key FROM fN``),
+    so the SQL is flat however deep the filter: nested subqueries would run
+    into SQLite's parser stack after about a dozen levels.
+    """
+    if isinstance(f, Cond) and not _negative(f):
+        return _cond_sql(f, cid)
+    ctes: list[str] = []
+    params: list[Any] = []
+
+    def node(g: Filter) -> str:
+        if isinstance(g, Cond):
+            sql, p = _cond_sql(g, cid)
+            if _negative(g):
+                sql, p = f"SELECT key FROM items WHERE cid=? EXCEPT {sql}", [cid, *p]
+        elif isinstance(g, Not):
+            inner = node(g.part)
+            sql, p = f"SELECT key FROM items WHERE cid=? EXCEPT SELECT key FROM {inner}", [cid]
+        else:
+            joiner = " INTERSECT " if isinstance(g, And) else " UNION "
+            sql, p = joiner.join(f"SELECT key FROM {node(part)}" for part in g.parts), []
+        name = f"f{len(ctes)}"
+        ctes.append(f"{name} AS ({sql})")
+        params.extend(p)
+        return name
+
+    top = node(f)
+    return f"WITH {', '.join(ctes)} SELECT key FROM {top}", params

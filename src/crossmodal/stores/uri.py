@@ -9,7 +9,10 @@
 =================================  ===========================================
 
 A new backend adds one line here: its scheme and ``"module:factory"``, where
-``factory(uri, **options)`` returns a :class:`~crossmodal.stores.base.VectorStore`.
+``factory(uri, **options)`` returns a :class:`~crossmodal.stores.base.VectorStore`
+(and, if its client library is an optional extra, a line in :data:`EXTRAS`:
+without the library, opening the store raises :class:`StoreUnavailable` naming
+the extra to install).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import importlib
 import os
 from typing import Any
 
-from ..errors import ConfigError, RuntimeUnavailable, StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable
 from .base import VectorStore
 
-__all__ = ["SCHEMES", "open_backend"]
+__all__ = ["EXTRAS", "SCHEMES", "open_backend"]
 
 #: scheme -> "module:factory" (imported only when used)
 SCHEMES: dict[str, str] = {
@@ -31,6 +34,15 @@ SCHEMES: dict[str, str] = {
     "postgres": "crossmodal.stores.pgvector:PgvectorStore",
     "qdrant": "crossmodal.stores.qdrant:QdrantStore",
     "qdrant+local": "crossmodal.stores.qdrant:QdrantStore",
+}
+
+
+#: scheme -> the ``pip install 'crossmodal[EXTRA]'`` extra its client library comes with
+EXTRAS: dict[str, str] = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "qdrant": "qdrant",
+    "qdrant+local": "qdrant",
 }
 
 
@@ -54,12 +66,14 @@ def open_backend(uri: str | os.PathLike[str], **options: Any) -> VectorStore:
     module_name, _, factory = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name and module_name.startswith(exc.name):
             raise StoreUnavailable(f"the {scheme}:// store is not available in this version of crossmodal") from exc
-        extra = {"postgresql": "postgres", "postgres": "postgres"}.get(scheme, scheme.split("+")[0])
-        raise RuntimeUnavailable(f"the {scheme}:// store needs an optional dependency ({exc.name}); "
-                                 f"pip install 'crossmodal[{extra}]'") from exc
+        # A store's client library is an optional extra: not having it is a store problem, not a model one.
+        extra = EXTRAS.get(scheme, scheme)
+        detail = f"{exc.name} is missing" if exc.name else (str(exc).splitlines() or ["it failed to import"])[0][:200]
+        raise StoreUnavailable(f"the {scheme}:// store needs the {extra!r} extra, which is not installed "
+                               f"({detail}): pip install 'crossmodal[{extra}]'") from exc
     if scheme == "file" and text.startswith("file://"):
         text = text[len("file://"):]
     return getattr(module, factory)(text, **options)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from crossmodal.server import FetchSettings, Limits, ServerSettings
 from crossmodal.store import open_store
+from crossmodal.stores.filters import MAX_CONDITIONS, MAX_DEPTH
 from crossmodal.testing.shapes import render
 
 from ..helpers import client_for, error_code, png_bytes
@@ -44,6 +45,13 @@ def store(fake_model, root):
     col.add_texts([f"a {c} {s_}" for c, s_ in SHAPES], metadata=[{"color": c} for c, _ in SHAPES])
     col.add_pairs([root / "red_circle.png"], ["a red circle on white"], metadata=[{"color": "red"}])
     return s
+
+
+def _nested(depth: int) -> dict:
+    where: dict = {"color": {"$ne": "blue"}}
+    for _ in range(depth):
+        where = {"$and": [where, {"n": {"$lt": 3}}]}
+    return where
 
 
 def _settings(root: Path, tmp_path: Path, **kw) -> ServerSettings:
@@ -107,6 +115,12 @@ def test_image_pair_vector_and_more_like_this_queries(fake_model, store, root, t
     ({"image": {"url": "http://127.0.0.1/x.png"}}, 403, "fetch_not_allowed"),
     ({"image": {"data": "aGVsbG8="}}, 422, "image_decode"),
     ({"image": {"path": "red_circle.png", "data": "aGVsbG8="}}, 422, "invalid_input"),
+    # filters past the limits every store honours: a clear 422, never a store failure
+    ({"text": "a", "where": {"n": 2**64}}, 422, "config"),
+    ({"text": "a", "where": {"n": {"$in": [1, 2**63]}}}, 422, "config"),
+    ({"text": "a", "where": {"$or": [{"n": i} for i in range(501)]}}, 422, "config"),
+    ({"text": "a", "where": _nested(MAX_DEPTH + 1)}, 422, "config"),
+    ({"text": "a", "where": {"n": {"$in": list(range(40_000))}}}, 422, "config"),
 ])
 def test_bad_searches(fake_model, store, root, tmp_path, query, status, code):
     with client_for(fake_model, _settings(root, tmp_path), store=store) as client:
@@ -114,6 +128,21 @@ def test_bad_searches(fake_model, store, root, tmp_path, query, status, code):
     assert response.status_code == status, response.text
     assert error_code(response) == code
     assert str(tmp_path) not in response.text
+
+
+def test_deep_and_wide_filters_within_the_limits_search_the_embedded_store(fake_model, root, tmp_path):
+    # SQLite used to give up on these ("parser stack overflow", "too many terms in compound SELECT"): a 503.
+    store = open_store(tmp_path / "store")
+    col = store.collection("shapes", fake_model, root=str(root))
+    col.add_texts([f"a {c} {s_}" for c, s_ in SHAPES], metadata=[{"color": c, "n": i} for i, (c, _) in enumerate(SHAPES)])
+    wide = {"$or": [{"n": i} for i in range(MAX_CONDITIONS)]}
+    with client_for(fake_model, _settings(root, tmp_path), store=store) as client:
+        for where in (_nested(14), _nested(MAX_DEPTH), wide):
+            response = client.post("/v1/collections/shapes/search", json={"text": "a circle", "where": where})
+            assert response.status_code == 200, response.text
+            expected = [(h.id, round(h.score, 5)) for h in col.search(text="a circle", where=where)]
+            assert _ids_scores(response.json()["hits"]) == expected and expected
+    store.close()
 
 
 def test_missing_collection_and_other_space(fake_model, store, root, tmp_path):
@@ -214,6 +243,10 @@ def test_add_every_kind_of_item_then_find_get_and_delete_it(fake_model, root, tm
     ([{"text": "fine"}, {"image": {"path": "red_circle.png"}, "metadata": {"$bad": 1}}], 422, "invalid_input"),
     ([{"text": "fine"}, {"text": "long id", "id": "x" * 600}], 422, "invalid_input"),
     ([{"text": "x", "unknown": 1}], 422, "invalid_request"),
+    ([{"image": {"path": "red_circle.png", "url": "data:image/png;base64,AAAA"}}], 422, "invalid_input"),
+    ([{"image": {"path": "red_circle.png", "url": "file:{root}/blue_square.png"}}], 422, "invalid_input"),
+    ([{"image": {"path": "red_circle.png", "data": "AAAA"}}], 422, "invalid_input"),
+    ([{"image": {}}], 422, "invalid_input"),
     ([], 422, "invalid_input"),
 ])
 def test_bad_adds_change_nothing(fake_model, store, root, tmp_path, items, status, code):
@@ -289,3 +322,36 @@ def test_thumbnails_are_small_cached_and_resolved_by_id_only(fake_model, store, 
         metrics = client.get("/metrics").text
     assert re.search(r'crossmodal_thumbnails_total\{outcome="hit"\} 1\.0', metrics)
     assert re.search(r'crossmodal_thumbnails_total\{outcome="miss"\} 1\.0', metrics)
+
+
+def test_adding_images_embeds_off_the_store_thread_so_searches_go_on(fake_model, store, root, tmp_path):
+    """While an add request's images are in the model, the store still answers other requests."""
+    import httpx
+
+    from crossmodal.server import create_app
+
+    from ..helpers import GatedEncoder, live_server
+
+    encoder = fake_model.encoder = GatedEncoder(fake_model.encoder)
+    app = create_app(_settings(root, tmp_path), model=fake_model, store=store)
+    pictures = [base64.b64encode(png_bytes((i * 40, 10, 10))).decode() for i in range(4)]
+    outcome: dict = {}
+    with live_server(app) as url:
+        def add() -> None:
+            outcome["add"] = httpx.post(f"{url}/v1/collections/shapes/items", timeout=60,
+                                        json={"items": [{"image": {"data": p}} for p in pictures]})
+
+        worker = threading.Thread(target=add)
+        worker.start()
+        try:
+            assert encoder.entered.wait(30), "the add never reached the model"
+            # The model is busy with the add: the store thread is not, so reads and vector searches answer.
+            listing = httpx.get(f"{url}/v1/collections", timeout=20)
+            found = httpx.post(f"{url}/v1/collections/shapes/search", json={"vector": [0.25] * 16}, timeout=20)
+            assert encoder.calls == [("image", 4)] and not encoder.release.is_set()
+        finally:
+            encoder.release.set()
+            worker.join(60)
+    assert listing.status_code == 200 and found.status_code == 200
+    assert outcome["add"].status_code == 200, outcome["add"].text
+    assert store.collection("shapes").count() == 9 + 4

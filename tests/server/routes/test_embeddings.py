@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from crossmodal.server import ServerSettings, create_app
+from crossmodal.testing.fake import fake_model as build_fake_model
 
 from ..helpers import client_for, data_url, error_code, image_part, live_server, memory_store, png_bytes
 
@@ -26,25 +27,62 @@ def test_openai_client_round_trip_text_and_images(tiny_model, images_dir):
     openai = pytest.importorskip("openai")
     texts = ["a dog on a beach", "一条龙", "a red circle"]
     photo = (images_dir / PHOTOS[0]).read_bytes()
-    with live_server(create_app(ServerSettings(), model=tiny_model, store=memory_store())) as url:
+    settings = ServerSettings(served_model_names=("tiny-clip", "clip"))
+    with live_server(create_app(settings, model=tiny_model, store=memory_store())) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list().data] == ["tiny-clip", "clip"]
         # Unchanged client, default call: it asks for base64 and decodes it itself.
-        response = client.embeddings.create(model=tiny_model.name, input=texts)
+        response = client.embeddings.create(model="tiny-clip", input=texts)
         got = np.asarray([d.embedding for d in response.data], dtype=np.float32)
         np.testing.assert_allclose(got, tiny_model.embed_texts(texts), atol=1e-6)
-        assert response.model == tiny_model.name and response.usage.prompt_tokens > 0
-        # Explicit float format and a single string.
-        single = client.embeddings.create(model=tiny_model.name, input="a dog on a beach", encoding_format="float")
+        assert response.model == "tiny-clip" and response.usage.prompt_tokens > 0
+        # Explicit float format and a single string, by an alias.
+        single = client.embeddings.create(model="clip", input="a dog on a beach", encoding_format="float")
         np.testing.assert_allclose(single.data[0].embedding, tiny_model.embed_texts(["a dog on a beach"])[0], atol=1e-6)
+        assert single.model == "clip"
         # Images in the chat API's image_url form, and a pair (one image part + one text part).
         mixed = client.embeddings.create(
-            model=tiny_model.name,
+            model="tiny-clip",
             input=[image_part(photo), [image_part(photo), {"type": "text", "text": "at night"}]],  # type: ignore[list-item]
         )
         got = np.asarray([d.embedding for d in mixed.data], dtype=np.float32)
         np.testing.assert_allclose(got[0], tiny_model.embed_images([photo])[0], atol=1e-6)
         np.testing.assert_allclose(got[1], tiny_model.embed_pairs([photo], ["at night"])[0], atol=1e-6)
-        assert [m.id for m in client.models.list().data] == [tiny_model.name]
+        with pytest.raises(openai.NotFoundError):  # the directory's path is not an id the server answers to
+            client.embeddings.create(model=tiny_model.name, input="a")
+
+
+def test_a_model_directory_is_served_under_its_name_and_its_path_never_shows(tiny_model, tiny_clip_onnx_dir, tmp_path):
+    server_paths = {tiny_model.name, str(tiny_clip_onnx_dir), str(tiny_clip_onnx_dir.parent)}
+    assert tiny_model.name.startswith("/")  # a model from a directory is named by a path
+    store = memory_store()
+    store.collection("built-here", tiny_model).add_texts(["a dog"])
+    elsewhere = build_fake_model(dim=16, name="/srv/models/other-clip")  # a collection made by another model directory
+    store.collection("other", elsewhere).add_texts(["a cat"])
+    server_paths.add("/srv/models")
+    with client_for(tiny_model, ServerSettings(), store=store) as client:
+        models = client.get("/v1/models").json()
+        assert [m["id"] for m in models["data"]] == [tiny_clip_onnx_dir.name]
+        assert models["data"][0]["space"]["model"] == tiny_clip_onnx_dir.name
+        ok = client.post("/v1/embeddings", json={"input": "a", "model": tiny_clip_onnx_dir.name})
+        assert ok.status_code == 200 and ok.json()["model"] == tiny_clip_onnx_dir.name
+        responses = [
+            models, ok.json(), client.get("/readyz").json(), client.get("/v1/collections").json(),
+            client.post("/v1/embeddings", json={"input": "a", "model": "other"}).json(),
+            client.post("/v1/embeddings", json={"input": "a", "dimensions": 3}).json(),
+            client.post("/v1/collections/built-here/search", json={"vector": [0.5, 0.5]}).json(),
+            client.post("/v1/collections/other/search", json={"text": "a cat"}).json(),
+            client.post("/v1/collections/other/items", json={"items": [{"text": "a cow"}]}).json(),
+        ]
+    listing = {c["name"]: c["model"] for c in responses[3]["data"]}
+    assert listing == {"built-here": tiny_clip_onnx_dir.name, "other": "other-clip"}
+    assert responses[4]["error"]["code"] == "model_not_found" and tiny_clip_onnx_dir.name in responses[4]["error"]["message"]
+    assert responses[6]["error"]["code"] == "dimension_mismatch"
+    for mismatch in responses[7:]:
+        assert mismatch["error"]["code"] == "space_mismatch" and "'other-clip'" in mismatch["error"]["message"]
+    for body in responses:
+        text = str(body)
+        assert not any(path in text for path in server_paths), text
 
 
 def test_vectors_equal_the_library_for_texts_images_and_pairs(tiny_model, images_dir):

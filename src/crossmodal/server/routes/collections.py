@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Hashable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -18,10 +20,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from ...errors import ConfigError, InputError, ItemNotFound
+from ...errors import CollectionNotFound, ConfigError, DimensionMismatch, InputError, ItemNotFound, SpaceMismatch
 from ...stores.base import MAX_ID_LENGTH, MODALITIES, check_metadata
 from ..batcher import Item
 from ..errors import relabel
+from ..inputs import CheckedImage
+from ..precomputed import PrecomputedModel, pair_key
 from ..schemas import (
     AddItem,
     AddItemsRequest,
@@ -33,7 +37,7 @@ from ..schemas import (
     SearchRequest,
     SearchResponse,
 )
-from ..security import require_write, resolve_under_roots
+from ..security import require_write
 from ..services import Services, services
 from ..thumbnails import SIZES, render_thumbnail
 from ..uploads import item_image_bytes, save_upload, save_url_copy
@@ -85,7 +89,8 @@ async def list_collections(request: Request) -> dict[str, Any]:
             col = store.collection(info.name, create=False)
             counts = {m: col.count(modality=m) for m in MODALITIES}
             space = info.space
-            out.append({"name": info.name, "count": sum(counts.values()), "counts": counts, "model": space.model,
+            out.append({"name": info.name, "count": sum(counts.values()), "counts": counts,
+                        "model": svc.model_name_of(space),
                         "dim": space.dim, "mode": space.mode,
                         "searchable": (space.fingerprint, space.dim) == (model.space.fingerprint, model.space.dim)})
         return out
@@ -96,16 +101,33 @@ async def list_collections(request: Request) -> dict[str, Any]:
 # -- searching ---------------------------------------------------------------------------------------------------
 
 
-async def _image_bytes(svc: Services, ref: ImageRef, name: str) -> tuple[bytes, str | None]:
-    """(bytes, source URL if fetched) of an image reference: exactly one of url, path, data."""
+def _check_one_source(ref: ImageRef, name: str) -> None:
     given = [k for k in ("url", "path", "data") if getattr(ref, k) is not None]
     if len(given) != 1:
         raise InputError(f"{name} must give exactly one of url, path or data (got {', '.join(given) or 'none'})",
                          input=name)
+
+
+def _check_space(svc: Services, space: Any, name: str) -> None:
+    """:class:`SpaceMismatch` unless the served model embeds in the collection's space (named as clients see them)."""
+    model, _ = svc.require_model()
+    if (space.fingerprint, space.dim, space.normalized) != (model.space.fingerprint, model.space.dim,
+                                                            model.space.normalized):
+        raise SpaceMismatch(
+            f"collection {name!r} was built with model {svc.model_name_of(space)!r} (dim {space.dim}, "
+            f"{space.mode}); the served model {svc.model_id()!r} (dim {model.dim}, {model.mode}) embeds in "
+            "another space, so text and image queries cannot search it and items cannot be added to it. "
+            "Search it by vector or like, or serve the model it was built with"
+        )
+
+
+async def _image_bytes(svc: Services, ref: ImageRef, name: str) -> tuple[CheckedImage, str | None]:
+    """(the image, source URL if fetched) of an image reference: exactly one of url, path, data."""
+    _check_one_source(ref, name)
     reader = svc.inputs
     if ref.url is not None:
-        data = await reader.image_url(ref.url, name)
-        return data, ref.url if ref.url.lower().startswith(("http://", "https://")) else None
+        image = await reader.image_url(ref.url, name)
+        return image, ref.url if ref.url.lower().startswith(("http://", "https://")) else None
     if ref.path is not None:
         return await reader.image_path(ref.path, name), None
     return reader.image_base64(ref.data or "", name), None
@@ -128,12 +150,16 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
     col = await _open(svc, name)
     options = {"top_k": body.top_k, "modality": body.modality, "where": body.where}
     if body.text is not None or body.image is not None:
-        col.space.check_same(model.space, what=f"collection {name!r}")
+        _check_space(svc, col.space, name)
         text = svc.inputs.text(body.text, "text") if body.text is not None else None
         image = (await _image_bytes(svc, body.image, "image"))[0] if body.image is not None else None
-        result = await batcher.embed([Item.of(text=text, image=image, image_weight=body.image_weight)])
+        result = await batcher.embed([Item.of(text=text, image=image.data if image else None,
+                                              image_weight=body.image_weight, pixels=image.pixels if image else 0)])
         hits = await svc.in_store(col.search, vector=result.vectors[0], **options)
     elif body.vector is not None:
+        if len(body.vector) != col.space.dim:
+            raise DimensionMismatch(f"the query vector has {len(body.vector)} dimensions, but collection {name!r} "
+                                    f"holds vectors of dim {col.space.dim}")
         hits = await svc.in_store(col.search, vector=body.vector, **options)
     else:
         hits = await svc.in_store(col.search, like=body.like, **options)
@@ -146,14 +172,17 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
 
 
 class _Prepared:
-    """One item ready for ``add_*``: its image (path or bytes) and reference, text, id, metadata."""
+    """One item ready for ``add_*``: its image (the bytes that were checked) and reference, text, id, metadata."""
 
     def __init__(self, index: int, item: AddItem) -> None:
         self.index = index
         self.id = item.id
         self.text = item.text
         self.metadata = item.metadata
-        self.image: Any = None
+        self.image: bytes | None = None
+        self.pixels = 0
+        self.path: Path | None = None  # an image read from a file under a root: its reference is its path
+        self.url: str | None = None  # an image fetched by URL: its reference is the URL
         self.reference: str | None = None
 
     @property
@@ -161,6 +190,15 @@ class _Prepared:
         if self.image is not None:
             return "pair" if self.text is not None else "image"
         return "text"
+
+    def set_image(self, image: CheckedImage) -> None:
+        self.image, self.pixels, self.path = image.data, image.pixels, image.path
+
+    def key(self) -> Hashable:
+        """What the collection will ask :class:`PrecomputedModel` to embed for this item."""
+        if self.image is None:
+            return self.text
+        return pair_key(self.image, self.text) if self.text is not None else self.image
 
 
 async def _prepare(svc: Services, index: int, item: AddItem) -> _Prepared:
@@ -177,29 +215,45 @@ async def _prepare(svc: Services, index: int, item: AddItem) -> _Prepared:
             raise InputError(f"{name} needs a text, an image, or both (a pair)", input=name)
         return p
     ref = item.image
-    if ref.path is not None or (ref.url or "").startswith("file:"):
-        raw = ref.path if ref.path is not None else ref.url
-        await svc.inputs.image_path(raw or "", f"{name}.image")  # checks the root, size and pixels
-        p.image = str(await anyio.to_thread.run_sync(_resolve, svc, raw or ""))
-        return p
-    data, url = await _image_bytes(svc, ref, f"{name}.image")
-    if url is not None:
-        await anyio.to_thread.run_sync(save_url_copy, svc.settings, url, data)
-        p.reference = url
-    else:
-        p.reference = await anyio.to_thread.run_sync(save_upload, svc.settings, data)
-    p.image = data
+    _check_one_source(ref, f"{name}.image")
+    image, p.url = await _image_bytes(svc, ref, f"{name}.image")
+    p.set_image(image)
     return p
 
 
-def _resolve(svc: Services, raw: str) -> Any:
-    return resolve_under_roots(raw, svc.settings.roots)
+async def _keep_images(svc: Services, prepared: list[_Prepared]) -> None:
+    """Once every check passed: keep uploaded and fetched images (the store keeps only references).
+
+    An image read from a file under a root keeps its path; its vector is made from the bytes read.
+    """
+    for p in prepared:
+        if p.image is None or p.path is not None:
+            continue
+        if p.url is not None:
+            await anyio.to_thread.run_sync(save_url_copy, svc.settings, p.url, p.image)
+            p.reference = p.url
+        else:
+            p.reference = await anyio.to_thread.run_sync(save_upload, svc.settings, p.image)
+
+
+async def _embed_prepared(svc: Services, prepared: list[_Prepared]) -> dict[Hashable, Any]:
+    """Every item's vector (or its error), made by the shared batcher: input -> vector or InputError."""
+    _, batcher = svc.require_model()
+    items = [Item.of(text=p.text, image=p.image, pixels=p.pixels) for p in prepared]
+    result = await batcher.embed(items, partial=True)
+    table: dict[Hashable, Any] = {}
+    for i, p in enumerate(prepared):
+        table[p.key()] = result.failures.get(i, result.vectors[i])
+    return table
 
 
 def _add_all(col: Any, prepared: list[_Prepared]) -> tuple[list[Any], list[dict[str, Any]]]:
     """Add each kind in one call; returns the records in input order (None where failed) and the failures."""
     ids: dict[int, str | None] = {}
     failures: list[dict[str, Any]] = []
+    for p in prepared:
+        if p.path is not None:
+            p.reference = col.reference_for(p.path)
     for kind in ("text", "image", "pair"):
         group = [p for p in prepared if p.kind == kind]
         if not group:
@@ -253,8 +307,7 @@ async def _form_items(svc: Services, request: Request) -> list[_Prepared]:
             svc.inputs.text(text, f"text[{i}]")
         p = _Prepared(i, AddItem(id=ids[i] if ids else None, text=text, metadata=metas[i]))
         p.metadata = check_metadata(metas[i])
-        p.image = svc.inputs.checked(await f.read(limits.max_image_bytes + 1), f"file[{i}]")
-        p.reference = await anyio.to_thread.run_sync(save_upload, svc.settings, p.image)
+        p.set_image(svc.inputs.checked(await f.read(limits.max_image_bytes + 1), f"file[{i}]"))
         prepared.append(p)
     return prepared
 
@@ -289,11 +342,25 @@ async def add_items(name: str, request: Request) -> JSONResponse:
                                 texts=sum(i.text is not None for i in items))
         prepared = list(await asyncio.gather(*(_prepare(svc, i, item) for i, item in enumerate(items))))
 
+    svc.inputs.check_request_pixels(CheckedImage(b"", p.pixels) for p in prepared)
     roots = svc.settings.roots
+
+    def existing_space() -> Any:
+        try:
+            return store.collection(name, create=False).space
+        except CollectionNotFound:
+            return None
+
+    space = await svc.in_store(existing_space)
+    if space is not None:  # before embedding anything: the items could not go in
+        _check_space(svc, space, name)
+    await _keep_images(svc, prepared)
+    # Embedded through the shared batcher, off the store thread, which then only writes.
+    vectors = PrecomputedModel(model, await _embed_prepared(svc, prepared))
 
     def add() -> tuple[list[Any], list[dict[str, Any]]]:
         # A collection created here records the first root, so paths under it are stored relative to it.
-        col = store.collection(name, model, root=roots[0] if roots else None)
+        col = store.collection(name, vectors, root=roots[0] if roots else None)
         return _add_all(col, list(prepared))
 
     records, failures = await svc.in_store(add)

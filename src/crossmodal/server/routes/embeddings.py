@@ -50,7 +50,13 @@ async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Item
             reader.text(text, f"input[{i}]")
     pending = {i: reader.image_url(url, f"input[{i}]") for i, (_, url) in enumerate(specs) if url is not None}
     loaded = dict(zip(pending, await asyncio.gather(*pending.values()))) if pending else {}
-    return [Item.of(text=text, image=loaded.get(i), image_weight=body.image_weight) for i, (text, _) in enumerate(specs)]
+    reader.check_request_pixels(loaded.values())
+    items = []
+    for i, (text, _) in enumerate(specs):
+        image = loaded.get(i)
+        items.append(Item.of(text=text, image=image.data if image else None, image_weight=body.image_weight,
+                             pixels=image.pixels if image else 0))
+    return items
 
 
 def encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
@@ -64,13 +70,13 @@ def encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
              summary="Embed texts, images and image+text pairs (OpenAI-compatible)")
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
     svc = services(request)
-    svc.check_model_name(body.model)
+    model_id = svc.model_id(body.model)
     model, batcher = svc.require_model()
     if body.dimensions is not None and body.dimensions != model.dim:
-        raise ConfigError(f"dimensions={body.dimensions} is not available: {model.name} makes vectors of dim {model.dim}")
+        raise ConfigError(f"dimensions={body.dimensions} is not available: {model_id} makes vectors of dim {model.dim}")
     items = await parse_inputs(body, svc.inputs)
     result = await batcher.embed(items)
     data = [{"object": "embedding", "index": i, "embedding": e}
             for i, e in enumerate(encode_vectors(result.vectors, body.encoding_format))]
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
-    return JSONResponse({"object": "list", "data": data, "model": model.name, "usage": usage})
+    return JSONResponse({"object": "list", "data": data, "model": model_id, "usage": usage})

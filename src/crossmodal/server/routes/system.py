@@ -29,8 +29,7 @@ async def readyz(request: Request) -> JSONResponse:
         if svc.failure:
             raise NotReady(f"the service failed to start ({svc.failure}); see its log")
         raise NotReady("the model is still loading")
-    model, _ = svc.require_model()
-    return JSONResponse({"status": "ready", "model": model.name, "store": svc.store is not None})
+    return JSONResponse({"status": "ready", "model": svc.model_id(), "store": svc.store is not None})
 
 
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics")
@@ -39,12 +38,16 @@ async def metrics(request: Request) -> Response:
 
 
 @router.get("/v1/models", tags=["embeddings"], response_model=ModelList,
-            summary="The served model (OpenAI-compatible list)")
+            summary="The served model, under each id it answers to (OpenAI-compatible list)")
 async def list_models(request: Request) -> dict[str, object]:
-    model, _ = services(request).require_model()
-    card = {"id": model.name, "object": "model", "created": 0, "owned_by": "crossmodal", "dim": model.dim,
-            "mode": model.mode, "runtime": model.runtime, "space": model.space.to_dict()}
-    return {"object": "list", "data": [card]}
+    svc = services(request)
+    model, _ = svc.require_model()
+    assert svc.names is not None
+    # The space as collections record it, but named by the served id: a model directory's path stays here.
+    space = {**model.space.to_dict(), "model": svc.model_id()}
+    cards = [{"id": name, "object": "model", "created": 0, "owned_by": "crossmodal", "dim": model.dim,
+              "mode": model.mode, "runtime": model.runtime, "space": space} for name in svc.names.ids]
+    return {"object": "list", "data": cards}
 
 
 @router.get("/openapi.json", include_in_schema=False)
