@@ -34,10 +34,12 @@ def collection_for(ctx: click.Context, store: Any, name: str, model_opts: dict[s
     if not need_model:
         return store.collection(name, create=False)
     opts = dict(model_opts)
+    named_by = None
     if info is not None and not opts.get("model"):
         opts["model"] = info.model_source or info.space.model
         opts["mode"] = opts.get("mode") or info.space.mode
-    model = load_model_from_options(ctx, **opts)
+        named_by = f"the model collection {name!r} was built with"
+    model = load_model_from_options(ctx, named_by=named_by, **opts)
     return store.collection(name, model=model, create=create)
 
 
