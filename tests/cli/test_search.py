@@ -96,3 +96,11 @@ def test_the_help_documents_the_where_grammar() -> None:
     text = CliRunner().invoke(cli, ["search", "--help"]).stdout
     for form in ("key=value", "key!=value", "key=[a,b]", "key>=n", 'key="text"', "ISO date", "Any other form is an error"):
         assert form in text, form
+
+
+def test_a_query_over_the_context_length_is_cut_and_said_so(env) -> None:
+    long = " ".join(["a photo of a cat sitting on a mat"] * 20)
+    result = run(["search", long, "-k", "1"], env)
+    assert "note: the text of the query is over the model's context length of 77 tokens and was cut to fit" \
+        in result.stderr
+    assert "note:" not in run(["search", "a photo of cat", "-k", "1"], env).stderr

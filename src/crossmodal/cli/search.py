@@ -10,6 +10,7 @@ import click
 
 from ..errors import ConfigError
 from .collections import collection_for, collection_option
+from .embed import note_truncated
 from .options import model_options, open_store_from_options, pop_model_options, store_option
 from .where import parse_where_option
 
@@ -83,6 +84,11 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
     filters = parse_where_option(where, filter_json)
     st = open_store_from_options(ctx, store)
     col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=False, need_model=like is None)
+    if text is not None and col.model is not None:  # the query is cut to fit, as every text is by default
+        from ..preprocessing.texts import over_context
+
+        note_truncated(col.model, ["the query"] if over_context(col.model.tokenizer, [text])[0] else [],
+                       refusable=False)
     hits = col.search(text=text, image=str(image) if image is not None else None, like=like, top_k=top_k,
                       modality=None if modality == "all" else modality, where=filters, image_weight=image_weight)
     if as_json:

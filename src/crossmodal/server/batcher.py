@@ -49,15 +49,17 @@ class Item:
     text: str | None = None
     image: bytes | None = None
     image_weight: float | None = None  # pairs only; None: the model's fusion weight
+    truncate: bool = True  # a text over the context length is cut to fit; False: refused (TextTooLong)
 
     @classmethod
-    def of(cls, text: str | None = None, image: bytes | None = None, image_weight: float | None = None) -> Item:
+    def of(cls, text: str | None = None, image: bytes | None = None, image_weight: float | None = None,
+           truncate: bool = True) -> Item:
         if text is not None and image is not None:
-            return cls("pair", text, image, image_weight)
+            return cls("pair", text, image, image_weight, truncate)
         if image is not None:
             return cls("image", image=image)
         if text is not None:
-            return cls("text", text=text)
+            return cls("text", text=text, truncate=truncate)
         raise InputError("an item needs a text, an image, or both")
 
 
@@ -65,6 +67,7 @@ class Item:
 class EmbedResult:
     vectors: np.ndarray  # float32 (n, dim), unit rows, in the request's order
     tokens: int  # text tokens embedded (for OpenAI's usage field)
+    truncated: list[bool] = field(default_factory=list)  # per item: its text was cut to the context length
 
 
 @dataclass
@@ -145,18 +148,21 @@ class MicroBatcher:
             self.metrics.batch_wait.observe(started - request.queued)
         self.metrics.batch_requests.observe(len(batch))
         flat = [(r, i, item) for r, request in enumerate(batch) for i, item in enumerate(request.items)]
-        groups: dict[tuple[str, float | None], list[int]] = defaultdict(list)
+        groups: dict[tuple[str, float | None, bool], list[int]] = defaultdict(list)
         for j, (_, _, item) in enumerate(flat):
-            groups[(item.kind, item.image_weight)].append(j)
+            groups[(item.kind, item.image_weight, item.truncate)].append(j)
         vectors = np.zeros((len(flat), self.model.dim), dtype=np.float32)
         errors: dict[int, BaseException] = {}
         tokens = [0] * len(batch)
+        truncated = [False] * len(flat)
         try:
-            for (kind, weight), members in groups.items():
-                self._embed_group(kind, weight, [flat[j][2] for j in members], members, vectors, errors, flat)
+            for (kind, weight, truncate), members in groups.items():
+                self._embed_group(kind, weight, truncate, [flat[j][2] for j in members], members, vectors, errors,
+                                  flat)
                 if kind in ("text", "pair"):
-                    for j, n in zip(members, self._count_tokens([flat[j][2].text for j in members])):
-                        tokens[flat[j][0]] += n
+                    for j, tok in zip(members, self._tokens([flat[j][2].text for j in members])):
+                        tokens[flat[j][0]] += len(tok.ids) if tok is not None else 0
+                        truncated[j] = tok is not None and tok.truncated
         except Exception as exc:  # the model itself failed: every request of the batch gets the error
             if not isinstance(exc, CrossmodalError):
                 log.exception("batch of %d requests failed", len(batch))
@@ -168,20 +174,21 @@ class MicroBatcher:
             if r in errors:
                 _deliver(request, errors[r])
             else:
-                _deliver(request, EmbedResult(vectors[offsets[r] : offsets[r + 1]].copy(), tokens[r]))
+                _deliver(request, EmbedResult(vectors[offsets[r] : offsets[r + 1]].copy(), tokens[r],
+                                              truncated[offsets[r] : offsets[r + 1]]))
 
-    def _embed_group(self, kind: str, weight: float | None, items: list[Item], members: list[int],
+    def _embed_group(self, kind: str, weight: float | None, truncate: bool, items: list[Item], members: list[int],
                      out: np.ndarray, errors: dict[int, BaseException], flat: list[Any]) -> None:
         start = time.perf_counter()
         model = self.model
         texts = [it.text or "" for it in items]
         images = [it.image or b"" for it in items]
         if kind == "text":
-            result = model.embed_texts(texts, on_error="skip")
+            result = model.embed_texts(texts, on_error="skip", truncate=truncate)
         elif kind == "image":
             result = model.embed_images(images, on_error="skip", workers=0)
         else:
-            result = model.embed_pairs(images, texts, image_weight=weight, on_error="skip", workers=0)
+            result = model.embed_pairs(images, texts, image_weight=weight, on_error="skip", workers=0, truncate=truncate)
         self.metrics.inference.labels(kind).observe(time.perf_counter() - start)
         self.metrics.batch_items.labels(kind).observe(len(items))
         rows = np.asarray(members)[result.indices]
@@ -191,9 +198,10 @@ class MicroBatcher:
             if r not in errors:
                 errors[r] = relabel(failure.error, f"input[{position}]")
 
-    def _count_tokens(self, texts: list[str | None]) -> list[int]:
+    def _tokens(self, texts: list[str | None]) -> list[Tokens | None]:
+        """Each text's tokens as embedded by default (for usage, and to say which were cut); None if it failed."""
         counted = self.model.tokenizer.tokenize([t or "" for t in texts])
-        return [len(t.ids) if isinstance(t, Tokens) else 0 for t in counted]
+        return [t if isinstance(t, Tokens) else None for t in counted]
 
 
 def _deliver(request: _Request, outcome: EmbedResult | BaseException) -> None:

@@ -50,7 +50,8 @@ async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Item
             reader.text(text, f"input[{i}]")
     pending = {i: reader.image_url(url, f"input[{i}]") for i, (_, url) in enumerate(specs) if url is not None}
     loaded = dict(zip(pending, await asyncio.gather(*pending.values()))) if pending else {}
-    return [Item.of(text=text, image=loaded.get(i), image_weight=body.image_weight) for i, (text, _) in enumerate(specs)]
+    return [Item.of(text=text, image=loaded.get(i), image_weight=body.image_weight, truncate=body.truncate)
+            for i, (text, _) in enumerate(specs)]
 
 
 def encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
@@ -70,7 +71,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONRes
         raise ConfigError(f"dimensions={body.dimensions} is not available: {model.name} makes vectors of dim {model.dim}")
     items = await parse_inputs(body, svc.inputs)
     result = await batcher.embed(items)
-    data = [{"object": "embedding", "index": i, "embedding": e}
-            for i, e in enumerate(encode_vectors(result.vectors, body.encoding_format))]
+    data = [{"object": "embedding", "index": i, "embedding": e, "truncated": cut}
+            for i, (e, cut) in enumerate(zip(encode_vectors(result.vectors, body.encoding_format), result.truncated))]
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
     return JSONResponse({"object": "list", "data": data, "model": model.name, "usage": usage})
