@@ -204,7 +204,7 @@ def similarity(ctx: click.Context, as_json: bool, image_weight: float | None, no
     """Cosine similarity between every two ITEMs: text:..., image:PATH or pair:PATH|text.
 
     \b
-    Example (the experiment of seed 001, by command):
+    Example: how close a caption, a picture and the picture+caption pair are to one another:
       crossmodal similarity "text:a dragon" image:dragon.png "pair:dragon.png|a dragon"
     """
     parsed = [parse_item(s) for s in items]
