@@ -66,3 +66,14 @@ def test_every_documented_command_and_option_exists(doc: str, line: str) -> None
         name = arg.split("=", 1)[0]
         if name.startswith("--"):
             assert name in known, f"{doc}: `{line}` uses {name}, which `{command.name}` does not have"
+
+
+#: phrases that only make sense to someone who knows how the project was built
+UNFOLLOWABLE = re.compile(r"\bseeds? \d|\bissues? \d|\bexperiment of\b|\b(?:this|the) task\b|\bhelpers?\b", re.I)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+def test_the_docs_refer_to_nothing_a_user_cannot_follow(doc: Path) -> None:
+    for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), start=1):
+        found = UNFOLLOWABLE.search(line)
+        assert found is None, f"{doc.name}:{number} says {found.group(0)!r}: {line.strip()}"

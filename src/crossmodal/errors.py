@@ -101,7 +101,14 @@ class ModelLoadError(ModelError):
 
 
 class ModelUnavailableOffline(ModelError):
+    """A model is not in the cache and cannot be fetched. ``model``: the name asked for; ``reason``: why not."""
+
     code = "model_offline"
+
+    def __init__(self, message: str, *, model: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.reason = reason
 
 
 class RuntimeUnavailable(ModelError, ImportError):

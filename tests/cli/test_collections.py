@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,17 @@ def test_list_and_info(env, images_dir: Path) -> None:
     assert info["root"] == str((images_dir / "st-image-search").resolve())
     human = run(["collections", "list"], env).stdout
     assert "trips" in human and "notes" in human
+
+
+def test_info_shows_when_a_collection_was_created_as_a_local_iso_time(env) -> None:
+    info = json.loads(run(["collections", "info", "trips", "--json"], env).stdout)
+    created = datetime.fromtimestamp(info["created"]).astimezone()
+    assert abs(created - datetime.now().astimezone()).total_seconds() < 24 * 3600  # made by the fixture, just now
+    assert info["created_iso"] == created.isoformat(timespec="seconds")
+    assert datetime.fromisoformat(info["created_iso"]).utcoffset() is not None  # local, with its offset
+    lines = dict(line.split(":", 1) for line in run(["collections", "info", "trips"], env).stdout.splitlines())
+    assert lines["created"].strip() == info["created_iso"]
+    assert "created_iso" not in lines and str(info["created"]) not in lines["created"]
 
 
 def test_delete_asks_first(env) -> None:

@@ -76,3 +76,46 @@ def test_bad_inputs_exit_with_a_clear_message(env, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "nothing to embed" in result.stderr
     result = runner.invoke(cli, ["similarity", "picture:x.jpg"], env=env)
     assert result.exit_code == 2 and "text:..., image:PATH or pair:PATH|text" in result.stderr
+
+
+LONG = " ".join(["a very long caption about a dog running on a beach"] * 20)  # ~1,000 characters, ~200 tokens
+
+
+def test_a_text_over_the_context_length_is_cut_alike_by_the_cli_and_http(env, tiny_model, images_dir: Path) -> None:
+    """One rule: cut to fit by default (and said so), refused on request; the CLI and HTTP give the same vector."""
+    pytest.importorskip("fastapi")
+    from ..server.helpers import client_for, error_code, image_part
+
+    cat = images_dir / "formats" / "cat.jpg"
+    result = CliRunner().invoke(cli, ["embed", "--text", "a dog", "--text", LONG, "--image", str(cat), "--text", LONG],
+                                env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [d["truncated"] for d in doc["data"]] == [False, True, True]
+    assert "note: the text of input #1, input #2 are over the model's context length of 77 tokens" in result.stderr
+    by_cli = np.array([d["embedding"] for d in doc["data"]], dtype=np.float32)
+    with client_for(tiny_model) as client:
+        response = client.post("/v1/embeddings", json={"input": [
+            "a dog", LONG, [image_part(cat.read_bytes()), {"type": "text", "text": LONG}]]})
+        assert response.status_code == 200, response.text
+        by_http = np.array([d["embedding"] for d in response.json()["data"]], dtype=np.float32)
+        assert [d["truncated"] for d in response.json()["data"]] == [False, True, True]
+        refused = client.post("/v1/embeddings", json={"input": ["a dog", LONG], "truncate": False})
+    assert np.abs(by_cli - by_http).max() <= 1e-6
+    assert np.abs(by_cli[1] - tiny_model.embed_texts([LONG])[0]).max() <= 1e-6  # the library's default, too
+    assert refused.status_code == 422 and error_code(refused) == "text_too_long"
+    assert "input[1]" in refused.json()["error"]["message"]
+    for args in (["embed", "--text", "a dog", "--text", LONG], ["similarity", "text:a dog", f"text:{LONG}"]):
+        result = CliRunner().invoke(cli, [*args, "--no-truncate"], env=env)
+        assert result.exit_code == 3, result.output
+        assert "input #1: text 'a very long caption" in result.stderr
+        assert "over the model's context length of 77, and truncation is off" in result.stderr
+
+
+def test_similarity_says_which_items_were_cut(env) -> None:
+    result = CliRunner().invoke(cli, ["similarity", "--json", "text:a dog", f"text:{LONG}"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["truncated"] == [False, True]
+    assert "note: the text of item #1 is over the model's context length of 77 tokens and was cut" in result.stderr
+    quiet = CliRunner().invoke(cli, ["similarity", "text:a dog", "text:a cat"], env=env)
+    assert quiet.exit_code == 0 and quiet.stderr == ""

@@ -28,6 +28,33 @@ def test_list_shows_the_catalog(tmp_path: Path) -> None:
     assert "google/siglip-base-patch16-224" in table and "siglip" in table
 
 
+def _marked(env: dict[str, str]) -> tuple[list[str], str, str]:
+    """(names marked in --json, the table's last line, stderr of --json)."""
+    as_json = CliRunner().invoke(cli, ["models", "list", "--json"], env=env)
+    table = CliRunner().invoke(cli, ["models", "list"], env=env)
+    assert as_json.exit_code == 0 and table.exit_code == 0, table.output
+    marked = [json.loads(line)["name"] for line in as_json.stdout.splitlines() if json.loads(line)["default"]]
+    starred = [line.split()[0] for line in table.stdout.splitlines()[1:-1] if " *" in line]
+    assert starred == marked
+    return marked, table.stdout.splitlines()[-1], as_json.stderr
+
+
+def test_list_marks_the_model_in_use(tmp_path: Path, tiny_clip_onnx_dir: Path) -> None:
+    env = {"CROSSMODAL_CACHE": str(tmp_path), "CROSSMODAL_MODEL": None}
+    assert _marked(env)[:2] == (["openai/clip-vit-base-patch32"], "(* = the default model, used when no model is named)")
+    for value in ("google/siglip-base-patch16-224", "hf-hub:google/siglip-base-patch16-224",
+                  "Xenova/siglip-base-patch16-224"):
+        marked, note, _ = _marked({**env, "CROSSMODAL_MODEL": value})
+        assert marked == ["google/siglip-base-patch16-224"], value
+        assert note == f"(* = the model in use when none is named: CROSSMODAL_MODEL={value})"
+    marked, note, err = _marked({**env, "CROSSMODAL_MODEL": str(tiny_clip_onnx_dir)})
+    assert marked == []
+    assert note == f"(no mark: the model in use, CROSSMODAL_MODEL={tiny_clip_onnx_dir}, is a directory, not a catalog model)"
+    assert err.strip() == note
+    marked, note, _ = _marked({**env, "CROSSMODAL_MODEL": str(tmp_path / "gone")})
+    assert marked == [] and "is neither a catalog name nor an existing directory" in note
+
+
 def test_info_describes_catalog_entries_and_directories(tiny_siglip_onnx_dir: Path) -> None:
     info = json.loads(CliRunner().invoke(cli, ["models", "info", "google/siglip-base-patch16-224"]).stdout)
     assert info["family"] == "siglip" and info["dim"] == 768

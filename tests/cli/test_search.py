@@ -9,8 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from crossmodal.cli.main import cli
-from crossmodal.cli.search import parse_where_option
-from crossmodal.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +98,22 @@ def test_filters_past_the_store_limits_are_usage_errors(env) -> None:
         assert message in result.stderr and "Traceback" not in result.output + result.stderr
 
 
-def test_parse_where_option() -> None:
-    assert parse_where_option(["album=summer"]) == {"album": "summer"}
-    assert parse_where_option(["year=2024"]) == {"year": {"$in": ["2024", 2024]}}
-    assert parse_where_option(["starred=true"]) == {"starred": {"$in": ["true", True]}}
-    assert parse_where_option(["rating>=3.5", "tag!=x"]) == {"$and": [{"rating": {"$gte": 3.5}},
-                                                                      {"tag": {"$nin": ["x"]}}]}
-    assert parse_where_option(["date<2024-06-01"]) == {"date": {"$lt": "2024-06-01"}}
-    assert parse_where_option([]) is None
-    with pytest.raises(ConfigError):
-        parse_where_option(["flag>true"])
+@pytest.mark.parametrize("expr", ["year>>2020", "year>=abc"])
+def test_a_malformed_where_is_a_usage_error_not_an_empty_result(env, expr: str) -> None:
+    result = run(["search", "x", "--where", expr], env, code=2)
+    assert f"--where {expr!r}" in result.stderr and "accepted forms: key=value" in result.stderr
+    assert "no results" not in result.stderr and result.stdout == ""
+
+
+def test_the_help_documents_the_where_grammar() -> None:
+    text = CliRunner().invoke(cli, ["search", "--help"]).stdout
+    for form in ("key=value", "key!=value", "key=[a,b]", "key>=n", 'key="text"', "ISO date", "Any other form is an error"):
+        assert form in text, form
+
+
+def test_a_query_over_the_context_length_is_cut_and_said_so(env) -> None:
+    long = " ".join(["a photo of a cat sitting on a mat"] * 20)
+    result = run(["search", long, "-k", "1"], env)
+    assert "note: the text of the query is over the model's context length of 77 tokens and was cut to fit" \
+        in result.stderr
+    assert "note:" not in run(["search", "a photo of cat", "-k", "1"], env).stderr

@@ -8,6 +8,7 @@ exactly like the hub repos the catalog names (Xenova/..., Qdrant/...-vision + -t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import crossmodal
 from crossmodal.errors import ModelLoadError, ModelNotFound, ModelUnavailableOffline
 from crossmodal.models.catalog import CATALOG
-from crossmodal.models.registry import find_entry, resolve
+from crossmodal.models.registry import find_entry, looks_like_path, resolve
 
 from .fake_hub import serve
 
@@ -112,8 +113,18 @@ def test_hub_failures_are_clear(base_dim_clip, tiny_clip_onnx_dir: Path, tmp_pat
     with serve({}) as hub:
         with pytest.raises(ModelNotFound, match="no accessible repo 'acme/nothing'"):
             crossmodal.load_model("hf-hub:acme/nothing", cache_dir=cache, hub_endpoint=hub.url)
-    with pytest.raises(ModelUnavailableOffline, match="could not download 'acme/nothing'"):
+    with pytest.raises(ModelUnavailableOffline, match="model 'hf-hub:acme/nothing' is not in the model cache .* "
+                                                      "could not be reached"):
         crossmodal.load_model("hf-hub:acme/nothing", cache_dir=cache, hub_endpoint="http://127.0.0.1:9")
+    # A catalog model is named as it was asked for, never by the repos that happen to carry its files.
+    for offline in (False, True):
+        with pytest.raises(ModelUnavailableOffline) as info:
+            crossmodal.load_model("openai/clip-vit-base-patch32", cache_dir=cache, offline=offline,
+                                  hub_endpoint="http://127.0.0.1:9")
+        assert "model 'openai/clip-vit-base-patch32' is not in the model cache" in str(info.value)
+        assert "Xenova" not in str(info.value) and info.value.model == "openai/clip-vit-base-patch32"
+        assert "local model directory" in str(info.value)
+        assert ("offline mode is on" if offline else "ConnectionRefused") in info.value.reason
     # A repo whose files contradict the catalog entry (a 24-dim model under a 512-dim name) is refused.
     with serve({"Xenova/clip-vit-base-patch32": _xenova_repo(tiny_clip_onnx_dir, tmp_path / "x")}) as hub:
         with pytest.raises(ModelLoadError, match="dim 24, but the catalog expects clip of dim 512"):
@@ -146,12 +157,27 @@ def test_unknown_names_and_bad_directories(tmp_path: Path) -> None:
         resolve("acme/model")
     with pytest.raises(ModelNotFound, match="does not exist"):
         resolve(f"local-dir:{tmp_path / 'nope'}")
+    # A name written as a path is a directory that does not exist, never a hub repo to try.
+    for name in ("./models/mine", "../mine", "~/no-such-model", str(tmp_path / "nope"), "a/b/c", "mine/", ".\\mine"):
+        with pytest.raises(ModelNotFound, match=f"model directory {re.escape(repr(name))} does not exist") as info:
+            resolve(name)
+        assert "hf-hub:" not in str(info.value)
+    (tmp_path / "model.onnx").write_bytes(b"")
+    with pytest.raises(ModelNotFound, match="is a file, not a model directory"):
+        resolve(str(tmp_path / "model.onnx"))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("hi")
     with pytest.raises(ModelLoadError, match="neither a transformers model directory.*notes.txt"):
         resolve(str(tmp_path / "empty"))
     with pytest.raises(ModelLoadError, match="unknown runtime 'tensorrt'"):
         resolve(str(tmp_path / "empty"), runtime="tensorrt")
+
+
+def test_which_names_look_like_paths() -> None:
+    for name in ("./m", "../m", "/m", "~/m", "~", ".", "a/b/c", "m/", "C:\\models\\m", "C:/m", ".\\m"):
+        assert looks_like_path(name), name
+    for name in ("openai/clip-vit-base-patch32", "acme/model", "clip-vit-base-patch32", "mine"):
+        assert not looks_like_path(name), name
 
 
 def test_catalog_entries_are_complete() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from crossmodal.errors import EmptyText, InputError, TextTooLong
 from crossmodal.models.layout import detect_layout, spec_from_files
-from crossmodal.preprocessing.texts import FastTokenizer, SentencePieceTokenizer, encode, load_tokenizer
+from crossmodal.preprocessing.texts import FastTokenizer, SentencePieceTokenizer, encode, load_tokenizer, over_context
 
 transformers = pytest.importorskip("transformers")
 
@@ -82,8 +82,23 @@ def test_over_long_text_is_truncated_by_default_and_refused_on_request(tiny_clip
     ids = encode(tok, [LONG])["input_ids"]
     assert ids.shape == (1, 77)
     assert ids[0, -1] == tok.pad_id  # the end-of-text token survives truncation (pad == eos for CLIP)
-    with pytest.raises(TextTooLong, match=r"input #1: text 'a very long caption.*' has \d+ tokens, over the context length of 77"):
+    with pytest.raises(TextTooLong, match=r"input #1: text 'a very long caption.*' has \d+ tokens, over the model's "
+                                          r"context length of 77, and truncation is off"):
         encode(tok, ["fine", LONG], truncate=False)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_clip_dir", "tiny_siglip_dir", "tiny_chinese_clip_dir"])
+def test_every_tokenizer_says_which_texts_it_cut(fixture: str, request: pytest.FixtureRequest) -> None:
+    root = request.getfixturevalue(fixture)
+    spec = spec_from_files(detect_layout(root), "m")
+    tok = load_tokenizer(root, spec.text)
+    context = spec.text.context_length
+    tokens = tok.tokenize(["a dog", LONG, ""])
+    assert tokens[0].truncated is False and tokens[1].truncated is True and len(tokens[1].ids) == context
+    assert over_context(tok, ["a dog", LONG, "", 3]) == [False, True, False, False]
+    exactly = tok.tokenize(["a " * 400])[0]  # cut, and so marked, whatever the family's tokens for "a" are
+    assert exactly.truncated and len(exactly.ids) == context
+    assert not tok.tokenize(["a " * (context // 4)])[0].truncated
 
 
 def test_empty_and_non_string_texts_are_refused_by_position(tiny_clip_dir: Path) -> None:

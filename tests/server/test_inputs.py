@@ -25,7 +25,7 @@ def _post(client, inputs, **kw):
     ("too many images", 413, "limit_exceeded", "4 images, over the limit of 3"),
     ("too many pixels", 413, "image_too_large", "over the limit of 10,000"),
     ("too many bytes in one image", 413, "limit_exceeded", "per image"),
-    ("text too long", 422, "text_too_long", "51 characters, over the limit of 50"),
+    ("text too long", 413, "limit_exceeded", "51 characters, over this server's limit of 50 per text (--max-chars)"),
     ("body too big", 413, "limit_exceeded", "over the limit of 200,000 bytes per request"),
 ])
 def test_limits(fake_model, case, status, code, words):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import click
 from ..errors import CollectionNotFound
 from .options import load_model_from_options, open_store_from_options, store_option
 
-__all__ = ["collection_for", "collections", "collection_option"]
+__all__ = ["collection_for", "collection_option", "collections", "local_time"]
+
+
+def local_time(seconds: float | None) -> str | None:
+    """A time in seconds since the epoch as ISO 8601 in the local time zone (None for an unknown time)."""
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
 
 
 def collection_option(fn: Any) -> Any:
@@ -34,10 +42,12 @@ def collection_for(ctx: click.Context, store: Any, name: str, model_opts: dict[s
     if not need_model:
         return store.collection(name, create=False)
     opts = dict(model_opts)
+    named_by = None
     if info is not None and not opts.get("model"):
         opts["model"] = info.model_source or info.space.model
         opts["mode"] = opts.get("mode") or info.space.mode
-    model = load_model_from_options(ctx, **opts)
+        named_by = f"the model collection {name!r} was built with"
+    model = load_model_from_options(ctx, named_by=named_by, **opts)
     return store.collection(name, model=model, create=create)
 
 
@@ -74,16 +84,19 @@ def list_collections(ctx: click.Context, store: str | None, as_json: bool) -> No
 @collections.command("info")
 @click.argument("name")
 @store_option
-@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the description as JSON (created: seconds since the epoch; created_iso: local time).")
 @click.pass_context
 def info(ctx: click.Context, name: str, store: str | None, as_json: bool) -> None:
-    """Counts per modality, model, space and root of collection NAME."""
+    """Counts per modality, model, space, root and creation time of collection NAME."""
     st = open_store_from_options(ctx, store)
-    desc = {**st.collection(name, create=False).describe(), "store": st.uri}
+    desc = st.collection(name, create=False).describe()
+    desc = {**desc, "created_iso": local_time(desc["created"]), "store": st.uri}
     if as_json:
         click.echo(json.dumps(desc, ensure_ascii=False))
         return
     counts = desc.pop("counts")
+    desc["created"] = desc.pop("created_iso") or "unknown"
     for key, value in desc.items():
         click.echo(f"{key + ':':<14}{value}")
     click.echo(f"{'items:':<14}" + ", ".join(f"{n} {m}" for m, n in counts.items()))

@@ -16,7 +16,8 @@ import numpy as np
 from ..errors import ConfigError
 from .options import load_model_from_options, model_options, pop_model_options
 
-__all__ = ["Item", "embed", "embed_items", "parse_item", "similarity"]
+__all__ = ["Item", "embed", "embed_items", "note_truncated", "parse_item", "similarity", "truncate_option",
+           "truncated_items"]
 
 
 @dataclass(frozen=True)
@@ -73,21 +74,50 @@ def parse_item(spec: str) -> Item:
     return Item("pair", image=image, text=text)
 
 
-def embed_items(model: Any, items: list[Item], *, normalize: bool = True, image_weight: float | None = None) -> np.ndarray:
+def embed_items(model: Any, items: list[Item], *, normalize: bool = True, image_weight: float | None = None,
+                truncate: bool = True) -> np.ndarray:
     """Vectors for mixed items, in input order (each kind embedded in one batch)."""
     out = np.empty((len(items), model.dim), dtype=np.float32)
     groups: dict[str, list[int]] = {"text": [], "image": [], "pair": []}
     for i, item in enumerate(items):
         groups[item.kind].append(i)
     if groups["text"]:
-        out[groups["text"]] = model.embed_texts([items[i].text for i in groups["text"]], normalize=normalize)
+        out[groups["text"]] = model.embed_texts([items[i].text for i in groups["text"]], normalize=normalize,
+                                                truncate=truncate)
     if groups["image"]:
         out[groups["image"]] = model.embed_images([items[i].image for i in groups["image"]], normalize=normalize)
     if groups["pair"]:
         idx = groups["pair"]
         out[idx] = model.embed_pairs([items[i].image for i in idx], [items[i].text for i in idx],
-                                     image_weight=image_weight, normalize=normalize)
+                                     image_weight=image_weight, normalize=normalize, truncate=truncate)
     return out
+
+
+def truncated_items(model: Any, items: list[Item]) -> list[bool]:
+    """Which items hold a text over the model's context length (cut to fit unless truncation is off)."""
+    from ..preprocessing.texts import over_context
+
+    flags = [False] * len(items)
+    with_text = [i for i, item in enumerate(items) if item.text is not None]
+    for i, over in zip(with_text, over_context(model.tokenizer, [items[i].text for i in with_text])):
+        flags[i] = over
+    return flags
+
+
+def note_truncated(model: Any, which: list[str], *, refusable: bool = True) -> None:
+    """Say on stderr that the texts of ``which`` were cut to the context length (stdout stays data)."""
+    if not which:
+        return
+    one = len(which) == 1
+    click.echo(f"note: the text of {', '.join(which)} {'is' if one else 'are'} over the model's context length of "
+               f"{model.spec.text.context_length} tokens and {'was' if one else 'were'} cut to fit"
+               + ("; --no-truncate refuses such texts instead" if refusable else ""), err=True)
+
+
+def truncate_option(fn: Any) -> Any:
+    return click.option("--no-truncate", "no_truncate", is_flag=True,
+                        help="Refuse a text over the model's context length (exit status 3) instead of cutting it "
+                             "to fit, as is done by default.")(fn)
 
 
 def _write(data: bytes | str, output: Path | None) -> None:
@@ -109,10 +139,11 @@ def _write(data: bytes | str, output: Path | None) -> None:
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout.")
 @click.option("--no-normalize", is_flag=True, help="Raw projections instead of unit vectors.")
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair vector (default 0.5).")
+@truncate_option
 @click.argument("inputs", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool, image_weight: float | None,
-          inputs: tuple[str, ...], **kwargs: Any) -> None:
+          no_truncate: bool, inputs: tuple[str, ...], **kwargs: Any) -> None:
     """Embed texts, images and pairs; one vector per input, in input order.
 
     \b
@@ -120,6 +151,10 @@ def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool,
       --text TEXT               a text
       --image FILE              an image
       --image FILE --text TEXT  an image+text pair (an --image directly followed by --text)
+
+    A text over the model's context length (77 tokens for CLIP) is cut to fit, as the library and
+    the HTTP API do; a note on stderr (and "truncated" in the JSON) says so. --no-truncate refuses it.
+
     \b
     Examples:
       crossmodal embed --text "a dog" --image cat.jpg
@@ -127,7 +162,10 @@ def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool,
     """
     items = parse_flags(list(inputs))
     model = load_model_from_options(ctx, **pop_model_options(kwargs))
-    vectors = embed_items(model, items, normalize=not no_normalize, image_weight=image_weight)
+    vectors = embed_items(model, items, normalize=not no_normalize, image_weight=image_weight,
+                          truncate=not no_truncate)
+    cut = truncated_items(model, items) if not no_truncate else [False] * len(items)
+    note_truncated(model, [f"input #{i}" for i, over in enumerate(cut) if over])
     if fmt == "npy":
         buf = io.BytesIO()
         np.save(buf, vectors)
@@ -146,8 +184,9 @@ def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool,
             "normalized": not no_normalize,
             "dim": model.dim,
             "data": [
-                {"index": i, "kind": item.kind, "text": item.text, "image": item.image, "embedding": [float(x) for x in vec]}
-                for i, (item, vec) in enumerate(zip(items, vectors))
+                {"index": i, "kind": item.kind, "text": item.text, "image": item.image, "truncated": over,
+                 "embedding": [float(x) for x in vec]}
+                for i, (item, vec, over) in enumerate(zip(items, vectors, cut))
             ],
         }
         _write(json.dumps(doc, ensure_ascii=False) + "\n", output)
@@ -157,22 +196,27 @@ def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool,
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print {labels, matrix} as JSON.")
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair vector (default 0.5).")
+@truncate_option
 @click.argument("items", nargs=-1, required=True)
 @click.pass_context
-def similarity(ctx: click.Context, as_json: bool, image_weight: float | None, items: tuple[str, ...], **kwargs: Any) -> None:
+def similarity(ctx: click.Context, as_json: bool, image_weight: float | None, no_truncate: bool, items: tuple[str, ...],
+               **kwargs: Any) -> None:
     """Cosine similarity between every two ITEMs: text:..., image:PATH or pair:PATH|text.
 
     \b
-    Example (the experiment of seed 001, by command):
+    Example: how close a caption, a picture and the picture+caption pair are to one another:
       crossmodal similarity "text:a dragon" image:dragon.png "pair:dragon.png|a dragon"
     """
     parsed = [parse_item(s) for s in items]
     model = load_model_from_options(ctx, **pop_model_options(kwargs))
-    vectors = embed_items(model, parsed, image_weight=image_weight)
+    vectors = embed_items(model, parsed, image_weight=image_weight, truncate=not no_truncate)
+    cut = truncated_items(model, parsed) if not no_truncate else [False] * len(parsed)
+    note_truncated(model, [f"item #{i}" for i, over in enumerate(cut) if over])
     matrix = vectors @ vectors.T
     labels = [p.label for p in parsed]
     if as_json:
-        click.echo(json.dumps({"model": model.name, "labels": labels, "matrix": matrix.round(6).tolist()}, ensure_ascii=False))
+        click.echo(json.dumps({"model": model.name, "labels": labels, "matrix": matrix.round(6).tolist(),
+                               "truncated": cut}, ensure_ascii=False))
         return
     short = [lab if len(lab) <= 28 else lab[:25] + "..." for lab in labels]
     width = max(len(s) for s in short)

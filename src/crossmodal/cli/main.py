@@ -26,11 +26,11 @@ def _register() -> None:
     from .index import index
     from .models import models
     from .search import search
+    from .serve import serve
     from .store import store
 
-    for command in (models, embed, similarity, index, search, collections, store):
+    for command in (models, embed, similarity, index, search, collections, store, serve):
         cli.add_command(command)
-    cli.add_command(__import__("crossmodal.cli.serve", fromlist=["serve"]).serve)  # issue 4: crossmodal serve
 
 
 _register()

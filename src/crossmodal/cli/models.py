@@ -28,15 +28,36 @@ def _cached(repo: str, cache_dir: Path | None) -> bool:
     return any(r.repo_id == repo for r in info.repos)
 
 
+def _in_use_note(name: str, entry: Any) -> str:
+    """What the list's mark means for the model the commands use when none is named (the setting's value)."""
+    from ..models.catalog import DEFAULT_MODEL
+
+    if name == DEFAULT_MODEL:
+        return "(* = the default model, used when no model is named)"
+    if entry is not None:
+        return f"(* = the model in use when none is named: CROSSMODAL_MODEL={name})"
+    if Path(name).expanduser().is_dir():
+        return f"(no mark: the model in use, CROSSMODAL_MODEL={name}, is a directory, not a catalog model)"
+    if name.startswith("hf-hub:"):
+        return f"(no mark: the model in use, CROSSMODAL_MODEL={name}, is a hub repo outside the catalog)"
+    return f"(no mark: CROSSMODAL_MODEL={name} is neither a catalog name nor an existing directory)"
+
+
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
 @click.pass_context
 def list_models(ctx: click.Context, as_json: bool) -> None:
-    """The catalog: name, family, dim and the runtimes each model has."""
+    """The catalog: name, family, dim and the runtimes each model has.
+
+    The model that commands use when none is named (CROSSMODAL_MODEL, else the
+    default) is marked with * ("default": true in --json).
+    """
     from ..models.catalog import CATALOG
+    from ..models.registry import find_entry
 
     s = settings(ctx)
     hub = hub_cache(s)
+    in_use = find_entry(s.model.removeprefix("hf-hub:"))
     rows: list[dict[str, Any]] = []
     for name, entry in CATALOG.items():
         spec = entry.spec
@@ -49,12 +70,15 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
             "runtimes": runtimes,
             "aliases": list(entry.aliases),
             "cached": bool(onnx and all(_cached(r, hub) for r in onnx.repos())),
-            "default": name == s.model,
+            "default": entry is in_use,
             "description": spec.description,
         })
+    note = _in_use_note(s.model, in_use)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
+        if in_use is None:
+            click.echo(note, err=True)
         return
     width = max(len(r["name"]) for r in rows)
     click.echo(f"{'NAME':<{width}}  {'FAMILY':<12} {'DIM':>4}  {'RUNTIMES':<11} CACHED  DESCRIPTION")
@@ -64,7 +88,7 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
             f"{r['name']:<{width}}  {r['family']:<12} {r['dim']:>4}  {','.join(r['runtimes']):<11} "
             f"{'yes' if r['cached'] else 'no':<6}  {mark}{r['description']}"
         )
-    click.echo("(* = the default model)")
+    click.echo(note)
 
 
 @models.command("info")

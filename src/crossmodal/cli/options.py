@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..models.catalog import DEFAULT_MODEL
 from ..settings import Settings
 
 __all__ = ["hub_cache", "load_model_from_options", "model_options", "settings"]
@@ -41,21 +42,56 @@ def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def load_model_from_options(ctx: click.Context, **opts: Any) -> Any:
-    """Load the model the options name, filling gaps from the environment settings."""
+def load_model_from_options(ctx: click.Context, *, named_by: str | None = None, **opts: Any) -> Any:
+    """Load the model the options name, filling gaps from the environment settings.
+
+    ``named_by`` says where a model name that the user did not type came from
+    (e.g. the collection that was built with it), for the error message.
+    """
+    from ..errors import ModelUnavailableOffline
     from ..loader import load_model
 
     s = settings(ctx)
-    return load_model(
-        opts.get("model") or s.model,
-        runtime=opts.get("runtime") or s.runtime,
-        mode=opts.get("mode") or s.mode,  # type: ignore[arg-type]
-        device=opts.get("device"),
-        threads=opts.get("threads"),
-        cache_dir=s.cache_dir,
-        hub_cache=s.hub_cache,
-        offline=bool(opts.get("offline")) or s.offline,
-        hub_endpoint=s.hub_endpoint,
+    name = opts.get("model") or s.model
+    try:
+        return load_model(
+            name,
+            runtime=opts.get("runtime") or s.runtime,
+            mode=opts.get("mode") or s.mode,  # type: ignore[arg-type]
+            device=opts.get("device"),
+            threads=opts.get("threads"),
+            cache_dir=s.cache_dir,
+            hub_cache=s.hub_cache,
+            offline=bool(opts.get("offline")) or s.offline,
+            hub_endpoint=s.hub_endpoint,
+        )
+    except ModelUnavailableOffline as exc:
+        asked = _asked(name, typed=bool(opts.get("model")) and named_by is None, named_by=named_by)
+        raise ModelUnavailableOffline(_ways_out(asked, name, exc.reason), model=name, reason=exc.reason) from exc
+
+
+def _asked(name: str, *, typed: bool, named_by: str | None) -> str:
+    """The model as the user would recognise it: as they named it, or where the name came from."""
+    if typed:
+        return f"model {name!r}"
+    if named_by is not None:
+        return f"model {name!r} ({named_by})"
+    if name == DEFAULT_MODEL:
+        return f"the default model {DEFAULT_MODEL}"
+    return f"model {name!r} (from CROSSMODAL_MODEL)"
+
+
+def _ways_out(asked: str, name: str, reason: str | None) -> str:
+    why = reason or "it cannot be fetched"
+    if why == "offline mode is on":
+        why += " (--offline or CROSSMODAL_OFFLINE=1)"
+    return (
+        f"cannot load {asked}: it is not in the model cache and {why}. Ways out:\n"
+        "  * use a model directory you have: -m DIR, or export CROSSMODAL_MODEL=DIR\n"
+        "  * no model at hand: `python -m crossmodal.testing.demo DIR` writes a small demo model to DIR/model "
+        "(needs the torch extra), then -m DIR/model\n"
+        f"  * fetch it once where the hub is reachable: `crossmodal models download {name}` "
+        "(or name a hub mirror in CROSSMODAL_HUB_ENDPOINT)"
     )
 
 
@@ -72,9 +108,13 @@ def store_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_store_from_options(ctx: click.Context, store: str | None) -> Any:
-    """Open the store --store names, or the one the settings name; closed when the command ends."""
-    from ..store import open_store
+    """The store --store names, or the one the settings name: opened on first use, closed when the command ends.
 
-    opened = open_store(store or settings(ctx).store)
+    Opening waits until a command needs it, so a command that fails first (a
+    model that cannot be loaded, a bad filter) creates no store directory.
+    """
+    from .deferred import DeferredStore
+
+    opened = DeferredStore(store or settings(ctx).store)
     ctx.call_on_close(opened.close)
     return opened

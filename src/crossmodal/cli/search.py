@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -11,68 +10,12 @@ import click
 
 from ..errors import ConfigError
 from .collections import collection_for, collection_option
+from .embed import note_truncated
 from .options import model_options, open_store_from_options, pop_model_options, store_option
 from .output import json_line, printable
+from .where import parse_where_option
 
 __all__ = ["parse_where_option", "search"]
-
-_EXPR = re.compile(r"^\s*([^=!<>\s][^=!<>]*?)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*$")
-_OPS = {"=": "$eq", "!=": "$ne", ">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt"}
-
-
-def _typed(text: str) -> list[Any]:
-    """What a command-line value may mean: the string, plus the number or boolean it spells."""
-    out: list[Any] = [text]
-    if text.lower() in ("true", "false"):
-        out.append(text.lower() == "true")
-    else:
-        try:
-            out.append(int(text))
-        except ValueError:
-            try:
-                out.append(float(text))
-            except ValueError:
-                pass
-    return out
-
-
-def parse_where_option(exprs: tuple[str, ...] | list[str], filter_json: str | None = None) -> dict[str, Any] | None:
-    """``--where key=value`` (also != >= <= > <; ``key=[a,b]`` for any of), ANDed, plus ``--filter JSON``.
-
-    A value that spells a number or boolean matches it either way (``year=2024``
-    finds 2024 and "2024"); ranges compare numbers when the value is one.
-    """
-    parts: list[dict[str, Any]] = []
-    for expr in exprs:
-        m = _EXPR.match(expr)
-        if not m:
-            raise ConfigError(f"--where {expr!r}: use key=value, key!=value, key>=n, key<=n, key>n or key<n")
-        key, op, raw = m.groups()
-        if op == "=" and raw.startswith("[") and raw.endswith("]"):
-            values = [v.strip() for v in raw[1:-1].split(",") if v.strip()]
-            if not values:
-                raise ConfigError(f"--where {expr!r}: empty list")
-            parts.append({key: {"$in": [t for v in values for t in _typed(v)]}})
-        elif op in ("=", "!="):
-            options = _typed(raw)
-            if op == "=":
-                parts.append({key: options[0] if len(options) == 1 else {"$in": options}})
-            else:
-                parts.append({key: {"$nin": options}})
-        else:
-            options = _typed(raw)
-            value = options[-1]
-            if isinstance(value, bool):
-                raise ConfigError(f"--where {expr!r}: ranges need a number or a string")
-            parts.append({key: {_OPS[op]: value}})
-    if filter_json:
-        try:
-            parts.append(json.loads(filter_json))
-        except ValueError as exc:
-            raise ConfigError(f"--filter is not JSON: {exc}") from exc
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 def _snippet(text: str, width: int = 70) -> str:
@@ -107,7 +50,7 @@ def _human(rank: int, hit: Any) -> str:
               help="Which kind of item to return.")
 @click.option("--top-k", "-k", "top_k", type=click.IntRange(1, 10_000), default=10, show_default=True)
 @click.option("--where", "-w", "where", multiple=True, metavar="EXPR",
-              help="Metadata filter: key=value, key!=value, key>=n, key<n, key=[a,b]; repeatable (all must hold).")
+              help="Metadata filter (grammar below); repeatable, all must hold.")
 @click.option("--filter", "filter_json", default=None, metavar="JSON",
               help='Full filter language, e.g. \'{"$or": [{"album": "2024"}, {"starred": true}]}\'.')
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair query.")
@@ -124,6 +67,16 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
       crossmodal search --image q.jpg --modality image
       crossmodal search --image q.jpg --text "but at night"
       crossmodal search "beach" --where album=2024 --where 'year>=2020' --json
+    \b
+    --where EXPR, one condition on the items' metadata:
+      key=value     equal; 2024 also matches the number 2024, true the boolean
+      key!=value    not equal (also true where the key is missing)
+      key=[a,b]     any of the values; key!=[a,b]: none of them
+      key>n  key>=n  key<n  key<=n
+                    n is a number, an ISO date or time (2024-06-01, 2024-06-01T12:00),
+                    or a "quoted" text to compare texts
+      key="text"    exactly this text (not a number or a boolean)
+    Any other form is an error (exit status 2). --filter takes the full JSON language.
     """
     if query is not None and text is not None:
         raise ConfigError("give the text once: as QUERY or with --text")
@@ -133,6 +86,11 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
     filters = parse_where_option(where, filter_json)
     st = open_store_from_options(ctx, store)
     col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=False, need_model=like is None)
+    if text is not None and col.model is not None:  # the query is cut to fit, as every text is by default
+        from ..preprocessing.texts import over_context
+
+        note_truncated(col.model, ["the query"] if over_context(col.model.tokenizer, [text])[0] else [],
+                       refusable=False)
     hits = col.search(text=text, image=str(image) if image is not None else None, like=like, top_k=top_k,
                       modality=None if modality == "all" else modality, where=filters, image_weight=image_weight)
     if as_json:

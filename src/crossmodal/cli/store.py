@@ -8,6 +8,7 @@ import click
 
 from ..errors import StoreCorrupt
 from .options import open_store_from_options, store_option
+from .store_copy import copy
 
 __all__ = ["store"]
 
@@ -43,4 +44,4 @@ def check(ctx: click.Context, store: str | None, no_repair: bool, as_json: bool)
                            + ("; run without --no-repair to fix what can be fixed" if no_repair else ""))
 
 
-store.add_command(__import__("crossmodal.cli.store_copy", fromlist=["copy"]).copy)  # issue 6: crossmodal store copy
+store.add_command(copy)

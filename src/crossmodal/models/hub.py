@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import ModelLoadError, ModelNotFound, ModelUnavailableOffline
 from .spec import Source
 
-__all__ = ["allow_patterns", "fetch_repo"]
+__all__ = ["allow_patterns", "fetch_repo", "unavailable_message"]
 
 _META = ["*.json", "*.txt", "*.model", "tokenizer*"]
 
@@ -71,17 +71,30 @@ def fetch_repo(
     except (LocalEntryNotFoundError, FileNotFoundError, OSError):
         pass
     if offline:
-        raise ModelUnavailableOffline(
-            f"{repo!r} is not in the model cache{f' ({cache_dir})' if cache_dir else ''} and offline mode is on; "
-            f"run `crossmodal models download {repo}` on a machine with access to the hub, "
-            "or pass a local directory"
-        )
+        reason = "offline mode is on"
+        raise ModelUnavailableOffline(unavailable_message(repo, reason, cache_dir), model=repo, reason=reason)
     try:
         return snapshot(False)
     except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
         raise ModelNotFound(f"the hub has no accessible repo {repo!r}{f' at {revision}' if revision else ''}") from exc
     except Exception as exc:  # connection errors come in many types
-        raise ModelUnavailableOffline(
-            f"could not download {repo!r} from the Hugging Face hub and it is not cached: {exc.__class__.__name__}. "
-            "Check your connection, or pass a local model directory"
-        ) from exc
+        reason = f"the Hugging Face hub{f' at {endpoint}' if endpoint else ''} could not be reached ({_root_cause(exc)})"
+        raise ModelUnavailableOffline(unavailable_message(repo, reason, cache_dir), model=repo, reason=reason) from exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error of a chain (the hub client wraps the network error twice or more), in one line."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
+def unavailable_message(name: str, reason: str, cache_dir: Path | None) -> str:
+    """Why model ``name`` cannot be loaded, and the ways out that need no command-line context."""
+    where = f" ({cache_dir})" if cache_dir else ""
+    return (f"model {name!r} is not in the model cache{where} and {reason}. Fetch it once where the hub is "
+            f"reachable (`crossmodal models download {name}`), name a hub mirror (CROSSMODAL_HUB_ENDPOINT), "
+            "or load a local model directory instead")

@@ -7,22 +7,29 @@ Resolution, in order:
 3. A catalog name or alias (``openai/clip-vit-base-patch32``): the entry's
    source for the chosen runtime, fetched into the cache.
 
-Anything else raises :class:`ModelNotFound` with the closest catalog names.
+Anything else raises :class:`ModelNotFound`: for a name written as a path
+(``./models/mine``, ``~/m``, ``/m``, ``a/b/c``), that the directory does not
+exist; otherwise the closest catalog names and the ``hf-hub:`` form. A model
+that is not cached and cannot be fetched raises
+:class:`ModelUnavailableOffline` naming the model as it was asked for, not the
+hub repos that carry its files.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import ModelLoadError, ModelNotFound
+from ..errors import ModelLoadError, ModelNotFound, ModelUnavailableOffline
 from .catalog import CATALOG, CatalogEntry
-from .hub import allow_patterns, fetch_repo
+from .hub import allow_patterns, fetch_repo, unavailable_message
 from .layout import MANIFEST, ModelFiles, detect_layout, read_json, spec_from_files, weight_paths, weights_digest
 from .spec import ModelSpec, Source
 
-__all__ = ["ResolvedModel", "find_entry", "list_models", "resolve"]
+__all__ = ["ResolvedModel", "find_entry", "list_models", "looks_like_path", "resolve"]
 
 RUNTIMES = ("onnx", "torch")
 
@@ -52,11 +59,27 @@ def find_entry(name: str) -> CatalogEntry | None:
     return None
 
 
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` is written as a filesystem path rather than a catalog name or a hub repo id (ORG/NAME)."""
+    if name in (".", "..") or name.startswith(("./", "../", "/", "~", ".\\", "..\\")) or name.endswith(("/", "\\")):
+        return True
+    if any(sep and sep != "/" and sep in name for sep in (os.sep, os.altsep)) or re.match(r"[A-Za-z]:[\\/]", name):
+        return True
+    return name.count("/") > 1  # a hub repo id has exactly one
+
+
 def _not_found(name: str) -> ModelNotFound:
+    path = Path(name).expanduser()
+    if path.exists():
+        return ModelNotFound(f"model {name!r} is a file, not a model directory: give the directory that holds "
+                             "the model's files")
+    if looks_like_path(name):
+        return ModelNotFound(f"model directory {name!r} does not exist ({path.absolute()}); give the directory "
+                             "that holds the model's files, or a catalog name (`crossmodal models list`)")
     names = list(CATALOG) + [a for e in CATALOG.values() for a in e.aliases]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    if "/" in name and not Path(name).exists():
+    if "/" in name:
         hint += f" For a hub repo outside the catalog, use 'hf-hub:{name}'."
     return ModelNotFound(
         f"unknown model {name!r}: not a catalog name, not 'hf-hub:ORG/NAME', and no such directory.{hint} "
@@ -92,7 +115,17 @@ def _hub_files(root: Path, source: Source, vision_root: Path | None) -> ModelFil
     )
 
 
-def _fetch(source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None) -> ModelFiles:
+def _fetch(asked: str, source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None) -> ModelFiles:
+    """The files of ``source``; a model that cannot be fetched is named as it was ``asked`` for, not by its repos."""
+    try:
+        return _fetch_repos(source, cache_dir, offline, endpoint)
+    except ModelUnavailableOffline as exc:
+        reason = exc.reason or "cannot be fetched"
+        raise ModelUnavailableOffline(unavailable_message(asked, reason, cache_dir), model=asked,
+                                      reason=reason) from exc
+
+
+def _fetch_repos(source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None) -> ModelFiles:
     roots: dict[str, Path] = {}
     for repo in source.repos():
         required: list[str] = ["config.json"]
@@ -140,11 +173,12 @@ def resolve(
         if not path.is_dir():
             raise ModelNotFound(f"model directory {str(path)!r} does not exist")
         return _local(path, runtime)
+    asked = name
     if name.startswith("hf-hub:"):
         repo = name[len("hf-hub:") :]
         entry = find_entry(repo)
         if entry is None:
-            files = _fetch(_hub_source(repo, runtime), cache_dir, offline, endpoint)
+            files = _fetch(name, _hub_source(repo, runtime), cache_dir, offline, endpoint)
             spec = spec_from_files(files, repo)
             return ResolvedModel(spec=spec, files=files, weights=repo, origin="hub")
         name = entry.spec.name
@@ -158,7 +192,7 @@ def resolve(
     if source is None:
         available = ", ".join(n for n, _ in entry.spec.sources)
         raise ModelLoadError(f"catalog model {entry.spec.name!r} has no {runtime} source; use runtime {available}")
-    files = _fetch(source, cache_dir, offline, endpoint)
+    files = _fetch(asked, source, cache_dir, offline, endpoint)
     spec = _checked_spec(entry, files)
     return ResolvedModel(spec=spec, files=files, weights=entry.weights, origin="catalog")
 

@@ -13,8 +13,12 @@ Two backends sit behind one small interface (:class:`Tokenizer`):
 Padding follows the spec: ``longest`` pads to the longest text in the batch
 (CLIP: causal attention makes the pooled token independent of what follows it),
 ``max_length`` pads every text to the context length (SigLIP, as trained).
-Over-long texts are truncated to the context length unless ``truncate=False``,
-which raises :class:`TextTooLong` naming the text.
+
+The truncation rule, the same on every path (library, CLI, HTTP): a text over
+the context length is cut to it, keeping the end-of-text token, as the
+reference tokenizers do (``truncate=True``, the default); each such text's
+:attr:`Tokens.truncated` says so, which the CLI and the server report. With
+``truncate=False`` it is refused with :class:`TextTooLong` naming the text.
 """
 
 from __future__ import annotations
@@ -32,17 +36,19 @@ from ..errors import EmptyText, InputError, ModelLoadError, RuntimeUnavailable, 
 from ..models.layout import read_json
 from ..models.spec import TextPreprocess
 
-__all__ = ["FastTokenizer", "SentencePieceTokenizer", "Tokenizer", "Tokens", "check_text", "encode", "load_tokenizer", "pad"]
+__all__ = ["FastTokenizer", "SentencePieceTokenizer", "Tokenizer", "Tokens", "check_text", "encode", "load_tokenizer",
+           "over_context", "pad"]
 
 _DEFAULT_PAD = {"clip-bpe": "<|endoftext|>", "sentencepiece": "</s>", "wordpiece": "[PAD]"}
 
 
 @dataclass
 class Tokens:
-    """One tokenized text: its ids (special tokens included) and token type ids."""
+    """One tokenized text: its ids (special tokens included), token type ids, and whether it was cut to fit."""
 
     ids: list[int]
     type_ids: list[int] | None = None
+    truncated: bool = False
 
 
 class Tokenizer(Protocol):
@@ -71,8 +77,8 @@ def check_text(text: Any, index: int | None = None) -> str:
 
 def _too_long(text: str, n: int, cfg: TextPreprocess) -> TextTooLong:
     return TextTooLong(
-        f"text {_preview(text)} has {n} tokens, over the context length of {cfg.context_length}; "
-        "pass truncate=True to cut it",
+        f"text {_preview(text)} has {n} tokens, over the model's context length of {cfg.context_length}, "
+        "and truncation is off",
         input=text,
     )
 
@@ -107,6 +113,14 @@ def encode(tokenizer: Tokenizer, texts: Sequence[Any], *, truncate: bool = True)
         if isinstance(tok, InputError):
             raise tok.at(i)
     return pad(tokenizer, tokens)  # type: ignore[arg-type]
+
+
+def over_context(tokenizer: Tokenizer, texts: Sequence[Any]) -> list[bool]:
+    """Which ``texts`` are over the context length: cut to fit by default, refused with ``truncate=False``.
+
+    A text that cannot be embedded at all (empty, not a string) is not over it.
+    """
+    return [isinstance(t, Tokens) and t.truncated for t in tokenizer.tokenize(texts)]
 
 
 def _token_name(value: Any) -> str | None:
@@ -164,7 +178,7 @@ class FastTokenizer:
                 full = len(enc.ids) + sum(len(o.ids) for o in enc.overflowing)
                 out[i] = _too_long(texts[i], full, self.cfg)
             else:
-                out[i] = Tokens(enc.ids, enc.type_ids)
+                out[i] = Tokens(enc.ids, enc.type_ids, truncated=bool(enc.overflowing))
         return out
 
 
@@ -218,12 +232,13 @@ class SentencePieceTokenizer:
             except InputError as exc:
                 out.append(exc)
                 continue
-            if len(ids) > self.cfg.context_length:
+            over = len(ids) > self.cfg.context_length
+            if over:
                 if not truncate:
                     out.append(_too_long(text, len(ids), self.cfg))
                     continue
                 ids = ids[: self.cfg.context_length - 1] + [self.eos_id]
-            out.append(Tokens(ids))
+            out.append(Tokens(ids, truncated=over))
         return out
 
 

@@ -54,16 +54,17 @@ class Item:
     image: bytes | None = None
     image_weight: float | None = None  # pairs only; None: the model's fusion weight
     pixels: int = 0  # the image's decoded size (from its header): what decoding it costs
+    truncate: bool = True  # a text over the context length is cut to fit; False: refused (TextTooLong)
 
     @classmethod
     def of(cls, text: str | None = None, image: bytes | None = None, image_weight: float | None = None,
-           pixels: int = 0) -> Item:
+           pixels: int = 0, truncate: bool = True) -> Item:
         if text is not None and image is not None:
-            return cls("pair", text, image, image_weight, pixels)
+            return cls("pair", text, image, image_weight, pixels, truncate)
         if image is not None:
             return cls("image", image=image, pixels=pixels)
         if text is not None:
-            return cls("text", text=text)
+            return cls("text", text=text, truncate=truncate)
         raise InputError("an item needs a text, an image, or both")
 
 
@@ -72,6 +73,7 @@ class EmbedResult:
     vectors: np.ndarray  # float32 (n, dim), unit rows, in the request's order (zeros where an item failed)
     tokens: int  # text tokens embedded (for OpenAI's usage field)
     failures: dict[int, InputError] = field(default_factory=dict)  # position -> error (partial=True only)
+    truncated: list[bool] = field(default_factory=list)  # per item: its text was cut to the context length
 
 
 @dataclass
@@ -85,6 +87,7 @@ class _Request:
     taken: int = 0
     vectors: np.ndarray | None = None
     tokens: int = 0
+    truncated: list[bool] = field(default_factory=list)
     failures: dict[int, InputError] = field(default_factory=dict)
     started: bool = False
     answered: bool = False  # delivered early (the model failed)
@@ -215,19 +218,21 @@ class MicroBatcher:
         for request in requests:
             if request.vectors is None:
                 request.vectors = np.zeros((len(request.items), self.model.dim), dtype=np.float32)
+                request.truncated = [False] * len(request.items)
             if not request.started:
                 request.started = True
                 self.metrics.batch_wait.observe(started - request.queued)
         self.metrics.batch_requests.observe(len(requests))
-        groups: dict[tuple[str, float | None], list[_Slot]] = defaultdict(list)
+        groups: dict[tuple[str, float | None, bool], list[_Slot]] = defaultdict(list)
         for slot in slots:
-            groups[(slot.item.kind, slot.item.image_weight)].append(slot)
+            groups[(slot.item.kind, slot.item.image_weight, slot.item.truncate)].append(slot)
         try:
-            for (kind, weight), members in groups.items():
-                self._embed_group(kind, weight, members)
+            for (kind, weight, truncate), members in groups.items():
+                self._embed_group(kind, weight, truncate, members)
                 if kind in ("text", "pair"):
-                    for slot, n in zip(members, self._count_tokens([s.item.text for s in members])):
-                        slot.request.tokens += n
+                    for slot, tok in zip(members, self._tokens([s.item.text for s in members])):
+                        slot.request.tokens += len(tok.ids) if tok is not None else 0
+                        slot.request.truncated[slot.position] = tok is not None and tok.truncated
         except Exception as exc:  # the model itself failed: every request of the call gets the error
             if not isinstance(exc, CrossmodalError):
                 log.exception("batch of %d requests failed", len(requests))
@@ -235,17 +240,18 @@ class MicroBatcher:
                 request.answered = True
                 _deliver(request, exc)
 
-    def _embed_group(self, kind: str, weight: float | None, members: list[_Slot]) -> None:
+    def _embed_group(self, kind: str, weight: float | None, truncate: bool, members: list[_Slot]) -> None:
         start = time.perf_counter()
         model = self.model
         texts = [s.item.text or "" for s in members]
         images = [s.item.image or b"" for s in members]
         if kind == "text":
-            result = model.embed_texts(texts, on_error="skip")
+            result = model.embed_texts(texts, on_error="skip", truncate=truncate)
         elif kind == "image":
             result = model.embed_images(images, on_error="skip", workers=0)
         else:
-            result = model.embed_pairs(images, texts, image_weight=weight, on_error="skip", workers=0)
+            result = model.embed_pairs(images, texts, image_weight=weight, on_error="skip", workers=0,
+                                       truncate=truncate)
         self.metrics.inference.labels(kind).observe(time.perf_counter() - start)
         self.metrics.batch_items.labels(kind).observe(len(members))
         for row, index in zip(result.vectors, result.indices.tolist()):
@@ -257,16 +263,17 @@ class MicroBatcher:
             error = failure.error if slot.request.partial else relabel(failure.error, f"input[{slot.position}]")
             slot.request.failures.setdefault(slot.position, error)
 
-    def _count_tokens(self, texts: list[str | None]) -> list[int]:
+    def _tokens(self, texts: list[str | None]) -> list[Tokens | None]:
+        """Each text's tokens as embedded by default (for usage, and to say which were cut); None if it failed."""
         counted = self.model.tokenizer.tokenize([t or "" for t in texts])
-        return [len(t.ids) if isinstance(t, Tokens) else 0 for t in counted]
+        return [t if isinstance(t, Tokens) else None for t in counted]
 
 
 def _outcome(request: _Request) -> EmbedResult | BaseException:
     if request.failures and not request.partial:
         return request.failures[min(request.failures)]
     assert request.vectors is not None
-    return EmbedResult(request.vectors, request.tokens, dict(request.failures))
+    return EmbedResult(request.vectors, request.tokens, dict(request.failures), list(request.truncated))
 
 
 def _deliver(request: _Request, outcome: EmbedResult | BaseException) -> None:

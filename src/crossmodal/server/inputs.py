@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageDecodeError, ImageTooLarge, InputError, LimitExceeded, TextTooLong
+from ..errors import ImageDecodeError, ImageTooLarge, InputError, LimitExceeded
 from .fetch import Fetcher
 from .security import read_under_roots
 from .settings import ServerSettings
@@ -59,9 +59,9 @@ class InputReader:
             raise LimitExceeded(f"the request holds {texts} texts, over the limit of {self.limits.max_texts} per request")
 
     def text(self, text: str, name: str) -> str:
-        if len(text) > self.limits.max_chars:
-            raise TextTooLong(f"{name}: the text has {len(text):,} characters, over the limit of "
-                              f"{self.limits.max_chars:,} per text", input=name)
+        if len(text) > self.limits.max_chars:  # a request-size limit of the service, not the truncation rule
+            raise LimitExceeded(f"{name}: the text has {len(text):,} characters, over this server's limit of "
+                                f"{self.limits.max_chars:,} per text (--max-chars)")
         return text
 
     # -- images ---------------------------------------------------------------------

@@ -75,12 +75,16 @@ class EmbeddingRequest(BaseModel):
     dimensions: int | None = Field(default=None, description="must equal the model's dim if given")
     user: str | None = None
     image_weight: float | None = Field(default=None, ge=0, le=1, description="image share of pair vectors")
+    truncate: bool = Field(default=True, description="cut a text over the model's context length to fit (the "
+                                                     "default, as the library and the CLI do); false: refuse it "
+                                                     "(422 text_too_long)")
 
 
 class EmbeddingData(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
     embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32 bytes")
+    truncated: bool = Field(default=False, description="the item's text was over the context length and was cut")
 
 
 class Usage(BaseModel):

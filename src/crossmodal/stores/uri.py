@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StoreUnavailable
 from .base import VectorStore
 
-__all__ = ["EXTRAS", "SCHEMES", "open_backend"]
+__all__ = ["EXTRAS", "SCHEMES", "embedded_path", "open_backend"]
 
 #: scheme -> "module:factory" (imported only when used)
 SCHEMES: dict[str, str] = {
@@ -51,6 +52,14 @@ def _scheme(uri: str) -> str:
     if sep and head and all(c.isalnum() or c in "+-." for c in head) and len(head) > 1:
         return head.lower()
     return "file"
+
+
+def embedded_path(uri: str | os.PathLike[str]) -> Path | None:
+    """The directory an embedded-store path or ``file://`` URI names (absolute); None for every other scheme."""
+    text = os.fspath(uri)
+    if not text or _scheme(text) != "file":
+        return None
+    return Path(text.removeprefix("file://")).expanduser().absolute()
 
 
 def open_backend(uri: str | os.PathLike[str], **options: Any) -> VectorStore:

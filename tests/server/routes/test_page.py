@@ -148,9 +148,26 @@ def test_more_like_this(browser, site):
     assert like_ids == expected
     assert ids[1] not in like_ids
     assert page.is_visible("#like-banner")
+    clicked = col.get(ids[1]).reference  # the banner and the status name the item by its file, not its id
+    assert page.inner_text("#like-label") == clicked
+    assert f"more like {clicked}" in page.inner_text("#status") and ids[1] not in page.inner_text("#status")
     scores = [float(s) for s in page.locator("#results .card .score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
     np.testing.assert_allclose(scores[0], col.search(like=ids[1], modality="image", top_k=1)[0].score, atol=1e-3)
+    assert not errors
+
+
+def test_more_like_a_text_is_labelled_with_its_words(browser, site):
+    page, errors = _open(browser, site["url"])
+    page.select_option("#modality", "text")
+    page.fill("#query", "notes on blue things")
+    page.press("#query", "Enter")
+    ids = _wait_results(page)
+    page.locator("#results .card").first.click()
+    _wait_results(page, previous=ids)
+    words = site["col"].get(ids[0]).text
+    assert page.inner_text("#like-label") == f"“{words}”"
+    assert ids[0] not in page.inner_text("#like-banner") + page.inner_text("#status")
     assert not errors
 
 

@@ -55,7 +55,7 @@ async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Item
     for i, (text, _) in enumerate(specs):
         image = loaded.get(i)
         items.append(Item.of(text=text, image=image.data if image else None, image_weight=body.image_weight,
-                             pixels=image.pixels if image else 0))
+                             pixels=image.pixels if image else 0, truncate=body.truncate))
     return items
 
 
@@ -76,7 +76,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONRes
         raise ConfigError(f"dimensions={body.dimensions} is not available: {model_id} makes vectors of dim {model.dim}")
     items = await parse_inputs(body, svc.inputs)
     result = await batcher.embed(items)
-    data = [{"object": "embedding", "index": i, "embedding": e}
-            for i, e in enumerate(encode_vectors(result.vectors, body.encoding_format))]
+    data = [{"object": "embedding", "index": i, "embedding": e, "truncated": cut}
+            for i, (e, cut) in enumerate(zip(encode_vectors(result.vectors, body.encoding_format), result.truncated))]
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
     return JSONResponse({"object": "list", "data": data, "model": model_id, "usage": usage})

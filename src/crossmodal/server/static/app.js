@@ -114,10 +114,24 @@ function search() {
   runSearch(searchBody(extra), label);
 }
 
+function shortened(text, width) {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length <= width ? flat : flat.slice(0, width - 1) + "…";
+}
+
+// How a person recognises an item: a text by its words, an image by its file name, a pair by both.
+function itemName(hit) {
+  const file = hit.reference || hit.id;
+  if (hit.modality === "text") return "“" + shortened(hit.text || file, 60) + "”";
+  if (hit.modality === "pair" && hit.text) return file + " + “" + shortened(hit.text, 40) + "”";
+  return file;
+}
+
 function moreLike(hit) {
-  $("like-label").textContent = hit.modality === "text" ? "“" + hit.reference + "”" : hit.id;
+  const name = itemName(hit);
+  $("like-label").textContent = name;
   $("like-banner").hidden = false;
-  runSearch(searchBody({ like: hit.id }), "more like " + hit.id);
+  runSearch(searchBody({ like: hit.id }), "more like " + name);
 }
 
 async function loadThumbnail(img, url) {
