@@ -63,7 +63,7 @@ RECIPES = {
         Int8Recipe("u8u8", signed_weights=False, reduce_range=False),
     )
 }
-_VNNI = frozenset({"avx512_vnni", "avx_vnni", "avx_vnni_int8", "amx_int8"})
+_VNNI = frozenset({"avx512_vnni", "avx_vnni"})
 _X86 = frozenset({"x86_64", "amd64", "i386", "i686"})
 
 
@@ -85,22 +85,21 @@ def _host_flags() -> frozenset[str] | None:
 
 def choose_recipe(machine: str | None = None, flags: frozenset[str] | None = None) -> Int8Recipe:
     """The recipe for a CPU: ``machine`` as :func:`platform.machine` names it, ``flags`` as :func:`cpu_flags`
-    reads them (``None``: unknown). Both default to this machine's.
+    reads them (empty: unknown); each defaults to this machine's.
 
-    U8S8 where x86-64 has VNNI, whose dot products sum in int32 (and off x86, where onnxruntime has no
-    saturating kernel); the 7-bit U8S8 on other x86-64 CPUs (AVX2/AVX-512 without VNNI), where U8S8 runs on
-    ``vpmaddubsw`` and its int16 sums saturate (measured there: cosine to exact down to 0.93 on the text
-    tower, against >= 0.99 with 7-bit weights; see docs/models.md). Unknown x86 flags count as no VNNI:
-    the 7-bit recipe is within bounds everywhere, U8S8 only with VNNI.
+    U8S8 where x86-64 has VNNI, whose dot products sum in int32, and off x86 (as before: the saturation
+    below is x86's); the 7-bit U8S8 on other x86-64 CPUs (AVX2 or AVX-512 without VNNI), where onnxruntime
+    runs U8S8 on ``vpmaddubsw``, whose int16 sums saturate (measured there: cosine to exact down to 0.91
+    on the tiny test models, against >= 0.996 in 7 bits, at the same speed; see docs/models.md). Unknown
+    x86 flags count as no VNNI: the 7-bit recipe is within bounds everywhere, U8S8 only with VNNI.
     """
     import platform
 
-    machine = (machine if machine is not None else platform.machine()).lower()
-    if machine not in _X86:
+    if (machine or platform.machine()).lower() not in _X86:
         return RECIPES["u8s8"]
-    if flags is None and machine == platform.machine().lower():
-        flags = _host_flags()
-    return RECIPES["u8s8"] if flags and flags & _VNNI else RECIPES["u8s8-7bit"]
+    if flags is None:
+        flags = _host_flags() or frozenset()
+    return RECIPES["u8s8"] if flags & _VNNI else RECIPES["u8s8-7bit"]
 
 
 def _patchify_nodes(node: Any, weight: Any, grid: tuple[int, int], graph: Any) -> list[Any]:
