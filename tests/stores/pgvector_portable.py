@@ -45,7 +45,6 @@ __all__ = ["MAJORS", "Probe", "crash_line", "probe", "start_server", "stop_serve
 MAJORS = (18, 16)
 
 _PROBE_SQL = [
-    "CREATE EXTENSION IF NOT EXISTS vector",
     "CREATE TABLE {s}.v (id int, m text, e vector(64))",
     "INSERT INTO {s}.v SELECT i, CASE WHEN i % 10 = 0 THEN 'a' ELSE 'b' END, l2_normalize("
     "ARRAY(SELECT sin(i * 7 + j) FROM generate_series(1, 64) j)::vector) FROM generate_series(1, 300) i",
@@ -139,9 +138,10 @@ def probe(server: Any, major: int) -> Probe:
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
             try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
                 for statement in _PROBE_SQL:
                     conn.execute(statement.format(s=schema))
-                version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
                 for query in _PROBE_QUERIES:
                     if not conn.execute(query.format(s=schema)).fetchall():
                         return Probe(major, version, None, f"no rows from {query.format(s=schema)}")

@@ -6,9 +6,11 @@ end of the session by ``tests/stores/conftest.py``) stops it and deletes the
 directory. The wheel bundles PostgreSQL 18 and 16, each with pgvector; the
 first whose pgvector passes :func:`pgvector_portable.probe` on this CPU is
 used (``python -m tests.stores.pgvector_portable``, run by ``.ci/run``,
-builds a portable pgvector on CPUs where the bundled ones crash). A test process killed before that leaves its server behind; the
-next start stops servers whose owning process is gone (:func:`_reap`). Every test gets its own PostgreSQL schema, named after its
-temporary directory, so reopening the same directory reopens the same data.
+builds a portable pgvector on CPUs where the bundled ones crash). A test
+process killed before its teardown leaves its server behind; the next start
+stops servers whose owning process is gone (:func:`_reap`). Every test gets
+its own PostgreSQL schema, named after its temporary directory, so reopening
+the same directory reopens the same data.
 
 Qdrant runs in qdrant-client's local mode, and also against a real server
 when ``CROSSMODAL_TEST_QDRANT_URL`` is set (e.g. ``http://localhost:6333``;
