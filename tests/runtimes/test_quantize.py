@@ -43,6 +43,55 @@ def test_fast_mode_stays_within_the_fidelity_bounds(family: str, request: pytest
     _assert_within_bounds(exact, fast)
 
 
+# /proc/cpuinfo's flags on the two kinds of x86-64 CPU (trimmed): AVX2 without VNNI, and AVX-512 with VNNI.
+ZEN3 = "processor\t: 0\ncpu family\t: 25\nflags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c avx2 bmi2\n"
+VNNI_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx f16c avx2 avx512f avx512bw avx512vl avx512_vnni\n"
+HOST_HAS_VNNI = quantize.choose_recipe().name == "u8s8"
+
+
+def test_the_recipe_follows_the_cpu() -> None:
+    assert quantize.cpu_flags(ZEN3) >= {"avx2", "fma", "f16c"} and "avx512_vnni" in quantize.cpu_flags(VNNI_CPU)
+    assert quantize.cpu_flags("processor\t: 0\n") == frozenset()
+    choose = quantize.choose_recipe
+    # VNNI sums its products in int32: today's recipe, unchanged
+    assert choose("x86_64", quantize.cpu_flags(VNNI_CPU)) is quantize.RECIPES["u8s8"]
+    assert choose("x86_64", frozenset({"avx2", "avx_vnni"})).name == "u8s8"
+    # without it onnxruntime's U8S8 kernels use vpmaddubsw, whose int16 sums saturate: 7-bit weights
+    assert choose("x86_64", quantize.cpu_flags(ZEN3)).name == "u8s8-7bit"
+    assert choose("AMD64", frozenset({"avx512f", "avx512bw"})).name == "u8s8-7bit"  # AVX-512 alone is not enough
+    assert choose("x86_64", frozenset()).name == "u8s8-7bit"  # flags unknown: the recipe that is safe everywhere
+    assert choose("aarch64", frozenset()).name == "u8s8"  # no saturating kernel there
+
+
+@pytest.mark.parametrize("recipe", sorted(quantize.RECIPES))
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_recipe_quantizes_and_stays_within_the_fidelity_bounds(
+    recipe: str, family: str, request: pytest.FixtureRequest, model_cache: Path, monkeypatch
+) -> None:
+    root = request.getfixturevalue(f"tiny_{family}_onnx_dir")
+    monkeypatch.setattr(quantize, "choose_recipe", lambda *args, **kwargs: quantize.RECIPES[recipe])
+    fast = crossmodal.load_model(root, mode="fast", cache_dir=model_cache)
+    import onnx
+
+    graph = onnx.load(str(fast.encoder.vision_path))  # really quantized, with this recipe's weight type
+    weights = [i for i in graph.graph.initializer if i.name.endswith("_quantized")]
+    signed = {onnx.TensorProto.INT8: True, onnx.TensorProto.UINT8: False}
+    assert weights and {signed[w.data_type] for w in weights} == {quantize.RECIPES[recipe].signed_weights}
+    if recipe == "u8s8" and not HOST_HAS_VNNI:
+        pytest.skip("U8S8 with 8-bit weights runs on vpmaddubsw without VNNI and saturates (text cosine 0.91-0.93 "
+                    "on these models); its bounds are checked on CPUs with VNNI, the only ones that choose it")
+    _assert_within_bounds(crossmodal.load_model(root, cache_dir=model_cache), fast)
+
+
+def test_the_cache_keeps_each_recipe_apart(tiny_clip_onnx_dir: Path, tmp_path: Path) -> None:
+    vision, text = tiny_clip_onnx_dir / "onnx" / "vision_model.onnx", tiny_clip_onnx_dir / "onnx" / "text_model.onnx"
+    first = quantize.quantized_pair(vision, text, "w", tmp_path, quantize.RECIPES["u8s8"])
+    second = quantize.quantized_pair(vision, text, "w", tmp_path, quantize.RECIPES["u8s8-7bit"])
+    assert first[0] != second[0] and first[1] != second[1]
+    assert quantize.quantized_pair(vision, text, "w", tmp_path, quantize.RECIPES["u8s8"]) == first
+    assert first[0].read_bytes() != second[0].read_bytes()
+
+
 @pytest.mark.slow
 def test_fast_mode_stays_within_the_bounds_on_the_full_size_architecture(tmp_path: Path, clip_bpe: bytes) -> None:
     from crossmodal.models.export import export_onnx
@@ -78,9 +127,9 @@ def test_int8_graphs_are_built_once_and_cached(tiny_clip_onnx_dir: Path, tmp_pat
     built: list[Path] = []
     real = quantize.quantize_graph
 
-    def counting(src: Path, dst: Path) -> Path:
+    def counting(src: Path, dst: Path, recipe: quantize.Int8Recipe | None = None) -> Path:
         built.append(src)
-        return real(src, dst)
+        return real(src, dst, recipe)
 
     monkeypatch.setattr(quantize, "quantize_graph", counting)
     first = crossmodal.load_model(tiny_clip_onnx_dir, mode="fast", cache_dir=tmp_path)

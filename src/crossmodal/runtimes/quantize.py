@@ -6,15 +6,19 @@ The recipe (measured on ViT-B/32, see docs/benchmarks.md):
    rewritten as the MatMul it is (patchify, then multiply by the reshaped
    kernel), exactly, so that step 2 quantizes it too; left as an fp32 Conv it
    took 8% of the int8 graph's time.
-2. Dynamic quantization: MatMul/Gemm weights are stored as int8 (one scale per
-   output channel) and activations are quantized on the fly, which runs on
-   the CPU's integer dot-product units (AVX-512 VNNI, AVX-VNNI, ARM dot).
-   Static quantization would need calibration images that match the user's.
+2. Dynamic quantization: MatMul/Gemm weights are stored as 8-bit integers
+   (one scale per output channel) and activations are quantized to uint8 on
+   the fly. Which 8-bit weights depends on the CPU (:func:`choose_recipe`):
+   int8 (U8S8) where x86-64 has VNNI (AVX-512 VNNI, AVX-VNNI) and off x86;
+   on x86-64 without VNNI onnxruntime multiplies U8S8 with ``vpmaddubsw``,
+   whose int16 sums saturate, so there the weights are int8 in 7 bits
+   (``reduce_range``), which cannot saturate. Static quantization would need
+   calibration images that match the user's.
 3. The final projection of each tower stays fp32 (see :func:`output_projections`).
 
 The result is about 3x faster than fp32 per core and a quarter of the size,
-at cosine >= 0.9995 to fp32 on the test models. The fidelity bounds (cosine
->= 0.99 to exact, top-10 overlap >= 0.9) are checked by
+at cosine >= 0.9995 to fp32 on the test models with VNNI. The fidelity bounds
+(cosine >= 0.99 to exact, top-10 overlap >= 0.9) are checked by
 ``crossmodal models verify NAME --mode fast`` and by the tests.
 """
 
@@ -27,15 +31,75 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
 
-__all__ = ["RECIPE", "output_projections", "patch_conv_as_matmul", "quantize_graph", "quantized_pair"]
+__all__ = ["RECIPE", "RECIPES", "Int8Recipe", "choose_recipe", "cpu_flags", "output_projections",
+           "patch_conv_as_matmul", "quantize_graph", "quantized_pair"]
 
 #: bump when the recipe changes, so stale cached graphs are not reused
 RECIPE = "conv-matmul+dynamic-int8-per-channel+fp32-projections-v3"
+
+
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How MatMul/Gemm weights are quantized (activations are always uint8, quantized on the fly)."""
+
+    name: str  # part of the cache key of the quantized graphs
+    signed_weights: bool  # int8 (U8S8) or uint8 (U8U8) weights
+    reduce_range: bool  # weights in 7 bits: U8S8 products cannot saturate vpmaddubsw's int16 sums
+    per_channel: bool = True  # one scale per output channel
+
+
+#: the recipes fast mode chooses from; ``u8s8`` is the one for CPUs with integer dot-product instructions
+RECIPES = {
+    r.name: r
+    for r in (
+        Int8Recipe("u8s8", signed_weights=True, reduce_range=False),
+        Int8Recipe("u8s8-7bit", signed_weights=True, reduce_range=True),
+        Int8Recipe("u8u8", signed_weights=False, reduce_range=False),
+    )
+}
+_VNNI = frozenset({"avx512_vnni", "avx_vnni"})
+_X86 = frozenset({"x86_64", "amd64", "i386", "i686"})
+
+
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags in ``cpuinfo`` (the text of Linux's ``/proc/cpuinfo``; its first ``flags`` line)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def _host_flags() -> frozenset[str] | None:
+    try:
+        return cpu_flags(Path("/proc/cpuinfo").read_text(errors="replace"))
+    except OSError:  # not Linux: the flags are unknown
+        return None
+
+
+def choose_recipe(machine: str | None = None, flags: frozenset[str] | None = None) -> Int8Recipe:
+    """The recipe for a CPU: ``machine`` as :func:`platform.machine` names it, ``flags`` as :func:`cpu_flags`
+    reads them (empty: unknown); each defaults to this machine's.
+
+    U8S8 where x86-64 has VNNI, whose dot products sum in int32, and off x86 (as before: the saturation
+    below is x86's); the 7-bit U8S8 on other x86-64 CPUs (AVX2 or AVX-512 without VNNI), where onnxruntime
+    runs U8S8 on ``vpmaddubsw``, whose int16 sums saturate (measured there: cosine to exact down to 0.91
+    on the tiny test models, against >= 0.996 in 7 bits, at the same speed; see docs/models.md). Unknown
+    x86 flags count as no VNNI: the 7-bit recipe is within bounds everywhere, U8S8 only with VNNI.
+    """
+    import platform
+
+    if (machine or platform.machine()).lower() not in _X86:
+        return RECIPES["u8s8"]
+    if flags is None:
+        flags = _host_flags() or frozenset()
+    return RECIPES["u8s8"] if flags & _VNNI else RECIPES["u8s8-7bit"]
 
 
 def _patchify_nodes(node: Any, weight: Any, grid: tuple[int, int], graph: Any) -> list[Any]:
@@ -168,8 +232,9 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def quantize_graph(src: Path, dst: Path) -> Path:
-    """Write an int8 version of the graph ``src`` to ``dst`` atomically."""
+def quantize_graph(src: Path, dst: Path, recipe: Int8Recipe | None = None) -> Path:
+    """Write an int8 version of the graph ``src`` to ``dst`` atomically (``recipe``: :func:`choose_recipe`'s)."""
+    recipe = recipe or choose_recipe()
     try:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -189,8 +254,9 @@ def quantize_graph(src: Path, dst: Path) -> Path:
                 quantize_dynamic(
                     str(patched),
                     str(out),
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
+                    weight_type=QuantType.QInt8 if recipe.signed_weights else QuantType.QUInt8,
+                    per_channel=recipe.per_channel,
+                    reduce_range=recipe.reduce_range,
                     op_types_to_quantize=["MatMul", "Gemm"],
                     nodes_to_exclude=keep_fp32,
                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -201,21 +267,24 @@ def quantize_graph(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _key(path: Path, weights: str) -> str:
+def _key(path: Path, weights: str, recipe: Int8Recipe) -> str:
     stat = path.stat()
-    return hashlib.sha256(f"{weights}|{path.resolve()}|{stat.st_size}|{RECIPE}".encode()).hexdigest()[:16]
+    key = f"{weights}|{path.resolve()}|{stat.st_size}|{RECIPE}|{recipe.name}|{recipe.per_channel}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def quantized_pair(vision: Path, text: Path, weights: str, cache_dir: Path | None) -> tuple[Path, Path]:
-    """Cached int8 versions of both tower graphs."""
+def quantized_pair(vision: Path, text: Path, weights: str, cache_dir: Path | None,
+                   recipe: Int8Recipe | None = None) -> tuple[Path, Path]:
+    """Cached int8 versions of both tower graphs (``recipe``: :func:`choose_recipe`'s for this CPU)."""
     from ..settings import default_cache_dir
 
+    recipe = recipe or choose_recipe()
     root = (cache_dir or default_cache_dir()) / "int8"
     out = []
     for graph in (vision, text):
-        dst = root / _key(graph, weights) / graph.name
+        dst = root / _key(graph, weights, recipe) / graph.name
         if not dst.is_file():
-            quantize_graph(graph, dst)
+            quantize_graph(graph, dst, recipe)
         out.append(dst)
     return out[0], out[1]
 

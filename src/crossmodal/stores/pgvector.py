@@ -367,9 +367,11 @@ class PgvectorCollection:
                 rows = cur.execute(stmt, args, prepare=None if not params else False).fetchall()
             if len(rows) < limit and self.hnsw is not None:
                 # the graph ran out of candidates that pass the filter, or the collection is small: an exact plan
-                # (never a cached one: a prepared plan would keep the index scan whatever the settings say)
+                # (never a cached one: a prepared plan would keep the index scan whatever the settings say). Sequential
+                # scans are allowed too: before PostgreSQL 18 a plan whose every path is disabled still walks the graph.
                 with conn.transaction(), conn.cursor(binary=True) as cur:
-                    cur.execute("SELECT set_config('enable_indexscan', 'off', true)")
+                    cur.execute("SELECT set_config('enable_indexscan', 'off', true), "
+                                "set_config('enable_seqscan', 'on', true)")
                     rows = cur.execute(stmt, args, prepare=False).fetchall()
         score = self._score
         ranked = sorted(((score(row[9]), row) for row in rows), key=lambda sr: (-sr[0], sr[1][0]))[:top_k]
