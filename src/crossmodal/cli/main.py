@@ -31,6 +31,7 @@ def _register() -> None:
     for command in (models, embed, similarity, index, search, collections, store):
         cli.add_command(command)
     cli.add_command(__import__("crossmodal.cli.serve", fromlist=["serve"]).serve)  # issue 4: crossmodal serve
+    cli.add_command(__import__("crossmodal.cli.eval", fromlist=["eval_group"]).eval_group)
 
 
 _register()
