@@ -71,6 +71,15 @@ def test_a_path_is_loaded_and_the_json_has_clip_benchmarks_shape(trained_model, 
     assert "t>i R@1" in table and f"{100 * expected['image_retrieval_recall@1']:.1f}" in table
 
 
+def test_progress_bars_go_to_stderr_when_asked(trained_model, shape_set: ShapeSet, tmp_path: Path, capsys) -> None:
+    path = WRITERS["csv"](shape_set, tmp_path)
+    evaluate_retrieval(trained_model, path, through_collection=True)
+    assert capsys.readouterr().err == ""
+    evaluate_retrieval(trained_model, path, through_collection=True, progress=True)
+    err = capsys.readouterr().err
+    assert "images" in err and "captions" in err and "searches" in err
+
+
 def naive_zeroshot(model, shape_set: ShapeSet, templates: list[str]) -> dict[str, float]:
     prompts = model.embed_texts([t.replace("{c}", c) for c in shape_set.classnames for t in templates])
     classes = prompts.reshape(len(shape_set.classnames), len(templates), -1).mean(axis=1)

@@ -64,3 +64,12 @@ def test_a_plot_file_needs_a_picture_suffix(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"must end in \.png, \.svg or \.pdf"):
         plot_similarity(["a"], np.eye(1), tmp_path / "s.txt")
+
+
+def test_heatmap_labels_show_file_names() -> None:
+    from crossmodal.eval.plots import _short
+
+    assert _short("image:../shared/data/images/cat.png") == "image:cat.png"
+    assert _short("pair:photos/beach.jpg|at night") == "pair:beach.jpg|at night"
+    assert _short("text:and/or") == "text:and/or"
+    assert _short("text:" + "x" * 60).endswith("...") and len(_short("text:" + "x" * 60)) == 40

@@ -152,7 +152,8 @@ def retrieval(ctx: click.Context, dataset: Path, k_text: str, split: str, image_
             continue
         lost = "  ".join(f"{key.replace('image_retrieval_recall', 't>i R').replace('text_retrieval_recall', 'i>t R')}"
                          f" {100 * v:+.1f}" for key, v in c.recall_lost.items())
-        index = "  ".join(f"{key} {v:.3f}" for key, v in c.index_recall.items())
+        index = "  ".join(f"{key.replace('text_to_image', 't>i').replace('image_to_text', 'i>t')} {v:.3f}"
+                          for key, v in c.index_recall.items())
         click.echo(f"{r.model} [{r.mode}] via collection ({c.index}; {c.queries_per_second:,.0f} queries/s):\n"
                    f"  recall lost to the index (points): {lost}\n  index recall against exact search: {index}")
 

@@ -8,6 +8,7 @@ process-wide backend) changes.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,19 +85,33 @@ def plot_recall_curves(results: Sequence[RetrievalResult | ZeroshotResult], path
         ax.set_ylabel("recall@k" if retrieval else "accuracy@k")
         ax.set_ylim(0, 1.02)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"{results[0].dataset}", fontsize=11)
     return _save(fig, path)
 
 
+_FOLDERS = re.compile(r".*[/\\]")
+
+
+def _short(label: str) -> str:
+    if label.startswith(("image:", "pair:")):
+        kind, _, rest = label.partition(":")
+        path, bar, text = rest.partition("|")
+        label = f"{kind}:{_FOLDERS.sub('', path)}{bar}{text}"
+    return label if len(label) <= 40 else label[:37] + "..."
+
+
 def plot_similarity(labels: Sequence[str], matrix: np.ndarray, path: str | os.PathLike[str], *,
                     title: str = "cosine similarity") -> Path:
-    """A heatmap of a square similarity matrix, its rows and columns labelled, each cell annotated."""
+    """A heatmap of a square similarity matrix, its rows and columns labelled, each cell annotated.
+
+    Labels in ``crossmodal similarity``'s form (``image:PATH``, ``pair:PATH|text``) show file names only.
+    """
     matrix = np.asarray(matrix, dtype=np.float64)
     n = len(labels)
     if matrix.shape != (n, n):
         raise ConfigError(f"a {matrix.shape} matrix for {n} labels")
-    short = [lab if len(lab) <= 40 else lab[:37] + "..." for lab in labels]
+    short = [_short(lab) for lab in labels]
     side = max(4.0, 0.6 * n + 2.5)
     fig = _figure(side + 1.5, side)
     ax = fig.subplots()
