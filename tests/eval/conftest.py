@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from .formats import ShapeSet, make_shape_set
@@ -12,8 +10,3 @@ from .formats import ShapeSet, make_shape_set
 @pytest.fixture(scope="session")
 def shape_set(tmp_path_factory: pytest.TempPathFactory) -> ShapeSet:
     return make_shape_set(tmp_path_factory.mktemp("shapes"))
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path
