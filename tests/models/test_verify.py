@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from crossmodal.cli.main import cli
 from crossmodal.models import verify
-from crossmodal.models.verify import FidelityReport, compare_modes, synthetic_corpus, topk_overlap
+from crossmodal.models.verify import FidelityReport, agreement_recall, compare_modes, synthetic_corpus, topk_overlap
 from crossmodal.testing.fake import fake_model
 
 from ..conftest import IMAGES, shared_images
@@ -27,10 +27,23 @@ def test_topk_overlap_counts_shared_neighbours() -> None:
     assert topk_overlap(ref, -ref, 2) == 0.0
 
 
+def test_agreement_recall_is_the_rank_of_the_reference_best_match() -> None:
+    ref = np.array([[5.0, 4, 3, 2, 1], [1, 2, 3, 4, 5], [0, 0, 9, 0, 0]])
+    cand = np.array([[1.0, 5, 4, 3, 2], [1, 2, 3, 4, 5], [9, 9, 9, 9, 9]])  # ranks of ref's best: 4, 0, 2 (ties)
+    assert agreement_recall(ref, cand, [1, 3, 5]) == {"recall@1": 1 / 3, "recall@3": 2 / 3, "recall@5": 1.0}
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((40, 30)), rng.standard_normal((40, 30))
+    best = a.argmax(axis=1)
+    naive = [float(np.mean([best[i] in np.argsort(-b[i], kind="stable")[:k] for i in range(40)])) for k in (1, 5, 10)]
+    assert list(agreement_recall(a, b).values()) == naive
+
+
 def test_a_model_compared_with_itself_is_perfect(images_dir: Path) -> None:
     model = fake_model()
     report = compare_modes(model, model, shared_images()[:12], ["a red circle", "a dog", "two cats"])
     assert report.passed and report.image_cosine_min == pytest.approx(1.0) and report.text_to_image_overlap == 1.0
+    assert report.text_to_image_recall == {"recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0}
+    assert report.image_to_image_recall == {"recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0}
 
 
 def test_a_different_model_fails_the_bounds(images_dir: Path) -> None:
@@ -60,8 +73,11 @@ def test_cli_verify_reports_the_fast_mode(tiny_clip_onnx_dir: Path, tmp_path: Pa
     assert report["passed"] and report["mode"] == "fast" and report["reference_mode"] == "exact"
     assert report["images"] == len(shared_images()) and report["texts"] == len(rows)
     assert 0.99 <= report["image_cosine_min"] < 1.0 and report["text_to_image_overlap"] >= 0.9
+    assert set(report["text_to_image_recall"]) == {"recall@1", "recall@5", "recall@10"}
+    assert report["text_to_image_recall"]["recall@10"] >= report["text_to_image_recall"]["recall@1"] > 0.5
     text = CliRunner().invoke(cli, args, env=env)
     assert text.exit_code == 0 and "PASS" in text.stdout and "top-10 overlap" in text.stdout
+    assert "retrieval agreement (exact's best match in fast's top-1/5/10)  text->image" in text.stdout
 
 
 def test_cli_verify_exits_1_when_a_bound_fails(monkeypatch, tiny_clip_onnx_dir: Path) -> None:

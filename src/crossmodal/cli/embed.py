@@ -196,11 +196,13 @@ def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool,
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print {labels, matrix} as JSON.")
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair vector (default 0.5).")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.png",
+              help="Also draw the matrix as a labelled heatmap (needs crossmodal[plot]).")
 @truncate_option
 @click.argument("items", nargs=-1, required=True)
 @click.pass_context
-def similarity(ctx: click.Context, as_json: bool, image_weight: float | None, no_truncate: bool, items: tuple[str, ...],
-               **kwargs: Any) -> None:
+def similarity(ctx: click.Context, as_json: bool, image_weight: float | None, plot_out: Path | None,
+               no_truncate: bool, items: tuple[str, ...], **kwargs: Any) -> None:
     """Cosine similarity between every two ITEMs: text:..., image:PATH or pair:PATH|text.
 
     \b
@@ -214,6 +216,10 @@ def similarity(ctx: click.Context, as_json: bool, image_weight: float | None, no
     note_truncated(model, [f"item #{i}" for i, over in enumerate(cut) if over])
     matrix = vectors @ vectors.T
     labels = [p.label for p in parsed]
+    if plot_out is not None:
+        from ..eval.plots import plot_similarity
+
+        plot_similarity(labels, matrix, plot_out, title=f"cosine similarity ({model.name})")
     if as_json:
         click.echo(json.dumps({"model": model.name, "labels": labels, "matrix": matrix.round(6).tolist(),
                                "truncated": cut}, ensure_ascii=False))

@@ -23,13 +23,14 @@ def cli(ctx: click.Context) -> None:
 def _register() -> None:
     from .collections import collections
     from .embed import embed, similarity
+    from .eval import eval_group
     from .index import index
     from .models import models
     from .search import search
     from .serve import serve
     from .store import store
 
-    for command in (models, embed, similarity, index, search, collections, store, serve):
+    for command in (models, embed, similarity, index, search, collections, store, serve, eval_group):
         cli.add_command(command)
 
 

@@ -3,7 +3,9 @@
 ``fast`` (int8 weights, DCT-domain JPEG downscaling) must keep every image and
 caption vector within cosine 0.99 of its ``exact`` vector, and must rank
 nearly the same neighbours: the top-10 of a query agrees with ``exact``'s in
-at least 90% of places on average. :func:`compare_modes` measures this on any
+at least 90% of places on average. The report also gives retrieval agreement:
+recall@k of ``fast`` against ``exact`` (the share of queries whose best match
+under ``exact`` is in ``fast``'s top k), for k = 1, 5, 10. :func:`compare_modes` measures this on any
 images and captions; :func:`verify_model` loads both modes of one model and
 runs it, on a generated picture set unless you pass your own photos
 (``crossmodal models verify NAME --mode fast --images DIR``).
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,12 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["MIN_COSINE", "MIN_OVERLAP", "FidelityReport", "compare_modes", "images_in", "synthetic_corpus",
-           "topk_overlap", "verify_model"]
+__all__ = ["AGREEMENT_KS", "MIN_COSINE", "MIN_OVERLAP", "FidelityReport", "agreement_recall", "compare_modes",
+           "images_in", "synthetic_corpus", "topk_overlap", "verify_model"]
 
 MIN_COSINE = 0.99
 MIN_OVERLAP = 0.9
+AGREEMENT_KS = (1, 5, 10)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class FidelityReport:
     worst_text: str
     min_cosine: float = MIN_COSINE
     min_overlap: float = MIN_OVERLAP
+    #: "recall@k": share of queries whose exact best match is in the mode's top k (captions -> images)
+    text_to_image_recall: dict[str, float] = field(default_factory=dict)
+    image_to_image_recall: dict[str, float] = field(default_factory=dict)  # images -> the other images
 
     @property
     def passed(self) -> bool:
@@ -69,7 +75,17 @@ class FidelityReport:
             f"(bound >= {self.min_cosine}; worst: {self.worst_text})",
             f"  top-{self.k} overlap  text->image {self.text_to_image_overlap:.3f}  "
             f"image->image {self.image_to_image_overlap:.3f}  (bound >= {self.min_overlap})",
+            *self._agreement_lines(),
         ]
+
+    def _agreement_lines(self) -> list[str]:
+        if not self.text_to_image_recall:
+            return []
+        ks = "/".join(key.removeprefix("recall@") for key in self.text_to_image_recall)
+        t2i = "/".join(f"{v:.3f}" for v in self.text_to_image_recall.values())
+        i2i = "/".join(f"{v:.3f}" for v in self.image_to_image_recall.values())
+        return [f"  retrieval agreement (exact's best match in {self.mode}'s top-{ks})  text->image {t2i}  "
+                f"image->image {i2i}"]
 
 
 def topk_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
@@ -82,6 +98,22 @@ def topk_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
     ref = np.argpartition(-reference, k - 1, axis=1)[:, :k]
     cand = np.argpartition(-candidate, k - 1, axis=1)[:, :k]
     return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(ref, cand)]))
+
+
+def agreement_recall(reference: np.ndarray, candidate: np.ndarray, ks: Sequence[int] = AGREEMENT_KS) -> dict[str, float]:
+    """recall@k of ``candidate`` against ``reference`` (two score matrices, one row per query): the share of rows
+    whose best column under ``reference`` ranks in ``candidate``'s top k (ties: the first column ranks first)."""
+    from ..eval.metrics import recall_at_k
+
+    if reference.shape != candidate.shape:
+        raise ValueError(f"score matrices differ in shape: {reference.shape} vs {candidate.shape}")
+    if reference.shape[0] == 0:
+        return {f"recall@{k}": 1.0 for k in ks}
+    best = np.argmax(reference, axis=1)
+    target = candidate[np.arange(len(best)), best][:, None]
+    before = np.arange(candidate.shape[1])[None, :] < best[:, None]
+    ranks = np.count_nonzero((candidate > target) | ((candidate == target) & before), axis=1)
+    return {f"recall@{k}": recall_at_k(ranks, k) for k in ks if k <= candidate.shape[1]}
 
 
 def _name(item: Any) -> str:
@@ -101,12 +133,14 @@ def compare_modes(reference: Any, candidate: Any, images: Sequence[Any], texts: 
     img_cos = np.sum(ref_img * cand_img, axis=1)
     txt_cos = np.sum(ref_txt * cand_txt, axis=1)
     k = min(k, len(images) - 1)
-    t2i = topk_overlap(ref_txt @ ref_img.T, cand_txt @ cand_img.T, k)
+    ref_ti, cand_ti = ref_txt @ ref_img.T, cand_txt @ cand_img.T
+    t2i = topk_overlap(ref_ti, cand_ti, k)
     # Image queries against the other images: a query's own row is pushed to the bottom.
     ref_ii, cand_ii = ref_img @ ref_img.T, cand_img @ cand_img.T
     np.fill_diagonal(ref_ii, -np.inf)
     np.fill_diagonal(cand_ii, -np.inf)
     i2i = topk_overlap(ref_ii, cand_ii, k)
+    others = len(images) - 1  # an image query's candidates are the other images
     return FidelityReport(
         model=candidate.name,
         mode=candidate.mode,
@@ -122,6 +156,8 @@ def compare_modes(reference: Any, candidate: Any, images: Sequence[Any], texts: 
         image_to_image_overlap=i2i,
         worst_image=_name(images[int(img_cos.argmin())]),
         worst_text=repr(texts[int(txt_cos.argmin())]),
+        text_to_image_recall=agreement_recall(ref_ti, cand_ti),
+        image_to_image_recall=agreement_recall(ref_ii, cand_ii, [x for x in AGREEMENT_KS if x <= others]),
     )
 
 
