@@ -15,15 +15,15 @@ escapes, so the line is valid UTF-8 too.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from ..jsontext import dumps
 
 __all__ = ["json_line", "printable"]
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -45,5 +45,4 @@ def printable(text: str) -> str:
 
 def json_line(obj: Any) -> str:
     """``obj`` as one line of JSON, non-ASCII kept as it is, lone surrogates escaped."""
-    text = json.dumps(obj, ensure_ascii=False)
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return dumps(obj)

@@ -22,6 +22,7 @@ from .body import BodyLimitMiddleware
 from .errors import install_error_handlers
 from .fetch import Resolver
 from .metrics import MetricsMiddleware
+from .responses import JSONResponse
 from .routes import collections, embeddings, page, system
 from .security import GuardMiddleware
 from .services import Services
@@ -53,6 +54,7 @@ def create_app(settings: ServerSettings, *, model: Model | None = None, store: A
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        default_response_class=JSONResponse,
     )
     app.state.settings = settings
     app.state.services = svc

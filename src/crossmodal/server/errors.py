@@ -22,7 +22,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -43,6 +42,7 @@ from ..errors import (
     TextTooLong,
     Unauthorized,
 )
+from .responses import JSONResponse
 
 __all__ = ["HTTP_STATUSES", "NotReady", "error_body", "error_response", "install_error_handlers", "relabel",
            "status_for"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import io
 import json
 import re
@@ -355,3 +356,19 @@ def test_adding_images_embeds_off_the_store_thread_so_searches_go_on(fake_model,
     assert listing.status_code == 200 and found.status_code == 200
     assert outcome["add"].status_code == 200, outcome["add"].text
     assert store.collection("shapes").count() == 9 + 4
+
+
+def test_a_file_name_that_is_not_utf8_comes_back_exactly_in_json(fake_model, tmp_path: Path) -> None:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    raw = folder.as_posix().encode() + b"/bad_\xff.png"
+    render("red", "circle", size=64).save(raw.decode("utf-8", "surrogateescape"))
+    s = open_store(tmp_path / "store")
+    s.collection("odd", fake_model, root=str(folder)).add_images([raw.decode("utf-8", "surrogateescape")])
+    with client_for(fake_model, _settings(folder, tmp_path), s) as client:
+        response = client.post("/v1/collections/odd/search", json={"text": "a red circle"})
+    assert response.status_code == 200, response.text
+    response.content.decode("utf-8")  # valid UTF-8 on the wire
+    (hit,) = response.json()["hits"]
+    assert hit["reference"] == "bad_\udcff.png"
+    assert os.fsencode(hit["reference"]) == b"bad_\xff.png"

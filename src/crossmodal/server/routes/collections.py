@@ -17,7 +17,7 @@ from urllib.parse import quote
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from ...errors import CollectionNotFound, ConfigError, DimensionMismatch, InputError, ItemNotFound, SpaceMismatch
@@ -26,6 +26,7 @@ from ..batcher import Item
 from ..errors import relabel
 from ..inputs import CheckedImage
 from ..precomputed import PrecomputedModel, pair_key
+from ..responses import JSONResponse
 from ..schemas import (
     AddItem,
     AddItemsRequest,

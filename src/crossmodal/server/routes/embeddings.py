@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from ...errors import ConfigError, InputError
 from ..batcher import Item
 from ..inputs import InputReader
+from ..responses import JSONResponse
 from ..schemas import EmbeddingRequest, EmbeddingResponse, ErrorResponse, ImagePart, TextPart
 from ..services import services
 

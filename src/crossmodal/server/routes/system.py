@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from ..errors import NotReady
 from ..metrics import CONTENT_TYPE_LATEST
+from ..responses import JSONResponse
 from ..schemas import ModelList
 from ..services import services
 
