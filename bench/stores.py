@@ -122,10 +122,7 @@ def search_rows(systems: dict[str, dict[str, Any]], queries: np.ndarray, truth: 
 def ours(name: str, uri: str, x: np.ndarray, modality: np.ndarray, disk_of: Any = None,
          **options: Any) -> tuple[Any, dict[str, Any]]:
     """Load through the public API; returns the open store and the system's search functions and figures."""
-    import contextlib
-
     import crossmodal
-    from crossmodal.stores.transfer import DeferredIndex
 
     n = len(x)
     gc.collect()
@@ -133,7 +130,7 @@ def ours(name: str, uri: str, x: np.ndarray, modality: np.ndarray, disk_of: Any 
     store = crossmodal.open_store(uri, **options)
     col = store.collection("bench", model=Vectors(x.shape[1]))  # type: ignore[arg-type]
     t = time.perf_counter()  # the bulk path store copy takes: pgvector builds its index once, at the end
-    with col.backend.deferred_index() if isinstance(col.backend, DeferredIndex) else contextlib.nullcontext():
+    with col.backend.bulk_load():
         for start in range(0, n, BATCH):
             col.upsert(records(x, modality, start, min(n, start + BATCH)))
     if name == "embedded":

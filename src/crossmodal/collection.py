@@ -214,7 +214,7 @@ class Collection:
             batch = list(records)
             written = {r.id for r in batch}
             gone = [i for i in dict.fromkeys(delete) if i not in written]
-            self.backend.upsert_and_delete(self._checked_batch(batch) if batch else [], gone)
+            self.backend.replace(self._checked_batch(batch) if batch else [], gone)
             return [r.id for r in batch]
         ids: list[str] = []
         batch: list[Record] = []

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from .collection import Collection, model_source
 from .errors import CollectionNotFound, ConfigError
+from .stores import transfer
 from .stores.base import CheckReport, CollectionInfo, VectorStore
 from .stores.uri import open_backend
 
 if TYPE_CHECKING:
     from .embedder import Model
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "copy_collections", "open_store"]
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -109,10 +112,44 @@ def open_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Sto
     directory holding SQLite + HNSW files); ``memory://`` keeps everything in
     memory; ``postgresql://...`` and ``qdrant://...`` reach server stores.
     ``options`` go to the backend (for the embedded store: ``exact_limit``,
-    ``read_only``).
+    ``durable`` and the HNSW parameters of
+    :class:`~crossmodal.stores.embedded.EmbeddedOptions`).
     """
     if uri is None:
         from .settings import Settings
 
         uri = Settings.from_env().store
     return Store(open_backend(uri, **options))
+
+
+def _backend(store: Store | VectorStore | str | os.PathLike[str], stack: ExitStack) -> VectorStore:
+    """The backend of a Store, a backend itself, or a path/URI opened here (and closed when ``stack`` closes)."""
+    if isinstance(store, Store):
+        return store.backend
+    if isinstance(store, (str, os.PathLike)):
+        opened = open_store(store)
+        stack.callback(opened.close)
+        return opened.backend
+    return store
+
+
+def copy_collections(
+    source: Store | VectorStore | str | os.PathLike[str],
+    destination: Store | VectorStore | str | os.PathLike[str],
+    *,
+    names: Sequence[str] | None = None,
+    batch_size: int = 1000,
+    progress: transfer.Progress | None = None,
+) -> transfer.CopyReport:
+    """Copy collections (all, or ``names``) from ``source`` to ``destination``, vectors included (nothing is
+    embedded again): stores, backends, paths or URIs (a path or URI is opened and closed here). See
+    :mod:`crossmodal.stores.transfer`.
+
+    >>> copy_collections("~/.local/share/crossmodal/store", "postgresql://db/app")        # every collection
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    with ExitStack() as stack:
+        src = _backend(source, stack)
+        dst = _backend(destination, stack)
+        return transfer.copy_collections(src, dst, names=names, batch_size=batch_size, progress=progress)

@@ -2,8 +2,10 @@
 
 Each entry opens a :class:`crossmodal.Store` in a fresh temporary directory
 (``tmp_path``); ``reopens`` says whether a second ``open`` of the same
-directory sees the same data (so persistence is tested too). A store that
-needs a service can skip itself inside ``open`` with ``pytest.skip``.
+directory sees the same data (so persistence is tested too); ``shared``
+whether several processes and machines may write the store at once (what the
+store must say of itself). A store that needs a service can skip itself
+inside ``open`` with ``pytest.skip``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class StoreCase:
     name: str
     open: Callable[[Path], crossmodal.Store]
     reopens: bool = True
+    shared: bool = False
 
 
 STORES: list[StoreCase] = [
@@ -33,9 +36,9 @@ STORES: list[StoreCase] = [
     StoreCase("embedded-hnsw", lambda tmp: crossmodal.open_store(tmp / "store", exact_limit=0, sync_every=7)),
     # server stores (issue 6; see servers.py): a real PostgreSQL + pgvector, Qdrant local mode, a Qdrant server if set.
     # Qdrant's local mode on disk commits each point to SQLite (minutes here): test_qdrant.py tests its persistence.
-    StoreCase("pgvector", open_pgvector),
+    StoreCase("pgvector", open_pgvector, shared=True),
     StoreCase("qdrant-local", lambda tmp: crossmodal.open_store("qdrant+local://:memory:"), reopens=False),
-    StoreCase("qdrant-server", open_qdrant_server),
+    StoreCase("qdrant-server", open_qdrant_server, shared=True),
 ]
 
 

@@ -424,6 +424,79 @@ def test_upsert_with_delete_writes_and_deletes_in_one_step(filled) -> None:
     assert all(h.id not in ("item-001", "item-002") for h in col.search(vector=records[1].vector, top_k=5))
 
 
+# -- the optional part of the protocol: defaults and capabilities ------------------------------------------------------
+
+
+def test_a_bulk_load_round_trips_and_searches_stay_exact_meanwhile(store, model) -> None:
+    col = store.collection("bulk", model=model)
+    rng = np.random.default_rng(8)
+    vectors = unit(rng, 150)
+    records = [Record(f"b-{i:03d}", MODALITIES[i % 3], f"ref/{i}", vectors[i], metadata=metadata_for(i))
+               for i in range(150)]
+    q = unit(rng, 1)[0]
+    with col.backend.bulk_load():
+        col.upsert(records[:80])
+        assert_same_hits(col.search(vector=q, top_k=10), exact(records[:80], q, 10))
+        col.upsert(records[80:])
+    assert col.count() == 150
+    assert_same_hits(col.search(vector=q, top_k=10), exact(records, q, 10))
+    where = {"album": {"$in": ["2021", "2023"]}}
+    assert_same_hits(col.search(vector=q, top_k=10, where=where),
+                     exact(records, q, 10, lambda r: matches(parse_where(where), r.metadata)))
+    stored = {r.id: r for r in col.items(vectors=True)}
+    assert sorted(stored) == [r.id for r in records]
+    np.testing.assert_allclose(np.stack([stored[r.id].vector for r in records]), vectors, atol=1e-3)
+    col.backend.maintain()
+    report = store.check(repair=False)  # every derived index is back, built once (pgvector: its HNSW index)
+    assert report.clean and not report.notes, report.to_dict()
+
+
+def test_a_bulk_load_cut_short_keeps_what_it_wrote(store, model) -> None:
+    col = store.collection("bulk", model=model)
+    vectors = unit(np.random.default_rng(9), 40)
+    with pytest.raises(RuntimeError, match="stopped"), col.backend.bulk_load():
+        col.upsert([Record(f"b{i}", "text", f"r{i}", vectors[i]) for i in range(40)])
+        raise RuntimeError("stopped")
+    assert col.count() == 40 and col.search(vector=vectors[7], top_k=1)[0].id == "b7"
+    col.backend.maintain()
+    report = store.check(repair=False)
+    assert report.clean and not report.notes, report.to_dict()
+
+
+def test_the_store_says_whether_several_machines_may_write_it(store, store_case) -> None:
+    from crossmodal.stores.uri import backend_class
+
+    assert store.backend.shared is store_case.shared
+    # a capability of the class, known from the URI before anything is opened (distributed ingest asks it so)
+    assert backend_class(store.uri) is type(store.backend)
+    assert type(store.backend).shared is store_case.shared and store.backend.kind
+
+
+def test_declaring_indexes_is_a_hint_that_never_changes_results(filled) -> None:
+    col, records = filled
+    q = unit(np.random.default_rng(10), 1)[0]
+    wheres = [{"album": "2022"}, {"year": {"$gte": 2020}}, {"tags": "cat"}, {"starred": True}]
+    before = [([h.id for h in col.search(vector=q, top_k=10, where=w)], col.count(where=w)) for w in wheres]
+    col.backend.declare_indexes(["album", "year", "tags", "starred"])
+    col.backend.declare_indexes(["album"])  # again, and a subset: nothing to do
+    after = [([h.id for h in col.search(vector=q, top_k=10, where=w)], col.count(where=w)) for w in wheres]
+    assert after == before
+    for w, (ids, n) in zip(wheres, after):
+        keep = [r for r in records if matches(parse_where(w), r.metadata)]
+        assert ids == [e[0] for e in exact(keep, q, 10)] and n == len(keep)
+
+
+def test_maintain_leaves_nothing_for_the_next_reader_to_catch_up(filled, store) -> None:
+    col, records = filled
+    gone = {f"item-{i:03d}" for i in range(0, 30, 3)}
+    col.delete(sorted(gone))
+    col.backend.maintain()
+    report = store.check(repair=False)
+    assert report.clean and not report.notes, report.to_dict()
+    q = unit(np.random.default_rng(11), 1)[0]
+    assert_same_hits(col.search(vector=q, top_k=10), exact([r for r in records if r.id not in gone], q, 10))
+
+
 # -- collections and persistence --------------------------------------------------------------------------------------------
 
 

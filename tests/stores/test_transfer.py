@@ -18,9 +18,9 @@ from click.testing import CliRunner
 import crossmodal
 from crossmodal import Record
 from crossmodal.cli.main import cli
-from crossmodal.errors import CollectionNotFound, SpaceMismatch
+from crossmodal.errors import CollectionNotFound, ConfigError, SpaceMismatch
+from crossmodal.store import copy_collections
 from crossmodal.stores import transfer
-from crossmodal.stores.transfer import copy_collections
 from crossmodal.testing.fake import fake_model
 
 from .servers import open_qdrant_local, pg_store_uri
@@ -143,3 +143,19 @@ def test_store_copy_command(source, tmp_path: Path) -> None:
         assert snapshot(st, "notes") == snapshot(source, "notes")
     missing = CliRunner().invoke(cli, ["store", "copy", str(tmp_path / "embedded"), str(dst), "-c", "nope"])
     assert missing.exit_code == 6 and "nope" in missing.output
+
+
+def test_the_backend_level_copy_takes_backends_and_paths_stay_a_store_convenience(source, tmp_path: Path) -> None:
+    dst = crossmodal.open_store("memory://")
+    report = transfer.copy_collections(source.backend, dst.backend, names=["notes"])
+    assert report.copied == 2 and snapshot(dst, "notes") == snapshot(source, "notes")
+    with pytest.raises(ConfigError, match="same store"):
+        transfer.copy_collections(dst.backend, dst.backend)
+    # paths and URIs are opened (and closed) by crossmodal.store.copy_collections
+    report = copy_collections(tmp_path / "embedded", tmp_path / "copy", names=["photos"], batch_size=128)
+    assert report.copied == 300 and report.destination == str(tmp_path / "copy")
+    with crossmodal.open_store(tmp_path / "copy") as st:
+        assert snapshot(st, "photos") == snapshot(source, "photos")
+    with pytest.raises(ConfigError, match="batch_size"):
+        copy_collections(tmp_path / "embedded", tmp_path / "never", batch_size=0)
+    assert not (tmp_path / "never").exists()  # refused before anything was opened

@@ -58,7 +58,7 @@ def copy(ctx: click.Context, source: str, destination: str, names: tuple[str, ..
       crossmodal store copy ~/.local/share/crossmodal/store postgresql://db/app
       crossmodal store copy postgresql://db/app qdrant://qdrant:6333 --collection photos
     """
-    from ..stores.transfer import copy_collections
+    from ..store import copy_collections
 
     src = open_store_from_options(ctx, source)
     dst = open_store_from_options(ctx, destination)

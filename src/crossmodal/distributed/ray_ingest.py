@@ -39,24 +39,21 @@ from typing import Any
 
 from ..errors import ConfigError, RuntimeUnavailable
 from ..ingest import IngestReport, _adopt_root
+from ..stores.uri import backend_class
 from .plan import plan_inputs
 
-__all__ = ["SERVER_SCHEMES", "Resources", "check_server_store", "ray_ingest", "resources_for"]
-
-#: store schemes a distributed ingest may write to
-SERVER_SCHEMES = ("postgresql", "postgres", "qdrant")
+__all__ = ["Resources", "check_server_store", "ray_ingest", "resources_for"]
 
 
 def check_server_store(uri: str) -> None:
-    """ConfigError (saying why) unless ``uri`` names a store that many machines can write to at once."""
-    scheme = uri.partition("://")[0].lower() if "://" in uri else ""
-    if scheme in SERVER_SCHEMES:
+    """ConfigError (saying why) unless ``uri`` names a store that many machines can write to at once (a store
+    class that is ``shared``); nothing is opened."""
+    store = backend_class(uri)
+    if store.shared:
         return
-    kind = {"": "the embedded store", "file": "the embedded store", "memory": "an in-memory store",
-            "qdrant+local": "Qdrant's local mode"}.get(scheme, f"a {scheme}:// store")
     raise ConfigError(
-        f"--ray needs a server store (postgresql://... or qdrant://HOST:PORT), not {kind} ({uri}): Ray workers on "
-        "other machines cannot reach a store on this machine's disk, and it takes one writer at a time. Index into "
+        f"--ray needs a server store (postgresql://... or qdrant://HOST:PORT), not {store.kind} ({uri}): Ray workers "
+        "on other machines cannot reach a store on this machine's disk, and it takes one writer at a time. Index into "
         "PostgreSQL or Qdrant and `crossmodal store copy` it into an embedded store, or use `crossmodal index` "
         "without --ray (it already decodes images on every core of this machine)")
 

@@ -3,9 +3,33 @@
 A *store* holds named collections; a *collection backend* holds items of one
 embedding space. The :class:`~crossmodal.collection.Collection` on top does
 everything that needs a model (embedding, space checks, ids, hashing); a
-backend only stores and searches vectors, so a new backend is one module
-implementing the two small protocols below and passing the contract tests in
-``tests/stores/test_contract.py``.
+backend only stores and searches vectors, so a new backend is one module (or
+one package) implementing the two small protocols below and passing the
+contract tests in ``tests/stores/test_contract.py``.
+
+A backend's collection class subclasses :class:`BackendBase` and writes the
+core: ``upsert``, ``delete``, ``get``, ``count``, ``query`` and ``scan``.
+Everything else has a default there, which a backend overrides when it can do
+better:
+
+* ``replace(records, ids)`` (a move: new items in, old ones out): the default
+  upserts first and then deletes, so a crash in between leaves both rather
+  than neither; every built-in backend makes it one atomic step;
+* ``bulk_load()``: a context manager around a large load into an empty
+  collection (default: nothing; pgvector drops its HNSW index and builds it
+  once at the end);
+* ``declare_indexes(keys)``: metadata keys that filters use often (default:
+  nothing; Qdrant builds payload indexes for them);
+* ``maintain()``: bring derived indexes up to date and save them now
+  (default: nothing; the embedded store saves its HNSW files, which it
+  otherwise does every so often while writing and on close).
+
+A store class subclasses :class:`StoreBase` and writes create, open, list,
+update and drop; ``check`` (default: counts only) and ``close`` (default:
+nothing) are optional. Two capabilities are class attributes the rest of
+crossmodal asks instead of looking at URI schemes: ``shared`` (several
+processes or machines may write at once, as distributed ingest needs) and
+``kind`` (what to call the store in messages).
 
 Rules every backend keeps:
 
@@ -15,35 +39,38 @@ Rules every backend keeps:
   they arrive), so the score is the dot product, which is the cosine.
 * ``upsert`` is atomic per call: after a crash either all its records are
   there or none; an upsert with an existing id replaces that item.
-  ``upsert_and_delete`` (a move: new items in, old ones out) is one atomic
-  step where the backend can make it one; the default, for backends that
-  cannot, upserts first and then deletes, so a crash in between leaves both
-  rather than neither.
 * strings arrive as valid Unicode (the collection encodes file names that
   are not, see :mod:`~crossmodal.stores.codec`).
 * a :class:`Selection` (modalities + a :mod:`~crossmodal.stores.filters`
-  filter) is evaluated exactly like :func:`~crossmodal.stores.filters.matches`
-  would evaluate it on the item's metadata.
+  filter) is evaluated exactly like :func:`~crossmodal.stores.filters.select`
+  would evaluate it on the item.
 * ``query`` returns the ``top_k`` best items by score, best first, ties by id;
   an approximate backend must reach recall@10 >= 0.98 against exact search.
+* a backend whose client library is an optional extra raises
+  :class:`~crossmodal.errors.StoreUnavailable` naming the extra when its
+  package is imported without it (:func:`require_extra`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, StoreUnavailable
 from ..space import Space
-from .filters import Filter
+from .filters import Selection
 
 __all__ = [
     "MAX_ID_LENGTH",
     "MODALITIES",
+    "BackendBase",
     "CheckReport",
     "CollectionBackend",
     "CollectionInfo",
@@ -51,9 +78,11 @@ __all__ = [
     "Modality",
     "Record",
     "Selection",
+    "StoreBase",
     "VectorStore",
     "check_metadata",
     "check_modalities",
+    "require_extra",
     "valid_id",
 ]
 
@@ -131,18 +160,6 @@ class Hit:
                 "reference": self.reference, "text": self.text, "path": self.path, "metadata": dict(self.metadata)}
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Which items an operation applies to: modalities (None: all) and a metadata filter (None: all)."""
-
-    modalities: tuple[str, ...] | None = None
-    where: Filter | None = None
-
-    @property
-    def everything(self) -> bool:
-        return self.where is None and (self.modalities is None or set(self.modalities) >= set(MODALITIES))
-
-
 @dataclass
 class CheckReport:
     """What ``store check`` found.
@@ -171,19 +188,13 @@ class CheckReport:
 
 @runtime_checkable
 class CollectionBackend(Protocol):
-    """The items of one collection, in one backend. Seven methods; a backend class that subclasses this one
-    explicitly inherits the default ``upsert_and_delete``."""
+    """The items of one collection, in one backend: the core six methods, then four with defaults in
+    :class:`BackendBase`."""
 
     info: CollectionInfo
 
     def upsert(self, records: Sequence[Record]) -> None:
         """Insert or replace ``records`` (each with a vector) atomically."""
-
-    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
-        """Upsert ``records`` and delete the items with ``ids`` (none of them among ``records``) in one atomic
-        step; return how many were deleted. The default upserts, then deletes."""
-        self.upsert(records)
-        return self.delete(ids) if ids else 0
 
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
         """Delete the items with these ids, or (``ids=None``) those ``selection`` picks; return how many."""
@@ -200,12 +211,73 @@ class CollectionBackend(Protocol):
     def scan(self, selection: Selection | None = None, *, vectors: bool = False) -> Iterator[Record]:
         """Every selected item, in a stable order (for ingest bookkeeping, exports and copies)."""
 
+    def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """Upsert ``records`` and delete the items with ``ids`` (none of them among ``records``) in one atomic
+        step where the backend can; return how many were deleted."""
+
+    def bulk_load(self) -> contextlib.AbstractContextManager[None]:
+        """A context for loading many items into an empty collection (searches stay correct inside it)."""
+
+    def declare_indexes(self, keys: Sequence[str]) -> None:
+        """Metadata keys that filters use often (a hint: results never depend on it)."""
+
+    def maintain(self) -> None:
+        """Bring derived indexes up to date with the items and make them durable now."""
+
+
+class BackendBase(ABC):
+    """What a collection backend inherits: the defaults of the optional methods of :class:`CollectionBackend`."""
+
+    info: CollectionInfo
+
+    @abstractmethod
+    def upsert(self, records: Sequence[Record]) -> None: ...
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int: ...
+
+    @abstractmethod
+    def get(self, ids: Sequence[str], *, vectors: bool = False) -> list[Record]: ...
+
+    @abstractmethod
+    def count(self, selection: Selection | None = None) -> int: ...
+
+    @abstractmethod
+    def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None
+              ) -> list[tuple[Record, float]]: ...
+
+    @abstractmethod
+    def scan(self, selection: Selection | None = None, *, vectors: bool = False) -> Iterator[Record]: ...
+
+    def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """Upsert, then delete: a crash in between leaves old and new items both, never neither."""
+        self.upsert(records)
+        return self.delete(ids) if ids else 0
+
+    def bulk_load(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to prepare: writes inside are ordinary writes."""
+        return contextlib.nullcontext()
+
+    def declare_indexes(self, keys: Sequence[str]) -> None:  # noqa: B027 (a default, deliberately empty)
+        """Nothing to declare: the backend filters every key equally well."""
+
+    def maintain(self) -> None:  # noqa: B027 (a default, deliberately empty)
+        """Nothing derived to save."""
+
 
 @runtime_checkable
 class VectorStore(Protocol):
     """A place that holds named collections (one directory, one database, one server)."""
 
     uri: str
+
+    @property
+    def shared(self) -> bool:
+        """Whether several processes and machines may write this store at once (distributed ingest needs it)."""
+
+    @property
+    def kind(self) -> str:
+        """What the store is, in words ("the embedded store"), for messages."""
 
     def create_collection(self, info: CollectionInfo) -> CollectionBackend:
         """Create a collection; :class:`~crossmodal.errors.CollectionExists` if the name is taken."""
@@ -227,6 +299,51 @@ class VectorStore(Protocol):
 
     def close(self) -> None:
         """Make derived state durable and release files and connections."""
+
+
+class StoreBase(ABC):
+    """What a store inherits: its capabilities (class attributes, so they are known before it is opened) and
+    the defaults of ``check`` and ``close``."""
+
+    uri: str
+    #: several processes and machines may write at once (a database server); False for one-machine stores
+    shared: ClassVar[bool] = False
+    #: the store in words, for messages ("the embedded store")
+    kind: ClassVar[str] = "a store"
+
+    @abstractmethod
+    def create_collection(self, info: CollectionInfo) -> CollectionBackend: ...
+
+    @abstractmethod
+    def open_collection(self, name: str) -> CollectionBackend: ...
+
+    @abstractmethod
+    def list_collections(self) -> list[CollectionInfo]: ...
+
+    @abstractmethod
+    def update_collection(self, info: CollectionInfo) -> None: ...
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> None: ...
+
+    def check(self, *, repair: bool = True) -> CheckReport:
+        """Nothing derived to verify: the report counts each collection's items."""
+        return CheckReport(collections={i.name: self.open_collection(i.name).count() for i in self.list_collections()})
+
+    def close(self) -> None:  # noqa: B027 (a default, deliberately empty)
+        """Nothing to release."""
+
+
+def require_extra(modules: Sequence[str], *, store: str, extra: str) -> None:
+    """Import a backend's client ``modules`` (which come with ``pip install 'crossmodal[EXTRA]'``), or raise the
+    :class:`~crossmodal.errors.StoreUnavailable` that names the extra to install. Backend packages call it first."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            detail = f"{exc.name} is missing" if exc.name else (str(exc).splitlines() or ["it failed"])[0][:200]
+            raise StoreUnavailable(f"the {store} store needs the {extra!r} extra, which is not installed ({detail}): "
+                                   f"pip install 'crossmodal[{extra}]'") from exc
 
 
 # -- validation shared by every backend ---------------------------------------------------------------------------

@@ -11,9 +11,12 @@ A filter is written as a dict, MongoDB-style::
 
 Keys at one level are ANDed. :func:`parse_where` turns the dict into a small
 tree (:class:`Cond`, :class:`And`, :class:`Or`, :class:`Not`) that each
-backend translates (SQL, JSONB, Qdrant payload filters). :func:`matches` is
-the reference semantics, used by the memory store and by the contract tests
-to check every other backend:
+backend translates (SQL, JSONB, Qdrant payload filters). A
+:class:`Selection` is what an operation applies to: modalities plus a filter.
+:func:`matches` (a filter on metadata) and :func:`select` (a selection on an
+item) are the reference semantics, used by the memory store, by Qdrant for
+what its own filters cannot decide, and by the contract tests to check every
+other backend:
 
 * a list value matches when any element matches (``{"tags": "cat"}`` finds
   ``tags: ["cat", "pet"]``), as in MongoDB, Qdrant and Postgres ``@>``;
@@ -39,12 +42,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 from ..errors import ConfigError
 
-__all__ = ["MAX_CONDITIONS", "MAX_DEPTH", "MAX_VALUES", "OPS", "And", "Cond", "Filter", "Not", "Or", "and_",
-           "check_filter", "matches", "parse_where", "values_of"]
+__all__ = ["MAX_CONDITIONS", "MAX_DEPTH", "MAX_VALUES", "OPS", "And", "Cond", "Filter", "Not", "Or", "Selection",
+           "and_", "check_filter", "matches", "parse_where", "select", "values_of"]
 
 #: comparison operators (the ``$`` is dropped in the tree)
 OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "exists")
@@ -290,3 +293,30 @@ def matches(f: Filter | None, metadata: Mapping[str, Any]) -> bool:
     if isinstance(f, Or):
         return any(matches(p, metadata) for p in f.parts)
     return not matches(f.part, metadata)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which items an operation applies to: modalities (None: all) and a metadata filter (None: all)."""
+
+    modalities: tuple[str, ...] | None = None
+    where: Filter | None = None
+
+
+class Item(Protocol):
+    """What :func:`select` reads of a stored item (a :class:`~crossmodal.stores.base.Record`)."""
+
+    @property
+    def modality(self) -> str: ...
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+
+
+def select(item: Item, selection: Selection | None) -> bool:
+    """Whether ``selection`` picks ``item`` (the reference semantics for every store)."""
+    if selection is None:
+        return True
+    if selection.modalities is not None and item.modality not in selection.modalities:
+        return False
+    return matches(selection.where, item.metadata)

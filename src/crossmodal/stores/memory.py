@@ -10,26 +10,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
-from ..errors import CollectionExists, CollectionNotFound
-from .base import CheckReport, CollectionInfo, Record, Selection
-from .filters import matches
+from ..errors import CollectionExists, CollectionNotFound, ConfigError
+from .base import BackendBase, CollectionInfo, Record, StoreBase
+from .filters import Selection, select
 
-__all__ = ["MemoryCollection", "MemoryStore", "select"]
-
-
-def select(record: Record, selection: Selection | None) -> bool:
-    """Whether ``selection`` picks ``record`` (the reference semantics for every store)."""
-    if selection is None:
-        return True
-    if selection.modalities is not None and record.modality not in selection.modalities:
-        return False
-    return matches(selection.where, record.metadata)
+__all__ = ["MemoryCollection", "MemoryStore"]
 
 
-class MemoryCollection:
+class MemoryCollection(BackendBase):
     def __init__(self, info: CollectionInfo) -> None:
         self.info = info
         self._items: dict[str, Record] = {}
@@ -41,7 +33,7 @@ class MemoryCollection:
                 vec = np.array(r.vector, dtype=np.float32, copy=True)
                 self._items[r.id] = replace(r, vector=vec, metadata=dict(r.metadata))
 
-    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+    def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
         with self._lock:
             self.upsert(records)
             return self.delete(ids)
@@ -82,10 +74,14 @@ class MemoryCollection:
             yield r if vectors else r.without_vector()
 
 
-class MemoryStore:
+class MemoryStore(StoreBase):
     """Collections in a dict; gone when the process ends."""
 
-    def __init__(self, uri: str = "memory://") -> None:
+    kind = "an in-memory store"
+
+    def __init__(self, uri: str = "memory://", **options: Any) -> None:
+        if options:
+            raise ConfigError(f"the in-memory store takes no options, got {', '.join(sorted(options))}")
         self.uri = uri
         self._collections: dict[str, MemoryCollection] = {}
 
@@ -110,9 +106,3 @@ class MemoryStore:
     def drop_collection(self, name: str) -> None:
         self.open_collection(name)
         del self._collections[name]
-
-    def check(self, *, repair: bool = True) -> CheckReport:
-        return CheckReport(collections={n: c.count() for n, c in self._collections.items()})
-
-    def close(self) -> None:
-        pass

@@ -1,8 +1,9 @@
-"""Copying collections between stores, vectors included: no model, no re-embedding.
+"""Copying collections between store backends, vectors included: no model, no re-embedding.
 
 >>> from crossmodal.stores.transfer import copy_collections
->>> copy_collections("~/.local/share/crossmodal/store", "postgresql://db/app")        # every collection
->>> copy_collections(src_store, dst_store, names=["photos"], batch_size=2000)
+>>> copy_collections(src_backend, dst_backend, names=["photos"], batch_size=2000)
+
+(:func:`crossmodal.store.copy_collections` takes stores, paths and URIs too.)
 
 Each collection is created in the destination with the source's
 :class:`~crossmodal.stores.base.CollectionInfo` (same space fingerprint, root
@@ -11,35 +12,28 @@ space (:class:`~crossmodal.errors.SpaceMismatch` otherwise). Items are read
 in id order and upserted in batches, so an interrupted copy is simply run
 again: ids are kept, nothing is duplicated, and the rerun completes it.
 Items already in the destination that the source lacks are left alone (and
-reported). Destinations that load faster with their ANN index built once at
-the end (pgvector) do so for large copies into an empty collection.
+reported). A large copy into an empty collection runs inside the
+destination's :meth:`~crossmodal.stores.base.CollectionBackend.bulk_load`
+(pgvector builds its ANN index once, at the end).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any
 
 from ..errors import CollectionNotFound, ConfigError
 from .base import CollectionBackend, Record, VectorStore
 
-__all__ = ["CollectionCopy", "CopyReport", "copy_collections"]
+__all__ = ["BULK_THRESHOLD", "CollectionCopy", "CopyReport", "Progress", "copy_collection", "copy_collections"]
 
-#: copies at least this large into an empty destination defer its ANN index to the end
+#: copies at least this large into an empty destination run as the destination's bulk load
 BULK_THRESHOLD = 10_000
 
 Progress = Callable[[str, int, int], None]
-
-
-@runtime_checkable
-class DeferredIndex(Protocol):
-    """A backend whose ANN index can be dropped during a bulk load and built once at the end."""
-
-    def deferred_index(self) -> contextlib.AbstractContextManager[None]: ...
 
 
 @dataclass
@@ -69,17 +63,6 @@ class CopyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "destination": self.destination, "copied": self.copied,
                 "collections": [c.to_dict() for c in self.collections]}
-
-
-def _backend(store: Any) -> tuple[VectorStore, bool]:
-    """A VectorStore from a Store, a VectorStore, or a path/URI (opened here: the bool says we must close it)."""
-    from ..store import Store, open_store
-
-    if isinstance(store, Store):
-        return store.backend, False
-    if isinstance(store, (str, os.PathLike)):
-        return open_store(store).backend, True
-    return store, False
 
 
 def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
@@ -112,8 +95,8 @@ def copy_collection(src_col: CollectionBackend, dst: VectorStore, *, batch_size:
     report = CollectionCopy(name)
     total = src_col.count()
     dst_col = _target(dst, src_col, report)
-    bulk = dst_col.count() == 0 and total >= BULK_THRESHOLD and isinstance(dst_col, DeferredIndex)
-    with cast(DeferredIndex, dst_col).deferred_index() if bulk else contextlib.nullcontext():
+    bulk = dst_col.count() == 0 and total >= BULK_THRESHOLD
+    with dst_col.bulk_load() if bulk else contextlib.nullcontext():
         for batch in _batches(src_col.scan(vectors=True), batch_size):
             dst_col.upsert(batch)
             report.copied += len(batch)
@@ -125,41 +108,28 @@ def copy_collection(src_col: CollectionBackend, dst: VectorStore, *, batch_size:
 
 
 def copy_collections(
-    source: Any,
-    destination: Any,
+    src: VectorStore,
+    dst: VectorStore,
     *,
     names: Sequence[str] | None = None,
     batch_size: int = 1000,
     progress: Progress | None = None,
 ) -> CopyReport:
-    """Copy collections (all, or ``names``) from ``source`` to ``destination``: stores, backends, paths or URIs."""
+    """Copy collections (all, or ``names``) from backend ``src`` to backend ``dst``; see the module docstring."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    src, close_src = _backend(source)
-    try:
-        dst, close_dst = _backend(destination)
-    except BaseException:
-        if close_src:
-            src.close()
-        raise
-    try:
-        if src.uri == dst.uri and src is not dst and not src.uri.startswith("memory:"):
-            raise ConfigError(f"source and destination are the same store ({src.uri})")
-        if src is dst:
-            raise ConfigError("source and destination are the same store")
-        known = [i.name for i in src.list_collections()]
-        wanted = list(names) if names else known
-        missing = [n for n in wanted if n not in known]
-        if missing:
-            raise CollectionNotFound(f"no collection {', '.join(map(repr, missing))} in {src.uri} "
-                                     f"(collections: {', '.join(known) or 'none'})")
-        report = CopyReport(src.uri, dst.uri)
-        for name in wanted:
-            report.collections.append(copy_collection(src.open_collection(name), dst, batch_size=batch_size,
-                                                      progress=progress))
-        return report
-    finally:
-        if close_dst:
-            dst.close()
-        if close_src:
-            src.close()
+    if src.uri == dst.uri and src is not dst and not src.uri.startswith("memory:"):
+        raise ConfigError(f"source and destination are the same store ({src.uri})")
+    if src is dst:
+        raise ConfigError("source and destination are the same store")
+    known = [i.name for i in src.list_collections()]
+    wanted = list(names) if names else known
+    missing = [n for n in wanted if n not in known]
+    if missing:
+        raise CollectionNotFound(f"no collection {', '.join(map(repr, missing))} in {src.uri} "
+                                 f"(collections: {', '.join(known) or 'none'})")
+    report = CopyReport(src.uri, dst.uri)
+    for name in wanted:
+        report.collections.append(copy_collection(src.open_collection(name), dst, batch_size=batch_size,
+                                                  progress=progress))
+    return report

@@ -1,4 +1,4 @@
-"""Store URIs -> backends. Which module serves which scheme is data, in :data:`SCHEMES`.
+"""Store URIs -> backends. Which package serves which scheme is data, in :data:`SCHEMES`.
 
 =================================  ===========================================
 ``/some/dir``, ``file:///dir``     the embedded store (SQLite + HNSW) in that directory
@@ -8,11 +8,12 @@
 ``qdrant+local://PATH``            Qdrant's local mode
 =================================  ===========================================
 
-A new backend adds one line here: its scheme and ``"module:factory"``, where
-``factory(uri, **options)`` returns a :class:`~crossmodal.stores.base.VectorStore`
-(and, if its client library is an optional extra, a line in :data:`EXTRAS`:
-without the library, opening the store raises :class:`StoreUnavailable` naming
-the extra to install).
+A new backend adds one line here: its scheme and ``"module:class"``, where
+``class(uri, **options)`` is a :class:`~crossmodal.stores.base.VectorStore`
+(a :class:`~crossmodal.stores.base.StoreBase`). A backend whose client
+library is an optional extra raises :class:`StoreUnavailable` naming the
+extra when its package is imported without it
+(:func:`~crossmodal.stores.base.require_extra`).
 """
 
 from __future__ import annotations
@@ -23,27 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StoreUnavailable
-from .base import VectorStore
+from .base import StoreBase, VectorStore
 
-__all__ = ["EXTRAS", "SCHEMES", "embedded_path", "open_backend"]
+__all__ = ["SCHEMES", "backend_class", "embedded_path", "open_backend"]
 
-#: scheme -> "module:factory" (imported only when used)
+#: scheme -> "module:class" (imported only when used)
 SCHEMES: dict[str, str] = {
     "memory": "crossmodal.stores.memory:MemoryStore",
     "file": "crossmodal.stores.embedded:EmbeddedStore",
     "postgresql": "crossmodal.stores.pgvector:PgvectorStore",
     "postgres": "crossmodal.stores.pgvector:PgvectorStore",
     "qdrant": "crossmodal.stores.qdrant:QdrantStore",
-    "qdrant+local": "crossmodal.stores.qdrant:QdrantStore",
-}
-
-
-#: scheme -> the ``pip install 'crossmodal[EXTRA]'`` extra its client library comes with
-EXTRAS: dict[str, str] = {
-    "postgresql": "postgres",
-    "postgres": "postgres",
-    "qdrant": "qdrant",
-    "qdrant+local": "qdrant",
+    "qdrant+local": "crossmodal.stores.qdrant:QdrantLocalStore",
 }
 
 
@@ -62,8 +54,9 @@ def embedded_path(uri: str | os.PathLike[str]) -> Path | None:
     return Path(text.removeprefix("file://")).expanduser().absolute()
 
 
-def open_backend(uri: str | os.PathLike[str], **options: Any) -> VectorStore:
-    """The backend for a path or URI (see the table above)."""
+def backend_class(uri: str | os.PathLike[str]) -> type[StoreBase]:
+    """The store class for a path or URI, without opening anything (its capabilities, ``shared`` and ``kind``,
+    are class attributes)."""
     text = os.fspath(uri)
     if not text:
         raise ConfigError("store location is empty; give a directory or a URI such as memory://")
@@ -72,17 +65,23 @@ def open_backend(uri: str | os.PathLike[str], **options: Any) -> VectorStore:
     if target is None:
         raise ConfigError(f"unknown store scheme {scheme!r} in {text!r}; known: {', '.join(sorted(SCHEMES))}, "
                           "or a directory path for the embedded store")
-    module_name, _, factory = target.partition(":")
+    module_name, _, name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
+    except ImportError as exc:  # a backend's missing extra is its own StoreUnavailable; this is anything else
         if isinstance(exc, ModuleNotFoundError) and exc.name and module_name.startswith(exc.name):
             raise StoreUnavailable(f"the {scheme}:// store is not available in this version of crossmodal") from exc
-        # A store's client library is an optional extra: not having it is a store problem, not a model one.
-        extra = EXTRAS.get(scheme, scheme)
-        detail = f"{exc.name} is missing" if exc.name else (str(exc).splitlines() or ["it failed to import"])[0][:200]
-        raise StoreUnavailable(f"the {scheme}:// store needs the {extra!r} extra, which is not installed "
-                               f"({detail}): pip install 'crossmodal[{extra}]'") from exc
-    if scheme == "file" and text.startswith("file://"):
+        detail = f"{exc.name} is missing" if exc.name else (str(exc).splitlines() or ["it failed"])[0][:200]
+        raise StoreUnavailable(f"the {scheme}:// store cannot be loaded ({detail})") from exc
+    cls: type[StoreBase] = getattr(module, name)
+    return cls
+
+
+def open_backend(uri: str | os.PathLike[str], **options: Any) -> VectorStore:
+    """The backend for a path or URI (see the table above), opened with ``options``."""
+    cls = backend_class(uri)
+    text = os.fspath(uri)
+    if _scheme(text) == "file" and text.startswith("file://"):
         text = text[len("file://"):]
-    return getattr(module, factory)(text, **options)
+    store: VectorStore = cls(text, **options)  # type: ignore[call-arg]
+    return store

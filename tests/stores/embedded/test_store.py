@@ -139,7 +139,7 @@ def test_a_reader_catches_up_with_another_writer(tmp_path: Path) -> None:
     assert rcol.search(vector=vectors[10], top_k=1)[0].id != "v10"
     # the writer saves its HNSW files (pruning the deletion log); the reader's older view must notice
     wcol.delete([f"v{i}" for i in range(0, 300, 2)])
-    wcol.backend.sync(min_changes=1)
+    wcol.backend.maintain()
     hits = rcol.search(vector=vectors[20], top_k=50)
     assert all(int(h.id[1:]) % 2 or int(h.id[1:]) >= 300 for h in hits)
     view = rcol.backend.derived("image").view
@@ -238,7 +238,7 @@ def test_open_store_picks_the_backend_by_uri(tmp_path: Path) -> None:
 
 
 def test_rescoring_only_what_the_error_bound_keeps_gives_the_same_hits(big, monkeypatch) -> None:
-    from crossmodal.stores.views import AnnView
+    from crossmodal.stores.embedded.views import AnnView
 
     st, col, vectors = big
     queries = clustered(30, 32, seed=11)

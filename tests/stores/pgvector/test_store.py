@@ -25,12 +25,12 @@ from crossmodal.errors import InputError, StoreUnavailable
 from crossmodal.space import Space
 from crossmodal.stores.base import CollectionInfo, Selection
 from crossmodal.stores.filters import matches, parse_where
-from crossmodal.stores.pg_schema import MIGRATIONS, Migration, migrate, schema_version
 from crossmodal.stores.pgvector import PgvectorStore
+from crossmodal.stores.pgvector.schema import MIGRATIONS, Migration, migrate, schema_version
 from crossmodal.testing.fake import fake_model
 
-from . import filter_cases
-from .servers import open_pgvector, pg_server_uri, pg_store_uri
+from .. import filter_cases
+from ..servers import open_pgvector, pg_server_uri, pg_store_uri
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -160,7 +160,7 @@ def test_random_filters_at_the_edges_match_the_reference_evaluator(store) -> Non
 def test_filters_on_nul_characters_compile_to_what_postgresql_can_store() -> None:
     """PostgreSQL text holds no NUL: such keys and strings become the same test on storable values (no server)."""
     from crossmodal.stores.filters import Cond
-    from crossmodal.stores.pg_sql import _storable, filter_sql
+    from crossmodal.stores.pgvector.sql import _storable, filter_sql
 
     rng = random.Random(3)
     alphabet = ["", "a", "ab", "ab\x01", "b", "\x01", "é", "😀"]
@@ -314,7 +314,7 @@ def test_bulk_load_defers_the_index_and_check_builds_one_left_missing(store) -> 
     def has_index() -> bool:
         return bool(sql("SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s", schema_of(store), index))
 
-    with backend.deferred_index():
+    with backend.bulk_load():
         assert not has_index()
         col.upsert([Record(f"b{i}", "text", f"r{i}", vectors[i]) for i in range(500)])
         assert col.search(vector=vectors[7], top_k=1)[0].id == "b7"  # exact meanwhile

@@ -21,19 +21,19 @@ import json
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .base import MODALITIES, CheckReport
-from .codec import decode_text
+from ..base import MODALITIES, CheckReport, CollectionInfo
+from ..codec import decode_text
+from .collection import EmbeddedCollection
+from .database import Database
 from .derived import read_snapshot, vectors_of
 from .sqlite import attr_rows
 from .views import AnnView
-
-if TYPE_CHECKING:
-    from .embedded import EmbeddedCollection, EmbeddedStore
 
 __all__ = ["check_store"]
 
@@ -52,13 +52,13 @@ def _list(ids: list[str], limit: int = 5) -> str:
     return ", ".join(map(repr, ids[:limit])) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def _check_rows(store: EmbeddedStore, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+def _check_rows(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
     name, dim, normalized = col.info.name, col.dim, col.info.space.normalized
     bad_vectors: list[str] = []
     bad_attrs: list[tuple[int, str, Any]] = []
     after = 0
     while True:
-        with store.read() as conn:
+        with db.read() as conn:
             rows = conn.execute("SELECT key, id, metadata, vector FROM items WHERE cid=? AND key>? ORDER BY key "
                                 "LIMIT ?", (col.cid, after, _PAGE)).fetchall()
             if not rows:
@@ -94,15 +94,15 @@ def _check_rows(store: EmbeddedStore, col: EmbeddedCollection, report: CheckRepo
                f"{len(bad_attrs)} items ({_list([b[1] for b in bad_attrs])})")
         _problem(report, msg, repair)
         if repair:
-            with store.write() as conn:
+            with db.write() as conn:
                 for key, _, metadata in bad_attrs:
                     conn.execute("DELETE FROM attrs WHERE key=?", (key,))
                     conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(key, col.cid, metadata))
             report.repairs.append(f"collection {name!r}: rewrote the filter index of {len(bad_attrs)} items")
 
 
-def _check_counts(store: EmbeddedStore, col: EmbeddedCollection, report: CheckReport, repair: bool) -> int:
-    with store.read() as conn:
+def _check_counts(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> int:
+    with db.read() as conn:
         actual = dict(conn.execute("SELECT modality, count(*) FROM items WHERE cid=? GROUP BY modality", (col.cid,)))
         recorded = dict(conn.execute("SELECT modality, n FROM counts WHERE cid=?", (col.cid,)))
         orphans = conn.execute("SELECT count(*) FROM attrs WHERE cid=? AND key NOT IN (SELECT key FROM items)",
@@ -111,23 +111,23 @@ def _check_counts(store: EmbeddedStore, col: EmbeddedCollection, report: CheckRe
         _problem(report, f"collection {col.info.name!r}: recorded counts {recorded} differ from the items {actual}",
                  repair)
         if repair:
-            with store.write() as conn:
+            with db.write() as conn:
                 conn.execute("DELETE FROM counts WHERE cid=?", (col.cid,))
                 conn.executemany("INSERT INTO counts VALUES (?, ?, ?)", [(col.cid, m, n) for m, n in actual.items()])
             report.repairs.append(f"collection {col.info.name!r}: recounted items")
     if orphans:
         _problem(report, f"collection {col.info.name!r}: {orphans} filter rows of deleted items", repair)
         if repair:
-            with store.write() as conn:
+            with db.write() as conn:
                 conn.execute("DELETE FROM attrs WHERE cid=? AND key NOT IN (SELECT key FROM items)", (col.cid,))
             report.repairs.append(f"collection {col.info.name!r}: removed {orphans} stale filter rows")
     return sum(actual.values())
 
 
-def _check_ann(store: EmbeddedStore, col: EmbeddedCollection, modality: str, report: CheckReport, repair: bool) -> None:
+def _check_ann(db: Database, col: EmbeddedCollection, modality: str, report: CheckReport, repair: bool) -> None:
     derived = col.derived(modality)
     label = f"collection {col.info.name!r} ({modality})"
-    with store.read() as conn:
+    with db.read() as conn:
         n = int((conn.execute("SELECT n FROM counts WHERE cid=? AND modality=?", (col.cid, modality)).fetchone()
                  or [0])[0])
         if not derived.want_ann(n):
@@ -159,14 +159,14 @@ def _check_ann(store: EmbeddedStore, col: EmbeddedCollection, modality: str, rep
             if repair:
                 derived.rebuild(conn, n, snap)
     if problems and repair:
-        derived.persist(store.write, 1, replace=True)
+        derived.persist(db.write, 1, replace=True)
         report.repairs.append(f"{label}: rebuilt the HNSW index from SQLite ({len(db_keys)} items)")
     elif lag:
         if repair:
-            derived.persist(store.write, 1)
+            derived.persist(db.write, 1)
         report.notes.append(f"{label}: HNSW index caught up with {lag} changes" + (" and saved" if repair else ""))
     elif derived.file is None and repair:
-        derived.persist(store.write, 1)
+        derived.persist(db.write, 1)
         report.notes.append(f"{label}: built the HNSW index ({len(db_keys)} items)")
 
 
@@ -180,9 +180,9 @@ def _file_of(source: str, root: str | None) -> Path | None:
     return Path(root) / path if root else None
 
 
-def _check_moves(store: EmbeddedStore, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+def _check_moves(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
     """Items whose file is gone, holding the content of an item whose file exists: an interrupted move's."""
-    with store.read() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT modality, content_hash, id, source FROM items WHERE cid=? AND source != '' AND "
             "(modality, content_hash) IN (SELECT modality, content_hash FROM items WHERE cid=? AND source != '' "
@@ -205,11 +205,11 @@ def _check_moves(store: EmbeddedStore, col: EmbeddedCollection, report: CheckRep
         report.repairs.append(f"collection {col.info.name!r}: deleted {len(leftovers)} items left by moved files")
 
 
-def _strays(store: EmbeddedStore, report: CheckReport, repair: bool) -> None:
-    with store.read() as conn:
+def _strays(db: Database, report: CheckReport, repair: bool) -> None:
+    with db.read() as conn:
         named = {f for (f,) in conn.execute("SELECT file FROM ann")}
     now = time.time()
-    for path in sorted(store.index_dir.iterdir()):
+    for path in sorted(db.index_dir.iterdir()):
         if path.name in named or not path.is_file():
             continue
         if now - path.stat().st_mtime < STRAY_AGE_S:
@@ -221,20 +221,22 @@ def _strays(store: EmbeddedStore, report: CheckReport, repair: bool) -> None:
             report.notes.append(f"{path.name}: an index file no record names (an interrupted save)")
 
 
-def check_store(store: EmbeddedStore, *, repair: bool = True) -> CheckReport:
+def check_store(db: Database, list_collections: Callable[[], list[CollectionInfo]],
+                open_collection: Callable[[str], EmbeddedCollection], *, repair: bool = True) -> CheckReport:
+    """Check (and with ``repair``, repair) the database ``db`` and its collections (see the module docstring)."""
     report = CheckReport()
-    with store.read() as conn:
+    with db.read() as conn:
         result = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
     if result != ["ok"]:
         _problem(report, "SQLite integrity check failed: " + "; ".join(result[:5])
                  + " (restore store.db from a backup, or index the sources again)", False)
         return report
-    for info in store.list_collections():
-        col = store.open_collection(info.name)
-        _check_moves(store, col, report, repair)
-        report.collections[info.name] = _check_counts(store, col, report, repair)
-        _check_rows(store, col, report, repair)
+    for info in list_collections():
+        col = open_collection(info.name)
+        _check_moves(db, col, report, repair)
+        report.collections[info.name] = _check_counts(db, col, report, repair)
+        _check_rows(db, col, report, repair)
         for modality in MODALITIES:
-            _check_ann(store, col, modality, report, repair)
-    _strays(store, report, repair)
+            _check_ann(db, col, modality, report, repair)
+    _strays(db, report, repair)
     return report

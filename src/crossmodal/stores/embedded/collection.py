@@ -1,15 +1,9 @@
-"""The embedded store (the default): one directory, SQLite in WAL mode plus derived HNSW files.
-
-::
-
-    STORE/
-      store.db, store.db-wal, store.db-shm   items, metadata, vectors: the single source of truth
-      index/c<cid>-<modality>-<id>.usearch   HNSW per collection and modality, derived from store.db
+"""One collection of the embedded store: its writes, reads and search plan.
 
 Every write is one SQLite transaction, so a killed process loses at most the
 batch it was writing. The HNSW files are caches: each records the state it
 reflects, is caught up from SQLite before it answers, and is rebuilt if it is
-missing or unreadable (see :mod:`~crossmodal.stores.derived`), so the two
+missing or unreadable (see :mod:`~crossmodal.stores.embedded.derived`), so the two
 cannot disagree. Readers in other processes (and threads) run while one
 process writes.
 
@@ -32,26 +26,23 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import CollectionExists, CollectionNotFound, StoreCorrupt, StoreError, StoreUnavailable
-from .base import MODALITIES, CheckReport, CollectionInfo, Record, Selection
-from .derived import Derived, read_snapshot, record_digests, vectors_of
-from .filters import matches
-from .sqlite import attr_rows, connect, filter_sql, init_schema, pack_metadata
-from .views import AnnParams, AnnView, dot, kth_largest, top_with_ties
+from ...errors import CollectionNotFound, StoreCorrupt
+from ..base import MODALITIES, BackendBase, CollectionInfo, Record
+from ..filters import Selection, matches
+from .database import Database
+from .derived import Derived, read_snapshot, vectors_of
+from .options import EmbeddedOptions
+from .sqlite import attr_rows, filter_sql, pack_metadata
+from .views import AnnView, dot, kth_largest, top_with_ties
 
-__all__ = ["EmbeddedCollection", "EmbeddedStore"]
+__all__ = ["CLOSE_LAG", "EmbeddedCollection"]
 
-DB_NAME = "store.db"
-INDEX_DIR = "index"
 _CHUNK = 5_000  # ids or keys per IN (...) list
 #: on close, HNSW views lagging their files by fewer changes are left for readers to catch up (a fraction of a second)
 CLOSE_LAG = 1_000
@@ -75,16 +66,17 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-class EmbeddedCollection:
+class EmbeddedCollection(BackendBase):
     """One collection's items in the embedded store (see the module docstring for the search plan)."""
 
-    def __init__(self, store: EmbeddedStore, cid: int, info: CollectionInfo) -> None:
-        self.store = store
+    def __init__(self, db: Database, options: EmbeddedOptions, cid: int, info: CollectionInfo) -> None:
+        self.db = db
+        self.options = options
         self.cid = cid
         self.info = info
         self.dim = info.space.dim
-        self._derived = {m: Derived(cid, m, self.dim, store.index_dir, store.exact_limit, store.ann_params)
-                         for m in MODALITIES}
+        ann = options.ann_params
+        self._derived = {m: Derived(cid, m, self.dim, db.index_dir, options.exact_limit, ann) for m in MODALITIES}
         self._written_since_check = 0
         self._dirty: set[str] = set()
 
@@ -92,7 +84,7 @@ class EmbeddedCollection:
 
     def _alive(self, conn: sqlite3.Connection) -> None:
         if conn.execute("SELECT 1 FROM collections WHERE cid=?", (self.cid,)).fetchone() is None:
-            raise CollectionNotFound(f"collection {self.info.name!r} was deleted from {self.store.uri}")
+            raise CollectionNotFound(f"collection {self.info.name!r} was deleted from {self.db.uri}")
 
     def _counts(self, conn: sqlite3.Connection) -> dict[str, int]:
         return dict(conn.execute("SELECT modality, n FROM counts WHERE cid=?", (self.cid,)).fetchall())
@@ -114,16 +106,16 @@ class EmbeddedCollection:
     # -- writing ----------------------------------------------------------------------------------------------------
 
     def upsert(self, records: Sequence[Record]) -> None:
-        self.upsert_and_delete(records, ())
+        self.replace(records, ())
 
-    def upsert_and_delete(self, records: Sequence[Record], ids: Sequence[str]) -> int:
-        """Upsert and delete in one SQLite transaction (see :meth:`CollectionBackend.upsert_and_delete`)."""
+    def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """Upsert and delete in one SQLite transaction (see :meth:`CollectionBackend.replace`)."""
         latest = {r.id: r for r in records}  # the last record of an id wins, as if upserted one by one
         doomed = [i for i in dict.fromkeys(ids) if i not in latest]
         if not latest and not doomed:
             return 0
         delta: Counter[str] = Counter()
-        with self.store.write() as conn:
+        with self.db.write() as conn:
             self._alive(conn)
             if latest:
                 self._write_rows(conn, latest, delta)
@@ -190,12 +182,12 @@ class EmbeddedCollection:
         """Every so often, bring large HNSW views up to date and save them, so a crash leaves little to catch up."""
         self._dirty.update(delta)
         self._written_since_check += n
-        if self._written_since_check >= self.store.sync_every:
+        if self._written_since_check >= self.options.save_every:
             self._written_since_check = 0
-            self.sync()
+            self._sync()
 
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
-        with self.store.write() as conn:
+        with self.db.write() as conn:
             self._alive(conn)
             if ids is not None:
                 gone = self._keys_of(conn, list(dict.fromkeys(ids)))
@@ -213,7 +205,7 @@ class EmbeddedCollection:
 
     def get(self, ids: Sequence[str], *, vectors: bool = False) -> list[Record]:
         found: dict[str, Record] = {}
-        with self.store.read() as conn:
+        with self.db.read() as conn:
             self._alive(conn)
             unique = list(dict.fromkeys(ids))
             for chunk in _chunks(unique):
@@ -223,7 +215,7 @@ class EmbeddedCollection:
         return [found[i] for i in ids if i in found]
 
     def count(self, selection: Selection | None = None) -> int:
-        with self.store.read() as conn:
+        with self.db.read() as conn:
             self._alive(conn)
             if selection is None or selection.where is None:
                 counts = self._counts(conn)
@@ -236,7 +228,7 @@ class EmbeddedCollection:
         sql, params = self._where(selection)
         after = ""
         while True:  # keyset pages, each its own short read, so a long scan never blocks writers or checkpoints
-            with self.store.read() as conn:
+            with self.db.read() as conn:
                 self._alive(conn)
                 rows = conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE cid=? AND id>?{sql} "
                                     "ORDER BY id LIMIT 1000", (self.cid, after, *params)).fetchall()
@@ -252,10 +244,10 @@ class EmbeddedCollection:
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         selection = selection or Selection()
         fsql = filter_sql(selection.where, self.cid) if selection.where is not None else None
-        limit = self.store.exact_limit
+        limit = self.options.exact_limit
         found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
         allowed: np.ndarray | None = None
-        with self.store.read() as conn:
+        with self.db.read() as conn:
             self._alive(conn)
             counts = self._counts(conn)
             snap = read_snapshot(conn)
@@ -290,7 +282,7 @@ class EmbeddedCollection:
                     found.append((*view.search(q, top_k, allowed), 0.0))
             hits = self._fetch(conn, found, top_k, q)
         for m in MODALITIES:  # a reader that had to catch up a lot saves its work for the next process
-            self._derived[m].persist(self.store.write)
+            self._derived[m].persist(self.db.write)
         return hits
 
     def _exact_filtered(self, conn: sqlite3.Connection, modality: str, fsql: tuple[str, list[Any]], q: np.ndarray,
@@ -350,211 +342,35 @@ class EmbeddedCollection:
 
     # -- derived indexes ------------------------------------------------------------------------------------------------
 
-    def sync(self, *, min_changes: int | None = None, modalities: Sequence[str] | None = None) -> list[str]:
+    def _sync(self, *, min_changes: int | None = None, modalities: Sequence[str] | None = None) -> list[str]:
         """Bring the HNSW views of large modalities up to date; save those lagging their files by ``min_changes``
         (default: a bar that grows with the file, see :meth:`Derived.lagging`)."""
         saved = []
         for m in modalities or MODALITIES:
             derived = self._derived[m]
-            with self.store.read() as conn:
+            with self.db.read() as conn:
                 self._alive(conn)
                 n = self._counts(conn).get(m, 0)
                 if not derived.want_ann(n):
                     continue
                 with derived.lock:
                     derived.current(conn, n, read_snapshot(conn))
-            if derived.persist(self.store.write, min_changes):
+            if derived.persist(self.db.write, min_changes):
                 saved.append(m)
         return saved
 
     def derived(self, modality: str) -> Derived:
+        """The derived view of one modality (for ``store check``)."""
         return self._derived[modality]
 
+    def maintain(self) -> None:
+        """Bring the HNSW views of large modalities up to date and save every one that lags its file."""
+        self._sync(min_changes=1)
+        self._dirty.clear()
+
     def flush(self) -> None:
-        """Save HNSW views this process changed, unless the lag is small enough for readers to catch up at once."""
+        """Save HNSW views this process changed, unless the lag is small enough for readers to catch up at once
+        (what closing the store does)."""
         if self._dirty:
-            self.sync(min_changes=CLOSE_LAG, modalities=sorted(self._dirty))
+            self._sync(min_changes=CLOSE_LAG, modalities=sorted(self._dirty))
             self._dirty.clear()
-
-
-class EmbeddedStore:
-    """Collections in one directory (see the module docstring). Options:
-
-    * ``exact_limit``: search exactly while a modality (or a filter's result) has at most this many items;
-    * ``durable``: fsync every commit (default True; False survives a killed process but maybe not a power cut);
-    * ``sync_every``: after this many written items, a writer brings large HNSW views up to date (and saves
-      them when they lag enough), so an interrupted ingest leaves little for the next reader to catch up;
-    * ``connectivity``, ``expansion_add``, ``expansion_search``, ``ann_dtype``: HNSW parameters.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        exact_limit: int = 10_000,
-        durable: bool = True,
-        sync_every: int | None = None,
-        connectivity: int = 16,
-        expansion_add: int = 128,
-        expansion_search: int = 64,
-        ann_dtype: str = "bf16",
-    ) -> None:
-        self.path = Path(path).expanduser().absolute()
-        self.uri = str(self.path)
-        self.exact_limit = int(exact_limit)
-        self.durable = durable
-        self.sync_every = int(sync_every) if sync_every else max(1_000, self.exact_limit // 4)
-        self.ann_params = AnnParams(connectivity, expansion_add, expansion_search, ann_dtype)
-        if self.path.exists() and not self.path.is_dir():
-            raise StoreUnavailable(f"store path {self.path} is a file; an embedded store is a directory")
-        try:
-            (self.path / INDEX_DIR).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot create the store directory {self.path}: {exc}") from exc
-        self.index_dir = self.path / INDEX_DIR
-        self.db_path = self.path / DB_NAME
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._collections: dict[int, EmbeddedCollection] = {}
-        self._closed = False
-        init_schema(self._conn())
-        record_digests(self.read, self.write, self.index_dir)
-
-    def __repr__(self) -> str:
-        return f"<EmbeddedStore {self.uri}>"
-
-    # -- connections and transactions -----------------------------------------------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._closed:
-                raise StoreUnavailable(f"store {self.uri} is closed")
-            conn = connect(self.db_path, durable=self.durable)
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
-        return conn
-
-    @contextmanager
-    def _txn(self, begin: str) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        try:
-            conn.execute(begin)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"store {self.uri} is busy or unreadable: {exc}") from exc
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            conn.execute("ROLLBACK")
-            raise StoreUnavailable(f"cannot commit to store {self.uri}: {exc}") from exc
-
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: one consistent snapshot, concurrent with a writer."""
-        try:
-            with self._txn("BEGIN") as conn:
-                yield conn
-        except sqlite3.DatabaseError as exc:
-            raise _mapped(exc, self.uri) from exc
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (one writer at a time across processes; others wait up to 30 s)."""
-        try:
-            with self._txn("BEGIN IMMEDIATE") as conn:
-                yield conn
-        except sqlite3.DatabaseError as exc:
-            raise _mapped(exc, self.uri) from exc
-
-    # -- collections ----------------------------------------------------------------------------------------------------
-
-    def _collection(self, cid: int, info: CollectionInfo) -> EmbeddedCollection:
-        with self._lock:
-            col = self._collections.get(cid)
-            if col is None:
-                col = self._collections[cid] = EmbeddedCollection(self, cid, info)
-            col.info = info
-            return col
-
-    def create_collection(self, info: CollectionInfo) -> EmbeddedCollection:
-        try:
-            with self.write() as conn:
-                cid = conn.execute("INSERT INTO collections (name, info) VALUES (?, ?)",
-                                   (info.name, json.dumps(info.to_dict()))).lastrowid
-        except StoreError as exc:
-            if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                raise CollectionExists(f"collection {info.name!r} already exists in {self.uri}") from None
-            raise
-        return self._collection(int(cid or 0), info)
-
-    def open_collection(self, name: str) -> EmbeddedCollection:
-        with self.read() as conn:
-            row = conn.execute("SELECT cid, info FROM collections WHERE name=?", (name,)).fetchone()
-        if row is None:
-            raise CollectionNotFound(f"no collection {name!r} in {self.uri}")
-        return self._collection(int(row[0]), CollectionInfo.from_dict(json.loads(row[1])))
-
-    def list_collections(self) -> list[CollectionInfo]:
-        with self.read() as conn:
-            rows = conn.execute("SELECT info FROM collections ORDER BY name").fetchall()
-        return [CollectionInfo.from_dict(json.loads(r[0])) for r in rows]
-
-    def update_collection(self, info: CollectionInfo) -> None:
-        col = self.open_collection(info.name)
-        if col.info.space != info.space:
-            raise StoreError("a collection's space cannot change; create a new collection for another model")
-        with self.write() as conn:
-            conn.execute("UPDATE collections SET info=? WHERE cid=?", (json.dumps(info.to_dict()), col.cid))
-        col.info = info
-
-    def drop_collection(self, name: str) -> None:
-        col = self.open_collection(name)
-        with self.write() as conn:
-            files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=?", (col.cid,))]
-            for table in ("attrs", "items", "removed", "counts", "ann", "collections"):
-                conn.execute(f"DELETE FROM {table} WHERE cid=?", (col.cid,))
-        for f in files:
-            (self.index_dir / f).unlink(missing_ok=True)
-        with self._lock:
-            self._collections.pop(col.cid, None)
-
-    def check(self, *, repair: bool = True) -> CheckReport:
-        from .check import check_store
-
-        return check_store(self, repair=repair)
-
-    def close(self) -> None:
-        """Save HNSW views that lag behind this process's writes, then close every connection."""
-        if self._closed:
-            return
-        try:
-            for col in list(self._collections.values()):
-                try:
-                    col.flush()
-                except CollectionNotFound:
-                    pass
-        finally:
-            self._closed = True
-            with self._lock:
-                conns, self._conns = self._conns, []
-            for conn in conns:
-                conn.close()
-            self._local = threading.local()
-
-
-def _mapped(exc: sqlite3.DatabaseError, uri: str) -> StoreError:
-    text = str(exc)
-    if isinstance(exc, sqlite3.IntegrityError):
-        return StoreError(f"store {uri}: {text}")  # a constraint; callers that expect one map it further
-    if isinstance(exc, sqlite3.OperationalError):
-        if "locked" in text or "busy" in text:
-            return StoreUnavailable(f"store {uri} is locked by another writer (waited 30 s): {text}")
-        return StoreUnavailable(f"store {uri}: {text}")
-    return StoreCorrupt(f"store {uri} is damaged: {text}; run `crossmodal store check`")

@@ -45,7 +45,7 @@ def grow(folder: Path, rng: random.Random, round_: int, new: int, modify: int) -
 
 
 def run_worker(store: Path, folder: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "src"),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[3] / "src"),
                                                         os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, str(WORKER), str(store), str(folder)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from crossmodal.stores.views import AnnParams, AnnView, ExactView
+from crossmodal.stores.embedded.views import AnnParams, AnnView, ExactView
 
 
 def unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -47,7 +47,7 @@ def test_loading_usearch_first_does_not_break_torch() -> None:
     """usearch's static libstdc++ must not take over iostreams: a torch ONNX export after it stays fast."""
     pytest.importorskip("torch")
     code = textwrap.dedent("""
-        from crossmodal.stores.views import _usearch_index
+        from crossmodal.stores.embedded.views import _usearch_index
         _usearch_index()
         import io, torch
         class M(torch.nn.Module):

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import StoreCorrupt, StoreUnavailable
-from .filters import And, Cond, Filter, Not, values_of
+from ...errors import StoreCorrupt, StoreUnavailable
+from ..filters import And, Cond, Filter, Not, values_of
 
 __all__ = ["SCHEMA_VERSION", "attr_rows", "connect", "filter_sql", "init_schema", "pack_metadata"]
 

@@ -27,9 +27,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InputError
-from .base import Record, Selection
-from .filters import And, Cond, Filter, Not, Or
+from ...errors import InputError
+from ..base import Record
+from ..filters import And, Cond, Filter, Not, Or, Selection
 
 __all__ = ["check_storable", "dump_float", "dump_metadata", "filter_sql", "jsonpath_literal", "quoted", "where_sql"]
 

@@ -22,11 +22,11 @@ from crossmodal.errors import ConfigError, StoreUnavailable
 from crossmodal.stores.base import Selection
 from crossmodal.stores.filters import matches, parse_where
 from crossmodal.stores.qdrant import NAMESPACE, point_id
-from crossmodal.stores.qdrant_filters import translate
+from crossmodal.stores.qdrant.filters import translate
 from crossmodal.testing.fake import fake_model
 
-from . import filter_cases
-from .servers import open_qdrant_local, open_qdrant_server, qdrant_server_url
+from .. import filter_cases
+from ..servers import open_qdrant_local, open_qdrant_server, qdrant_server_url
 
 KINDS = ["local", "server"]
 

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..errors import StoreUnavailable
+from ...errors import StoreUnavailable
 
 __all__ = ["MIGRATIONS", "Migration", "create_items_table", "hnsw_index_sql", "items_table", "migrate",
            "schema_version"]

@@ -34,8 +34,7 @@ from typing import Any, Union
 
 from qdrant_client.http import models as qm
 
-from .base import Selection
-from .filters import And, Cond, Filter, Not, Or, values_of
+from ..filters import And, Cond, Filter, Not, Or, Selection, values_of
 
 __all__ = ["Bounds", "filter_view", "has_big_numbers", "key_token", "translate", "view_field"]
 

@@ -1,0 +1,245 @@
+"""One pgvector collection: one table, its writes (binary COPY, merged upserts), reads and search.
+
+Search: ``ORDER BY embedding <=> q LIMIT k`` with the modality and metadata
+filters in the same SQL (:mod:`~crossmodal.stores.pgvector.sql`), and pgvector 0.8's
+iterative index scans (``hnsw.iterative_scan = relaxed_order``) so a filter
+does not starve the HNSW candidate list. Metadata-filtered searches are
+planned for their own values (not prepared), and each modality set is its
+own prepared statement: PostgreSQL walks the graph for a broad filter and
+takes an exact index-bitmap plan for a narrow one. Vectors are
+stored in the row (``STORAGE PLAIN``), so an exact plan reads one page per
+item rather than a TOAST page too. When the index yields fewer rows than
+asked for (a very selective filter), the query is rerun as an exact scan, so
+a result is never short. Results are sorted by (score, id), the score being
+the dot product (the cosine of unit vectors).
+
+Writes: an upsert is one transaction. New ids are COPYed straight into the
+table in PostgreSQL's binary format (:mod:`~crossmodal.stores.pgvector.copy`);
+a batch that replaces items is COPYed into a temporary table and merged with
+``INSERT ... ON CONFLICT DO UPDATE``, so concurrent writers of the same ids
+queue on row locks instead of failing. A bulk load (:meth:`PgvectorCollection.bulk_load`)
+drops the HNSW index and builds it once at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ...errors import InputError
+from ..base import MODALITIES, BackendBase, CollectionInfo, Record
+from ..filters import Selection
+from .boundary import mapped
+from .copy import COLUMNS, copy_payload, copy_rows
+from .options import PgvectorOptions
+from .schema import hnsw_index_sql, items_table
+from .sql import quoted, where_sql
+
+__all__ = ["PgvectorCollection"]
+
+_MUTABLE = ("modality", "reference", "text", "content_hash", "source", "stamp", "metadata", "embedding")
+_PAGE = 1000
+_RETRIES = 5
+
+
+def _vector(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32)
+    return np.asarray(value.to_numpy(), dtype=np.float32)
+
+
+def _record(row: Sequence[Any], with_vector: bool) -> Record:
+    return Record(id=row[0], modality=row[1], reference=row[2], text=row[3], content_hash=row[4], source=row[5],
+                  stamp=row[6], metadata=row[7] or {}, vector=_vector(row[8]) if with_vector else None)
+
+
+class PgvectorCollection(BackendBase):
+    """One collection: one table (see the module docstring). Its SQL is fixed text, rendered once here."""
+
+    def __init__(self, pool: ConnectionPool, uri: str, options: PgvectorOptions, cid: int, info: CollectionInfo,
+                 vector_type: str, distance: str, hnsw: dict[str, int] | None) -> None:
+        self.pool = pool
+        self.uri = uri
+        self.options = options
+        self.schema = options.schema
+        self.cid = cid
+        self.info = info
+        self.dim = info.space.dim
+        self.vector_type = vector_type
+        self.distance = distance
+        self.hnsw = hnsw
+        self.table = quoted(self.schema, items_table(cid))
+        param = "%(q)s::halfvec" if vector_type == "halfvec" else "%(q)s::vector"  # one parameter, sent once
+        order = "<=>" if distance == "cosine" else "<#>"
+        # the score is the dot product, as every store reports it: 1 - cosine distance for unit vectors
+        self._score = (lambda d: 1.0 - d) if distance == "cosine" else (lambda d: -d)
+        self._search = (f"SELECT {COLUMNS}, NULL, embedding {order} {param} AS distance FROM {self.table} "
+                        f"WHERE {{cond}} ORDER BY distance LIMIT {{limit:d}}")  # a literal limit: plans see it
+
+    def __repr__(self) -> str:
+        return f"<PgvectorCollection {self.info.name!r} {self.uri}>"
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        with mapped(self.uri, self.info.name), self.pool.connection() as conn:
+            yield conn
+
+    # -- writing ------------------------------------------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        latest = {r.id: r for r in records}  # the last record of an id wins, as if upserted one by one
+        if not latest:
+            return
+        ids = sorted(latest)  # one lock order for every writer
+        payload = copy_payload([latest[i] for i in ids], self.dim, self.vector_type == "halfvec")
+        with self._conn() as conn:
+            exists = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE id = ANY(%s))", [ids]).fetchone()
+            if not (exists and exists[0]):
+                try:  # all new (a fresh load): COPY straight into the table
+                    with conn.transaction():
+                        copy_rows(conn, self.table, payload)
+                    return
+                except psycopg.errors.UniqueViolation:
+                    pass  # another writer inserted some of these ids meanwhile: merge instead
+            self._merge(conn, payload)
+
+    def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """The upsert (merged) and the delete in one transaction."""
+        latest = {r.id: r for r in records}
+        doomed = [i for i in dict.fromkeys(ids) if i not in latest]
+        if not latest:
+            return self.delete(doomed) if doomed else 0
+        order = sorted(latest)
+        payload = copy_payload([latest[i] for i in order], self.dim, self.vector_type == "halfvec")
+        with self._conn() as conn:
+            return self._merge(conn, payload, doomed)
+
+    def _merge(self, conn: psycopg.Connection[Any], payload: bytes, delete: Sequence[str] = ()) -> int:
+        """COPY into a temporary table, then INSERT ... ON CONFLICT DO UPDATE: replaces rows atomically, and
+        concurrent writers of the same ids wait for each other instead of failing. The rows with ids in ``delete``
+        go in the same transaction; returns how many did."""
+        tmp = quoted(f"upsert_{self.cid}")
+        assign = ", ".join(f"{c} = EXCLUDED.{c}" for c in _MUTABLE)
+        for attempt in range(_RETRIES):
+            try:
+                with conn.transaction():
+                    conn.execute(f"CREATE TEMP TABLE {tmp} (LIKE {self.table} INCLUDING DEFAULTS) ON COMMIT DROP")
+                    copy_rows(conn, tmp, payload)
+                    conn.execute(f"INSERT INTO {self.table} SELECT * FROM {tmp} ORDER BY id "
+                                 f"ON CONFLICT (id) DO UPDATE SET {assign}")
+                    gone = conn.execute(f"DELETE FROM {self.table} WHERE id = ANY(%s)", [list(delete)]).rowcount \
+                        if delete else 0
+                return max(gone, 0)
+            except psycopg.errors.DeadlockDetected:
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
+        with self._conn() as conn:
+            if ids is not None:
+                cur = conn.execute(f"DELETE FROM {self.table} WHERE id = ANY(%s)", [list(dict.fromkeys(ids))])
+            else:
+                cond, params = where_sql(selection)
+                cur = conn.execute(f"DELETE FROM {self.table} WHERE {cond}", params)
+            return max(cur.rowcount, 0)
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Bulk loading: drop the HNSW index, and rebuild it once at the end (much faster than per row).
+
+        Searches stay correct meanwhile (exact scans). If the process dies
+        before the end, ``store check`` rebuilds the missing index.
+        """
+        if self.hnsw is None:
+            yield
+            return
+        with self._conn() as conn:
+            conn.execute(f"DROP INDEX IF EXISTS {quoted(self.schema, items_table(self.cid) + '_hnsw')}")
+        try:
+            yield
+        finally:
+            self.build_index()
+
+    def build_index(self) -> None:
+        """Create the HNSW index if it is missing (memory for the build: ``maintenance_work_mem``)."""
+        if self.hnsw is None:
+            return
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", [self.options.maintenance_work_mem])
+            conn.execute(hnsw_index_sql(self.schema, self.cid, self.vector_type, self.distance, self.hnsw))
+            conn.execute(f"ANALYZE {self.table}")  # fresh statistics, so the planner weighs filters right
+
+    # -- reading ------------------------------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str], *, vectors: bool = False) -> list[Record]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        vec = "embedding" if vectors else "NULL"
+        with self._conn() as conn, conn.cursor(binary=True) as cur:
+            rows = cur.execute(f"SELECT {COLUMNS}, {vec} FROM {self.table} WHERE id = ANY(%s)", [wanted]).fetchall()
+        found = {row[0]: _record(row, vectors) for row in rows}
+        return [found[i] for i in ids if i in found]
+
+    def count(self, selection: Selection | None = None) -> int:
+        cond, params = where_sql(selection)
+        with self._conn() as conn:
+            row = conn.execute(f"SELECT count(*) FROM {self.table} WHERE {cond}", params).fetchone()
+        return int(row[0]) if row else 0
+
+    def scan(self, selection: Selection | None = None, *, vectors: bool = False) -> Iterator[Record]:
+        cond, params = where_sql(selection)
+        vec = "embedding" if vectors else "NULL"
+        page = f"SELECT {COLUMNS}, {vec} FROM {self.table} WHERE id > %s AND {cond} ORDER BY id LIMIT {_PAGE}"
+        after = ""
+        while True:  # keyset pages: each a short query, so a long scan holds no snapshot or connection
+            with self._conn() as conn, conn.cursor(binary=True) as cur:
+                rows = cur.execute(page, [after, *params]).fetchall()
+            for row in rows:
+                yield _record(row, vectors)
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
+        if top_k <= 0:
+            return []
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if q.shape[0] != self.dim:
+            raise InputError(f"query vector has {q.shape[0]} values, collection {self.info.name!r} holds dim {self.dim}")
+        params: list[Any]
+        if selection is not None and selection.where is None and selection.modalities is not None:
+            # a modality alone: written out (from a fixed vocabulary), so each of the few modality sets is its
+            # own prepared statement, planned once for what it selects (a 10% modality walks the graph)
+            cond, params = "modality IN (" + ", ".join(f"'{m}'" for m in selection.modalities if m in MODALITIES) \
+                + ")", []
+        else:
+            cond, params = where_sql(selection)
+        parts = cond.split("%s")  # the filter's positional placeholders, named for the statement's named style
+        cond = "".join(part + (f"%(p{i})s" if i < len(parts) - 1 else "") for i, part in enumerate(parts))
+        # a few more rows than asked for, so ties at the k-th score are settled by id as everywhere else
+        limit = top_k + 4
+        stmt = self._search.format(cond=cond, limit=limit)
+        args: dict[str, Any] = {"q": q, **{f"p{i}": v for i, v in enumerate(params)}}
+        with self._conn() as conn:
+            with conn.cursor(binary=True) as cur:
+                # A metadata filter's values change the best plan (the HNSW graph with iterative scans for a broad
+                # filter, an index bitmap for a narrow one), so those searches are planned each time, not prepared.
+                rows = cur.execute(stmt, args, prepare=None if not params else False).fetchall()
+            if len(rows) < limit and self.hnsw is not None:
+                # the graph ran out of candidates that pass the filter, or the collection is small: an exact plan
+                # (never a cached one: a prepared plan would keep the index scan whatever the settings say). Sequential
+                # scans are allowed too: before PostgreSQL 18 a plan whose every path is disabled still walks the graph.
+                with conn.transaction(), conn.cursor(binary=True) as cur:
+                    cur.execute("SELECT set_config('enable_indexscan', 'off', true), "
+                                "set_config('enable_seqscan', 'on', true)")
+                    rows = cur.execute(stmt, args, prepare=False).fetchall()
+        score = self._score
+        ranked = sorted(((score(row[9]), row) for row in rows), key=lambda sr: (-sr[0], sr[1][0]))[:top_k]
+        return [(_record(row, False), float(s)) for s, row in ranked]

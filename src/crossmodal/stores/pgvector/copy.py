@@ -1,0 +1,73 @@
+"""Rows in PostgreSQL's binary COPY format, the form every pgvector store write takes.
+
+A batch becomes one ``bytes`` object, built with ``struct`` from the vectors'
+big-endian floats, instead of psycopg adapting each value; the store COPYs it
+straight into a collection's table (new ids) or into a temporary table that
+is merged (ids that may exist).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+from ..base import Record
+from .sql import check_storable, dump_metadata
+
+__all__ = ["COLUMNS", "copy_payload", "copy_rows"]
+
+#: the columns a payload fills, in order (then the embedding)
+COLUMNS = "id, modality, reference, text, content_hash, source, stamp, metadata"
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.Struct(">ii").pack(0, 0)
+_COPY_TRAILER = struct.Struct(">h").pack(-1)
+_FIELDS = struct.Struct(">h").pack(9)
+_LEN = struct.Struct(">i")
+_NULL = _LEN.pack(-1)
+_VEC_HEAD = struct.Struct(">hh")
+
+
+def _encoded(r: Record) -> tuple[bytes, ...]:
+    """The text fields of a row as UTF-8 (``text`` may be None), or InputError naming the item and the field."""
+    fields = (r.id, r.modality, r.reference, r.text, r.content_hash, r.source, r.stamp)
+    try:
+        out = tuple(b"" if f is None else f.encode("utf-8") for f in fields)
+        meta = dump_metadata(r.metadata).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"item {r.id!r} holds text that is not valid Unicode ({exc.reason})", input=r.id) from exc
+    if b"\x00" in b"".join(out) or b"\\u0000" in meta:
+        check_storable(r)  # raises, naming the field
+    return (*out, meta)
+
+
+def copy_payload(records: Sequence[Record], dim: int, halfvec: bool) -> bytes:
+    """Rows in PostgreSQL's binary COPY format, in the order of :data:`COLUMNS` plus the embedding."""
+    matrix = np.stack([np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in records])
+    if matrix.shape[1] != dim:
+        raise InputError(f"vectors have {matrix.shape[1]} values, the collection holds vectors of dim {dim}")
+    if not np.isfinite(matrix).all():
+        raise InputError("a vector holds NaN or infinite values")
+    body = matrix.astype(">f2" if halfvec else ">f4")
+    if halfvec and not np.isfinite(body).all():
+        raise InputError("a vector has values too large for 16-bit floats (precision=f16)")
+    head = _VEC_HEAD.pack(dim, 0)
+    vec_len = _LEN.pack(len(head) + body.shape[1] * body.itemsize)
+    pack = _LEN.pack
+    out = [_COPY_HEADER]
+    for r, row in zip(records, body):
+        rid, modality, reference, text, content_hash, source, stamp, meta = _encoded(r)
+        out += (_FIELDS, pack(len(rid)), rid, pack(len(modality)), modality, pack(len(reference)), reference,
+                _NULL if r.text is None else pack(len(text)) + text, pack(len(content_hash)), content_hash,
+                pack(len(source)), source, pack(len(stamp)), stamp, pack(len(meta) + 1), b"\x01", meta,
+                vec_len, head, row.tobytes())
+    out.append(_COPY_TRAILER)
+    return b"".join(out)
+
+
+def copy_rows(conn: Any, table: str, payload: bytes) -> None:
+    """COPY a :func:`copy_payload` into ``table`` (a quoted name) on ``conn``, in the caller's transaction."""
+    with conn.cursor().copy(f"COPY {table} ({COLUMNS}, embedding) FROM STDIN (FORMAT BINARY)") as cp:
+        cp.write(payload)

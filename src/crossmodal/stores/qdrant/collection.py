@@ -1,0 +1,228 @@
+"""One crossmodal collection in Qdrant: its points, writes, reads and search.
+
+Points: the id is the UUIDv5 of the item id (:func:`~crossmodal.stores.qdrant.registry.point_id`:
+stable, so the same item always lands on the same point and writes are
+idempotent); the payload holds ``id``, ``modality``, ``reference``, ``text``,
+``content_hash``, ``source``, ``stamp``, ``metadata`` (as given) and ``f``,
+the filter view of the metadata (see :mod:`~crossmodal.stores.qdrant.filters`).
+
+Writes are batch upserts with ``wait=True`` (one request per 256 points: an
+interrupted upsert can leave part of a large call written, which a retry
+completes, since ids are stable). Searches ask HNSW for a few more
+candidates than needed (``hnsw_ef``, default 128) and rescore them from their
+stored vectors, so scores and tie order match the other stores. A filter
+Qdrant cannot decide exactly is checked on each point with
+:func:`~crossmodal.stores.filters.select` on the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client.http import models as qm
+
+from ..base import BackendBase, CollectionInfo, Record
+from ..filters import Selection, select
+from .filters import NONE, as_filter, filter_view, has_big_numbers, translate
+from .registry import Registry, mapped, point_id
+
+__all__ = ["QdrantCollection"]
+
+_WRITE = 256
+_PAGE = 1000
+
+
+def _record(payload: dict[str, Any], vector: Any, with_vector: bool) -> Record:
+    vec = None
+    if with_vector:
+        raw = vector.get("") if isinstance(vector, dict) else vector
+        vec = np.asarray(raw, dtype=np.float32)
+    return Record(id=payload["id"], modality=payload["modality"], reference=payload["reference"], vector=vec,
+                  text=payload.get("text"), content_hash=payload.get("content_hash", ""),
+                  source=payload.get("source", ""), stamp=payload.get("stamp", ""),
+                  metadata=payload.get("metadata") or {})
+
+
+
+class QdrantCollection(BackendBase):
+    """One crossmodal collection: one Qdrant collection (see the module docstring). ``hnsw_ef``: the search beam
+    (None: no search parameters, for local mode, which searches exactly)."""
+
+    def __init__(self, registry: Registry, info: CollectionInfo, entry: dict[str, Any], *,
+                 hnsw_ef: int | None) -> None:
+        self.registry = registry
+        self.hnsw_ef = hnsw_ef
+        self.info = info
+        self.qname: str = entry["qdrant"]
+        self.big_numbers = bool(entry.get("big_numbers"))
+        self.indexed: list[str] = list(entry.get("indexed", []))
+
+    def __repr__(self) -> str:
+        return f"<QdrantCollection {self.info.name!r} {self.registry.uri}>"
+
+    @property
+    def client(self) -> Any:
+        return self.registry.client
+
+    def _guard(self) -> Any:
+        return mapped(self.registry.uri, self.info.name)
+
+    # -- writing ------------------------------------------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[Record]) -> None:
+        latest = list({r.id: r for r in records}.values())  # the last record of an id wins
+        if not latest:
+            return
+        self._note_big_numbers(latest)
+        with self._guard():
+            for start in range(0, len(latest), _WRITE):
+                self.client.upsert(self.qname, points=self._batch(latest[start:start + _WRITE]), wait=True)
+
+    def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
+        """The deletes go with the last batch of points in one batch-update request (Qdrant applies it in order)."""
+        latest = list({r.id: r for r in records}.values())
+        written = {r.id for r in latest}
+        present: list[Any] = [point_id(r.id) for r in self.get([i for i in dict.fromkeys(ids) if i not in written])]
+        split = max(0, len(latest) - _WRITE)
+        self.upsert(latest[:split])
+        self._note_big_numbers(latest[split:])
+        last = latest[split:]
+        ops: list[Any] = [qm.UpsertOperation(upsert=qm.PointsBatch(batch=self._batch(last)))] if last else []
+        ops += [qm.DeleteOperation(delete=qm.PointIdsList(points=present))] if present else []
+        if ops:
+            with self._guard():
+                self.client.batch_update_points(self.qname, update_operations=ops, wait=True)
+        return len(present)
+
+    def _note_big_numbers(self, records: Sequence[Record]) -> None:
+        if not self.big_numbers and any(has_big_numbers(r.metadata) for r in records):
+            # recorded before the points, so no search ever trusts a float comparison for these numbers
+            self.registry.update(self.info.name, big_numbers=True)
+            self.big_numbers = True
+
+    @staticmethod
+    def _batch(chunk: Sequence[Record]) -> Any:
+        matrix = np.stack([np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in chunk])
+        payloads = [{"id": r.id, "modality": r.modality, "reference": r.reference, "text": r.text,
+                     "content_hash": r.content_hash, "source": r.source, "stamp": r.stamp,
+                     "metadata": dict(r.metadata), "f": filter_view(r.metadata)} for r in chunk]
+        return qm.Batch(ids=[point_id(r.id) for r in chunk], vectors=matrix.tolist(), payloads=payloads)
+
+    def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
+        if ids is not None:
+            present = [r.id for r in self.get(list(dict.fromkeys(ids)))]
+            gone: list[Any] = [point_id(i) for i in present]
+        else:
+            bounds = translate(selection, numbers_exact=not self.big_numbers)
+            if bounds.superset is NONE:
+                return 0
+            if bounds.exact:
+                with self._guard():
+                    n = self.client.count(self.qname, count_filter=as_filter(bounds.superset), exact=True).count
+                    if n:
+                        self.client.delete(self.qname, points_selector=qm.FilterSelector(
+                            filter=as_filter(bounds.superset) or qm.Filter()), wait=True)
+                return int(n)
+            gone = [point_id(r.id) for r in self.scan(selection)]
+        with self._guard():
+            for start in range(0, len(gone), _PAGE):
+                self.client.delete(self.qname, points_selector=qm.PointIdsList(points=gone[start:start + _PAGE]),
+                                   wait=True)
+        return len(gone)
+
+    # -- reading ------------------------------------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str], *, vectors: bool = False) -> list[Record]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Record] = {}
+        with self._guard():
+            for start in range(0, len(wanted), _PAGE):
+                points = self.client.retrieve(self.qname, ids=[point_id(i) for i in wanted[start:start + _PAGE]],
+                                              with_payload=True, with_vectors=vectors)
+                for p in points:
+                    found[p.payload["id"]] = _record(p.payload, p.vector, vectors)
+        return [found[i] for i in ids if i in found]
+
+    def count(self, selection: Selection | None = None) -> int:
+        bounds = translate(selection, numbers_exact=not self.big_numbers)
+        if bounds.superset is NONE:
+            return 0
+        if not bounds.exact:
+            return sum(1 for _ in self._ids(selection, bounds))
+        with self._guard():
+            return int(self.client.count(self.qname, count_filter=as_filter(bounds.superset), exact=True).count)
+
+    def _ids(self, selection: Selection | None, bounds: Any) -> Iterator[tuple[str, str]]:
+        """(item id, point id) of every selected point, in Qdrant's order."""
+        offset = None
+        payload: Any = True if not bounds.exact else ["id"]
+        while True:
+            with self._guard():
+                points, offset = self.client.scroll(self.qname, scroll_filter=as_filter(bounds.superset), limit=_PAGE,
+                                                    offset=offset, with_payload=payload, with_vectors=False)
+            for p in points:
+                if bounds.exact or select(_record(p.payload, None, False), selection):
+                    yield p.payload["id"], p.id
+            if offset is None:
+                return
+
+    def scan(self, selection: Selection | None = None, *, vectors: bool = False) -> Iterator[Record]:
+        """Selected items by id (code-point order, like every store): ids first, then the items page by page."""
+        bounds = translate(selection, numbers_exact=not self.big_numbers)
+        if bounds.superset is NONE:
+            return
+        pairs = sorted(self._ids(selection, bounds))
+        for start in range(0, len(pairs), _PAGE):
+            chunk = pairs[start:start + _PAGE]
+            with self._guard():
+                points = self.client.retrieve(self.qname, ids=[pid for _, pid in chunk], with_payload=True,
+                                              with_vectors=vectors)
+            found = {p.payload["id"]: _record(p.payload, p.vector, vectors) for p in points}
+            for item_id, _ in chunk:
+                if item_id in found:  # deleted since the ids were listed: gone
+                    yield found[item_id]
+
+    def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
+        if top_k <= 0:
+            return []
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        bounds = translate(selection, numbers_exact=not self.big_numbers)
+        if bounds.superset is NONE:
+            return []
+        want = top_k + 8  # a few more, so ties at the k-th score are settled by id like everywhere else
+        page = want if bounds.exact else max(4 * want, 64)
+        # local mode searches exactly and warns about search parameters
+        params = None if self.hnsw_ef is None else qm.SearchParams(hnsw_ef=max(self.hnsw_ef, page))
+        found: list[Record] = []
+        offset = 0
+        while True:
+            with self._guard():
+                points = self.client.query_points(self.qname, query=q.tolist(), query_filter=as_filter(bounds.superset),
+                                                  limit=page, offset=offset or None, with_payload=True,
+                                                  with_vectors=True, search_params=params).points
+            for p in points:
+                rec = _record(p.payload, p.vector, True)
+                if bounds.exact or select(rec, selection):
+                    found.append(rec)
+            # a filter Qdrant cannot decide exactly: keep paging until enough candidates pass it
+            if bounds.exact or len(found) >= want or len(points) < page:
+                break
+            offset += page
+        if not found:
+            return []
+        scores = np.stack([r.vector for r in found]) @ q  # type: ignore[misc]
+        order = sorted(range(len(found)), key=lambda i: (-float(scores[i]), found[i].id))[:top_k]
+        return [(found[i].without_vector(), float(scores[i])) for i in order]
+
+    # -- payload indexes ------------------------------------------------------------------------------------------------
+
+    def declare_indexes(self, keys: Sequence[str]) -> None:
+        """Metadata keys that filters use often: Qdrant indexes their filter-view fields (recorded in the entry)."""
+        new = [k for k in keys if k not in self.indexed]
+        if not new:
+            return
+        self.registry.create_indexes(self.qname, new)
+        self.indexed = sorted({*self.indexed, *new})
+        self.registry.update(self.info.name, indexed=self.indexed)
