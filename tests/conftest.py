@@ -4,8 +4,9 @@ Models are built from seeded random weights (no downloads): CLIP with the real
 CLIP BPE vocabulary, SigLIP with a SentencePiece vocabulary trained on the fly,
 Chinese-CLIP with a generated WordPiece vocabulary. Each is exported to the
 ONNX layout with ``crossmodal models export``'s code, which checks itself
-against the source. ``trained_clip_dir`` is a tiny CLIP trained for a few
-seconds on generated shapes, for semantic tests.
+against the source. ``trained_clip_dir`` is a tiny CLIP trained for under a
+minute on generated shapes, for semantic tests: the same model the README's
+demo trains (bit-identical on one machine).
 """
 
 from __future__ import annotations
@@ -103,10 +104,10 @@ def tiny_model(tiny_clip_onnx_dir: Path, model_cache: Path):
 
 @pytest.fixture(scope="session")
 def trained_clip_dir(tmp_path_factory: pytest.TempPathFactory, clip_bpe: bytes) -> Path:
-    """A tiny CLIP trained for a few seconds on generated shapes ("a red circle")."""
+    """A tiny CLIP trained on generated shapes ("a red circle"), with the defaults the demo uses."""
     from crossmodal.testing.train import train_tiny_clip
 
-    return train_tiny_clip(tmp_path_factory.mktemp("trained-clip"), steps=400, bpe=clip_bpe)
+    return train_tiny_clip(tmp_path_factory.mktemp("trained-clip"), bpe=clip_bpe)
 
 
 @pytest.fixture(scope="session")

@@ -249,18 +249,23 @@ def test_skip_mode_reports_bad_items_and_keeps_good_vectors_in_order(tiny_model,
     assert [f.index for f in pairs.failures] == [1, 2]
 
 
-def test_a_trained_tiny_clip_matches_captions_to_pictures(trained_model) -> None:
-    """Text and image paths meet in one space: captions find their pictures far above chance."""
+def caption_finds_picture_hits(model) -> int:
+    """Of 3 x 12 captions, each against 12 new pictures (one per caption), how many find their own first."""
     from crossmodal.testing.shapes import COLORS, SHAPES, caption, render
 
     captions = [caption(c, s) for c in COLORS for s in SHAPES]
     rng = np.random.default_rng(2024)
     hits = 0
-    trials = 3
-    for _ in range(trials):
+    for _ in range(3):
         pictures = [render(c, s, size=64, rng=rng) for c in COLORS for s in SHAPES]
-        sims = trained_model.embed_texts(captions) @ trained_model.embed_images(pictures).T
+        sims = model.embed_texts(captions) @ model.embed_images(pictures).T
         hits += int((sims.argmax(axis=1) == np.arange(len(captions))).sum())
-    accuracy = hits / (trials * len(captions))
-    chance = 1 / len(captions)
-    assert accuracy >= 0.5, f"text->image top-1 {accuracy:.2f} (chance {chance:.2f})"
+    return hits
+
+
+def test_a_trained_tiny_clip_matches_captions_to_pictures(trained_model) -> None:
+    """Text and image paths meet in one space: captions find their pictures far above chance (3 of 36).
+
+    36 of 36 on all 20 models ``python -m tests.testing.spread`` trains (seeds and simulated CPUs).
+    """
+    assert caption_finds_picture_hits(trained_model) >= 30

@@ -38,6 +38,14 @@ def test_agreement_recall_is_the_rank_of_the_reference_best_match() -> None:
     assert list(agreement_recall(a, b).values()) == naive
 
 
+def test_an_overlap_exactly_at_the_bound_is_not_rounded_below_it() -> None:
+    # 28 queries, each sharing 9 of its top 10: exactly 0.9 (a mean of 28 fractions 0.9 is 0.8999999999999998).
+    ref = np.tile(np.arange(20.0, 0, -1), (28, 1))
+    cand = ref.copy()
+    cand[:, 9], cand[:, 10] = ref[:, 10], ref[:, 9]  # the 10th and 11th swap places
+    assert topk_overlap(ref, cand, 10) == 0.9
+
+
 def test_a_model_compared_with_itself_is_perfect(images_dir: Path) -> None:
     model = fake_model()
     report = compare_modes(model, model, shared_images()[:12], ["a red circle", "a dog", "two cats"])

@@ -15,42 +15,100 @@ vocabulary (see :func:`crossmodal.testing.models.find_clip_bpe`).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ..errors import CrossmodalError
 from .shapes import COLORS, SHAPES, caption, render
 
-__all__ = ["make_demo"]
+__all__ = ["DEMO_PICTURE_SIZE", "demo_pictures", "main", "make_demo"]
+
+DEMO_PICTURE_SIZE = 128
 
 
-def make_demo(out: str | Path, *, per_caption: int = 3, seed: int = 0, bpe: bytes | None = None) -> Path:
-    """Write ``out/model`` (ONNX layout) and ``out/pictures`` (``per_caption`` PNGs per caption)."""
+def make_demo(
+    out: str | Path,
+    *,
+    per_caption: int = 3,
+    seed: int = 0,
+    bpe: bytes | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write ``out/model`` (ONNX layout) and ``out/pictures`` (``per_caption`` PNGs per caption).
+
+    ``progress(step, steps)`` follows the training.
+    """
+    from .train import import_torch, train_tiny_clip
+
+    import_torch()
     from ..models.export import export_onnx
-    from .train import train_tiny_clip
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    trained = train_tiny_clip(out / "model-transformers", steps=1000, seed=seed, bpe=bpe, picture_size=128)
+    trained = train_tiny_clip(out / "model-transformers", seed=seed, bpe=bpe, progress=progress)
     export_onnx(trained, out / "model", overwrite=True)
     shutil.rmtree(trained)
     pictures = out / "pictures"
     pictures.mkdir(exist_ok=True)
-    rng = np.random.default_rng(seed + 1)
-    for color in COLORS:
-        for shape in SHAPES:
-            for i in range(per_caption):
-                render(color, shape, size=128, rng=rng).save(pictures / f"{caption(color, shape).replace(' ', '_')}_{i}.png")
+    for name, picture in demo_pictures(per_caption=per_caption, seed=seed):
+        picture.save(pictures / name)
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def demo_pictures(*, per_caption: int = 3, seed: int = 0) -> list[tuple[str, Image.Image]]:
+    """The demo's (file name, picture) pairs: ``a_red_circle_0.png``, ..., each shape at a random place and scale."""
+    rng = np.random.default_rng(seed + 1)
+    out = []
+    for color in COLORS:
+        for shape in SHAPES:
+            for i in range(per_caption):
+                picture = render(color, shape, size=DEMO_PICTURE_SIZE, rng=rng)
+                out.append((f"{caption(color, shape).replace(' ', '_')}_{i}.png", picture))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("out", type=Path, help="folder to write model/ and pictures/ into")
-    args = parser.parse_args()
-    out = make_demo(args.out)
+    args = parser.parse_args(argv)
+    try:
+        from .models import find_clip_bpe
+        from .train import import_torch
+
+        import_torch()
+        bpe = find_clip_bpe(os.environ, [Path.cwd() / ".cache" / "test-assets"])
+        with _ProgressBar() as bar:
+            out = make_demo(args.out, bpe=bpe, progress=bar.update)
+    except CrossmodalError as exc:
+        sys.exit(f"error: {exc}")
     print(f"model:    {out / 'model'}\npictures: {out / 'pictures'}")
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr for the training steps."""
+
+    def __enter__(self) -> _ProgressBar:
+        self._bar = None
+        return self
+
+    def update(self, step: int, steps: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=steps, desc="training the tiny CLIP", unit="step", file=sys.stderr, leave=True)
+        self._bar.update(step - self._bar.n)
+        if step >= steps:
+            self._bar.close()  # the training is done; exporting the model takes a few more seconds
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
 
 
 if __name__ == "__main__":

