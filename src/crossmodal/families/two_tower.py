@@ -97,6 +97,8 @@ class TwoTowerFamily:
         return None
 
     def claims(self, files: ModelFiles) -> bool:
+        if files.layout not in ("transformers", "onnx"):
+            return False  # another family's layout; its config may not be a transformers config.json
         model_type = str(read_json(files.root / "config.json").get("model_type", ""))
         return model_type == self.name or model_type.startswith(self.name + "_")
 
