@@ -144,7 +144,7 @@ class Model:
         self.tokenizer = tokenizer
         self.runtime = runtime
         self.options = options
-        self.transform = ImageTransform(self.spec.image)
+        self.transform = ImageTransform(self.spec.image) if self.spec.image is not None else None
         self.batch_size = batch_size or auto_batch_size(options.device)
         self.workers = workers
         self.max_pixels = max_pixels
@@ -234,6 +234,8 @@ class Model:
     # -- images ----------------------------------------------------------------
 
     def _pipeline(self, workers: int | None, batch_size: int, processes: bool = False) -> ImagePipeline:
+        if self.spec.image is None:
+            raise UnsupportedInput(f"model {self.name!r} has no image tower")
         if workers is None:
             workers = self.workers if self.workers is not None else auto_workers(device=self.options.device)
         return ImagePipeline(
@@ -295,6 +297,8 @@ class Model:
 
     def preprocess_image(self, image: ImageInput) -> np.ndarray:
         """The float32 (3, H, W) tensor the vision tower receives for ``image``."""
+        self._require("image")
+        assert self.transform is not None
         return self.transform(load_image(image, max_pixels=self.max_pixels))
 
     # -- pairs -----------------------------------------------------------------

@@ -67,6 +67,7 @@ def export_two_towers(model: Any, spec: ModelSpec, out: Path) -> None:
     import torch
 
     vision, text = _wrappers(model, spec.text.inputs)
+    assert spec.image is not None  # both towers
     h, w = spec.image.output_size
     (out / "onnx").mkdir(parents=True, exist_ok=True)
     pixels = torch.zeros(2, 3, h, w)
@@ -115,6 +116,7 @@ def check_two_towers(src: ModelFiles, out: Path, model: Any, spec: ModelSpec, at
     onnx = OnnxEncoder(out / "onnx" / "vision_model.onnx", out / "onnx" / "text_model.onnx", spec.dim,
                        RuntimeOptions(threads=1))
     rng = np.random.default_rng(0)
+    assert spec.image is not None  # both towers
     h, w = spec.image.output_size
     pixels = rng.standard_normal((3, 3, h, w)).astype(np.float32)
     inputs = encode(load_tokenizer(src.root, spec.text), VERIFY_TEXTS)

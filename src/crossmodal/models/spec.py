@@ -248,7 +248,7 @@ class ModelSpec:
     name: str
     family: Family
     dim: int
-    image: ImagePreprocess
+    image: ImagePreprocess | None  # None: the family has no image tower (it embeds texts only)
     text: TextPreprocess
     #: how each tower's pooled output reaches the shared space, for humans and fingerprints
     projection: str = "linear"
@@ -278,7 +278,7 @@ class ModelSpec:
         payload = {
             "family": self.family,
             "dim": self.dim,
-            "image": asdict(self.image),
+            "image": asdict(self.image) if self.image is not None else None,
             "text": asdict(self.text),
             "projection": self.projection,
         }
@@ -292,7 +292,7 @@ class ModelSpec:
             "family": self.family,
             "dim": self.dim,
             "projection": self.projection,
-            "image": asdict(self.image),
+            "image": asdict(self.image) if self.image is not None else None,
             "text": asdict(self.text),
             "fusion": asdict(self.fusion),
             "sources": {name: asdict(src) for name, src in self.sources},
