@@ -57,6 +57,27 @@ def test_results_equal_the_single_machine_path_and_a_rerun_embeds_nothing(
     assert (again.added, again.updated, again.unchanged) == (0, 0, single_report.added)
 
 
+def test_a_re_index_without_metadata_or_captions_keeps_what_the_first_run_stored(
+        ray_cluster, tiny_clip_onnx_dir: Path, model_cache: Path, images_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("cat.jpg", "bee.jpg"):
+        (folder / name).write_bytes((images_dir / "formats" / name).read_bytes())
+    (tmp_path / "meta.tsv").write_text("file\talbum\ncat.jpg\tpets\nbee.jpg\tgarden\n")
+    (tmp_path / "caps.tsv").write_text("file\tcaption\nbee.jpg\ta bee on a flower\n")
+    uri = pg_store_uri(tmp_path)
+    first = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), cache_dir=model_cache,
+                       metadata=tmp_path / "meta.tsv", captions=tmp_path / "caps.tsv", progress=False)
+    assert (first.added, len(first.failed)) == (4, 0)
+    with crossmodal.open_store(uri) as pg:
+        before = fields(pg, "c")
+    again = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), cache_dir=model_cache, progress=False)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 4)
+    with crossmodal.open_store(uri) as pg:
+        assert fields(pg, "c") == before  # the metadata, the caption and the pair, as the first run stored them
+        assert pg.collection("c").count(where={"album": "pets"}) == 1
+
+
 def make_images(folder: Path, n: int) -> None:
     folder.mkdir()
     rng = random.Random(0)

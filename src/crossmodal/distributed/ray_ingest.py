@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, RuntimeUnavailable
-from ..ingest import IngestReport, _adopt_root
+from ..ingest import IngestReport, adopt_root
 from ..stores.uri import backend_class
 from .plan import plan_inputs
 
@@ -146,7 +146,7 @@ def ray_ingest(
     loaded = load_model(model, **load_options)
     with open_store(store, **(store_options or {})) as st:
         col = st.collection(collection, model=loaded)
-        _adopt_root(col, inputs)
+        adopt_root(col, inputs)
         plan = plan_inputs(col, inputs, recursive=recursive, include=include, exclude=exclude, lines=lines,
                            captions=captions, metadata=metadata, image_weight=image_weight)
     report = IngestReport(unchanged=plan.unchanged, files=plan.files, failed=list(plan.failed))

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from ..collection import WRITE_BATCH, Collection
-from ..errors import ConfigError, InputError
-from ..identity import hash_file, hash_text
+from ..errors import ConfigError
+from ..identity import hash_file, pair_hash
 from ..manifests import load_captions, load_metadata
 from ..stores.base import Record
-from .discover import DEFAULT_MAX_FILE_SIZE, discover
-from .plan import Given, Item, plan_file
+from .discover import DEFAULT_MAX_FILE_SIZE, SourceFile, discover
+from .plan import Given, Item, plan_files, stored_by_source
 from .report import IngestReport
 
-__all__ = ["Progress", "ingest"]
+__all__ = ["Progress", "adopt_root", "ingest", "same_except_hash"]
 
 Progress = Callable[[int, int], None]
 
@@ -52,7 +52,8 @@ class _Hashes:
         return True
 
 
-def _same_except_hash(old: Record, new: Record) -> bool:
+def same_except_hash(old: Record, new: Record) -> bool:
+    """The stored item already holds what ``new`` would (its content hash aside: a file with the same stamp)."""
     return (old.modality, old.reference, old.text, old.source, old.stamp, dict(old.metadata)) == \
         (new.modality, new.reference, new.text, new.source, new.stamp, dict(new.metadata))
 
@@ -63,7 +64,7 @@ def _with_hash(rec: Record, item: Item, hashes: _Hashes) -> Record:
     image_hash = hashes(item.file.path)
     if rec.modality == "image":
         return replace(rec, content_hash=image_hash)
-    return replace(rec, content_hash=hash_text(image_hash + "\n" + (item.caption or "")))
+    return replace(rec, content_hash=pair_hash(image_hash, item.caption or ""))
 
 
 def _size(stamp: str) -> str:
@@ -127,7 +128,7 @@ def ingest(
         raise ConfigError("nothing to index: give at least one file or folder")
     if max_file_size < 1:
         raise ConfigError(f"max_file_size must be at least 1 byte, got {max_file_size}")
-    _adopt_root(col, paths)
+    adopt_root(col, paths)
     files = discover(paths, recursive=recursive, include=include, exclude=exclude, failed=report.failed,
                      max_file_size=max_file_size)
     report.files = len(files)
@@ -136,10 +137,7 @@ def ingest(
                   image_weight=image_weight, max_file_size=max_file_size)
 
     existing = {r.id: r for r in col.items()}
-    by_source: dict[str, list[Record]] = defaultdict(list)
-    for r in existing.values():
-        if r.source:
-            by_source[r.source].append(r)
+    by_source = stored_by_source(existing.values())
     refs = {src.path: col.reference_for(src.path) for src in files}
     seen = set(refs.values())
     # Items whose files are gone, under the folders indexed now: moves are found among them, the rest pruned.
@@ -153,41 +151,28 @@ def ingest(
 
     hashes = _Hashes(max_file_size)
     run = _Run(col, report, progress, hashes)
-    planned: list[Item] = []
-    stale: dict[str, list[str]] = {}  # source -> ids of items it held and no longer produces
-    moved_from: dict[str, Record] = {}  # new image item id -> the stored image item it moves
-    for src in files:
-        ref = refs[src.path]
-        stored = by_source.get(ref, [])
-        origin = None
-        if src.kind == "image" and not stored and _size(src.stamp) in missing_sizes and hashes.readable(src.path):
-            candidates = missing_by_hash.get(("image", hashes(src.path)))
-            if candidates:  # a renamed or moved image: it takes its stored metadata and captions along
-                origin = candidates.pop()
-                stored = by_source[origin.source]
-        try:
-            items = plan_file(src, ref, given, stored, origin.source if origin is not None else None)
-            if src.kind == "text" and not stored and items and missing:
-                # a renamed text file: its items take the stored metadata of the file it was
-                found = missing_by_hash.get(("text", items[0].record.content_hash))
-                if found:
-                    items = plan_file(src, ref, given, by_source[found[-1].source], found[-1].source)
-        except InputError as exc:
-            report.failed.append((str(src.path), str(exc)))
-            continue
-        if origin is not None:
-            moved_from[items[0].record.id] = origin
-        else:
-            keep = {i.record.id for i in items}
-            stale[ref] = [r.id for r in stored if r.id not in keep]
-        planned += items
+
+    def moved_image(src: SourceFile) -> Record | None:
+        if _size(src.stamp) not in missing_sizes or not hashes.readable(src.path):
+            return None
+        candidates = missing_by_hash.get(("image", hashes(src.path)))
+        return candidates.pop() if candidates else None
+
+    def moved_text(content_hash: str) -> Record | None:
+        found = missing_by_hash.get(("text", content_hash))
+        return found[-1] if found else None
+
+    file_plan = plan_files(files, refs, given, by_source, moved_image=moved_image,
+                           moved_text=moved_text if missing else None)
+    report.failed += file_plan.failed
+    planned, stale, moved_from = file_plan.items, file_plan.stale, file_plan.moved_from
 
     to_embed: dict[str, list[Item]] = {"image": [], "text": [], "pair": []}
     refresh: list[Record] = []  # same content, new stamp or metadata: reuse the vector
     moves: list[tuple[Record, Record]] = []  # (new record, old record)
     for item in planned:
         rec, old = item.record, existing.get(item.record.id)
-        if old is not None and _same_except_hash(old, rec):
+        if old is not None and same_except_hash(old, rec):
             report.unchanged += 1
             continue
         if rec.modality == "text" or old is not None or _size(rec.stamp) in missing_sizes:
@@ -262,7 +247,7 @@ def _exists(path: Path | None) -> bool:
     return path is not None and os.path.lexists(path)
 
 
-def _adopt_root(col: Collection, paths: Sequence[str | os.PathLike[str]]) -> None:
+def adopt_root(col: Collection, paths: Sequence[str | os.PathLike[str]]) -> None:
     """Give a new collection a root (the folder indexed, or the common parent); follow a moved root."""
     tops = [Path(p).expanduser().absolute() for p in paths]
     dirs = [t if t.is_dir() else t.parent for t in tops]
