@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..collection import WRITE_BATCH, Collection
+from ..dispatch import iter_inputs
 from ..errors import ConfigError
-from ..identity import hash_file, pair_hash
+from ..identity import change, hash_file, pair_hash
+from ..inputs import Input
 from ..manifests import load_captions, load_metadata
 from ..stores.base import Record
 from .discover import DEFAULT_MAX_FILE_SIZE, SourceFile, discover
@@ -167,7 +169,7 @@ def ingest(
     report.failed += file_plan.failed
     planned, stale, moved_from = file_plan.items, file_plan.stale, file_plan.moved_from
 
-    to_embed: dict[str, list[Item]] = {"image": [], "text": [], "pair": []}
+    to_embed: list[Item] = []
     refresh: list[Record] = []  # same content, new stamp or metadata: reuse the vector
     moves: list[tuple[Record, Record]] = []  # (new record, old record)
     for item in planned:
@@ -181,9 +183,10 @@ def ingest(
             except OSError as exc:
                 run.fail(item, f"cannot read: {exc}")
                 continue
-        if old is not None and old.content_hash == rec.content_hash and old.modality == rec.modality:
+        what = change(old, rec)
+        if what != "embed":  # same content: reuse the vector (a new stamp, or new metadata, is written with it)
             refresh.append(rec)
-            if dict(old.metadata) == dict(rec.metadata) and (old.text, old.reference) == (rec.text, rec.reference):
+            if what == "unchanged":
                 report.unchanged += 1
             else:
                 report.updated += 1
@@ -194,7 +197,7 @@ def ingest(
         if old is None and rec.content_hash and (candidates := missing_by_hash.get((rec.modality, rec.content_hash))):
             moves.append((rec, _take(candidates, item.origin)))
             continue
-        to_embed[rec.modality].append(item)
+        to_embed.append(item)
 
     if refresh:
         for start in range(0, len(refresh), WRITE_BATCH):
@@ -207,11 +210,9 @@ def ingest(
         gone = [r.id for r in missing if r.id not in moved_ids]
         report.removed += col.delete(gone) if gone else 0
 
-    run.total = sum(len(v) for v in to_embed.values())
+    run.total = len(to_embed)
     existed = set(existing)
-    _embed_images(run, model, to_embed["image"], existed, batch_size, workers, processes)
-    _embed_texts(run, model, to_embed["text"], existed, batch_size)
-    _embed_pairs(run, model, to_embed["pair"], existed, image_weight, batch_size, workers)
+    _embed(run, model, to_embed, existed, image_weight, batch_size, workers, processes)
     # only now, with their replacements stored: what files no longer produce goes (a failed file keeps it all)
     doomed = [i for ref, ids in stale.items() if ref not in run.failed_sources for i in ids]
     report.removed += col.delete(doomed) if doomed else 0
@@ -271,39 +272,21 @@ def _write_batches(run: _Run, items: list[Item], batches: Iterable[Any], existed
         run.advance(len(batch.indices) + len(batch.failures))
 
 
-def _image_input(item: Item, hashes: _Hashes) -> str | bytes:
+def _read_image(path: Path, hashes: _Hashes) -> str | bytes:
     """The file to decode, hashed first (read ahead of decoding, so the hash is ready when the batch is); a file
     that cannot be read is not handed to the decoder (a FIFO swapped in would block it), but an empty input that
     fails at once, reported with the read error."""
-    return str(item.file.path) if hashes.readable(item.file.path) else b""
+    return str(path) if hashes.readable(path) else b""
 
 
-def _embed_images(run: _Run, model: Any, items: list[Item], existed: set[str], batch_size: int | None,
-                  workers: int | None, processes: bool) -> None:
+def _embed(run: _Run, model: Any, items: list[Item], existed: set[str], image_weight: float | None,
+           batch_size: int | None, workers: int | None, processes: bool) -> None:
+    """Embed the items (images, texts and pairs, through the one dispatch) and store each batch as it comes."""
     if not items:
         return
-
-    def inputs() -> Iterator[str | bytes]:
-        for item in items:
-            yield _image_input(item, run.hashes)
-
-    batches = model.iter_images(inputs(), on_error="skip", batch_size=batch_size, workers=workers, processes=processes)
-    _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, run.hashes))
-
-
-def _embed_texts(run: _Run, model: Any, items: list[Item], existed: set[str], batch_size: int | None) -> None:
-    if not items:
-        return
-    batches = model.iter_texts([i.record.text for i in items], on_error="skip", batch_size=batch_size)
-    _write_batches(run, items, batches, existed, lambda item: item.record)
-
-
-def _embed_pairs(run: _Run, model: Any, items: list[Item], existed: set[str], image_weight: float | None,
-                 batch_size: int | None, workers: int | None) -> None:
-    if not items:
-        return
-    images = [_image_input(i, run.hashes) for i in items]
-    texts = [i.record.text or "" for i in items]
-    batches = model.iter_pairs(images, texts, image_weight=image_weight, on_error="skip", batch_size=batch_size,
-                               workers=workers)
+    inputs = [Input("image", image=i.file.path) if i.record.modality == "image" else
+              Input("text", text=i.record.text) if i.record.modality == "text" else
+              Input("pair", text=i.record.text or "", image=i.file.path, image_weight=image_weight) for i in items]
+    batches = iter_inputs(model, inputs, batch_size=batch_size, workers=workers, processes=processes,
+                          image_of=lambda inp: _read_image(inp.image, run.hashes))
     _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, run.hashes))
