@@ -16,7 +16,7 @@ from crossmodal.distributed.plan import plan_inputs
 from crossmodal.distributed.ray_ingest import resources_for
 from crossmodal.errors import ConfigError
 from crossmodal.identity import make_id
-from crossmodal.ingest import ingest
+from crossmodal.ingest import IngestOptions, ingest
 from crossmodal.testing.fake import fake_model
 
 
@@ -49,7 +49,7 @@ def test_folders_plan_the_items_single_machine_ingest_makes(images_dir: Path, tm
     report = ingest(single, folders, captions=captions, workers=0)
     planned_col = crossmodal.open_store("memory://").collection("c", model=fake_model(dim=8))
     planned_col.set_root(single.root)
-    plan = plan_inputs(planned_col, folders, captions=captions)
+    plan = plan_inputs(planned_col, folders, IngestOptions(captions=captions))
     want = {r.id: (r.modality, r.reference, r.text, r.source, r.stamp, dict(r.metadata)) for r in single.items()}
     got = {w.record.id: (w.record.modality, w.record.reference, w.record.text, w.record.source, w.record.stamp,
                          dict(w.record.metadata)) for w in plan.rows}

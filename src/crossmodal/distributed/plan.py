@@ -39,9 +39,9 @@ from ..collection import Collection
 from ..errors import ConfigError, InputError
 from ..identity import file_stamp, hash_text, make_id
 from ..ingest.discover import SourceFile, discover
-from ..ingest.plan import Given, image_items, plan_files, stored_by_source
+from ..ingest.options import IngestOptions
+from ..ingest.plan import given_for, image_items, plan_files, stored_by_source
 from ..ingest.run import same_except_hash
-from ..manifests import load_captions, load_metadata
 from ..stores.base import Record, check_metadata
 
 __all__ = ["MANIFEST_SUFFIXES", "Plan", "WorkRow", "plan_inputs"]
@@ -172,46 +172,32 @@ def _without_source(rec: Record) -> Record:
 # -- folders and files ------------------------------------------------------------------------------------------------
 
 
-def _file_rows(col: Collection, paths: Sequence[Path], *, recursive: bool, include: Sequence[str],
-               exclude: Sequence[str], given: Given, plan: Plan) -> Iterator[WorkRow]:
-    files = discover(paths, recursive=recursive, include=include, exclude=exclude, failed=plan.failed)
+def _file_rows(col: Collection, paths: Sequence[Path], opts: IngestOptions, plan: Plan) -> Iterator[WorkRow]:
+    files = discover(paths, recursive=opts.recursive, include=opts.include, exclude=opts.exclude, failed=plan.failed,
+                     max_file_size=opts.max_file_size)
     plan.files += len(files)
     refs = {src.path: col.reference_for(src.path) for src in files}
-    file_plan = plan_files(files, refs, given, stored_by_source(col.items()))
+    file_plan = plan_files(files, refs, given_for(opts), stored_by_source(col.items()))
     plan.failed += file_plan.failed
     for item in file_plan.items:
         yield _image_row(item, str(item.file.path))
 
 
-def plan_inputs(
-    col: Collection,
-    inputs: Sequence[str | os.PathLike[str]],
-    *,
-    recursive: bool = True,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    lines: bool = False,
-    captions: str | os.PathLike[str] | None = None,
-    metadata: str | os.PathLike[str] | None = None,
-    image_weight: float | None = None,
-) -> Plan:
+def plan_inputs(col: Collection, inputs: Sequence[str | os.PathLike[str]], options: IngestOptions | None = None) -> Plan:
     """The items ``inputs`` (folders, files, manifests) make, minus those already stored unchanged."""
     if not inputs:
         raise ConfigError("nothing to index: give at least one file, folder or manifest")
+    opts = options or IngestOptions()
     plan = Plan()
     given = [Path(p).expanduser().absolute() for p in inputs]
     manifests = [p for p in given if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES]
     others = [p for p in given if p not in manifests]
-    given_files = Given(captions=load_captions(captions) if captions else None,
-                        metadata=load_metadata(metadata) if metadata else None, lines=lines,
-                        image_weight=image_weight)
     rows: dict[str, WorkRow] = {}  # by id: an item named twice is embedded once (the last wins, as upserts do)
     if others:
-        for row in _file_rows(col, others, recursive=recursive, include=include, exclude=exclude, given=given_files,
-                              plan=plan):
+        for row in _file_rows(col, others, opts, plan):
             rows[row.record.id] = row
     for manifest in manifests:
-        for row in _manifest_rows(col, manifest, image_weight, plan):
+        for row in _manifest_rows(col, manifest, opts.image_weight, plan):
             rows[row.record.id] = row
         plan.files += 1
     ids = list(rows)

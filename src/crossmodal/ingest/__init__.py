@@ -33,8 +33,9 @@ from __future__ import annotations
 
 from . import plan
 from .discover import DEFAULT_MAX_FILE_SIZE, SourceFile, discover, image_extensions
+from .options import IngestOptions
 from .report import IngestReport
 from .run import adopt_root, ingest
 
-__all__ = ["DEFAULT_MAX_FILE_SIZE", "IngestReport", "SourceFile", "adopt_root", "discover", "image_extensions", "ingest",
+__all__ = ["DEFAULT_MAX_FILE_SIZE", "IngestOptions", "IngestReport", "SourceFile", "adopt_root", "discover", "image_extensions", "ingest",
            "plan"]

@@ -32,11 +32,11 @@ from typing import Any
 
 from ..errors import InputError
 from ..identity import caption_ids, hash_text, make_id, pair_key
-from ..manifests import Annotations
+from ..manifests import Annotations, load_captions, load_metadata
 from ..stores.base import Record, check_metadata
 from .discover import DEFAULT_MAX_FILE_SIZE, SourceFile, read_text
 
-__all__ = ["FilePlan", "Given", "Item", "image_items", "plan_file", "plan_files", "stored_by_source", "text_items"]
+__all__ = ["FilePlan", "Given", "Item", "given_for", "image_items", "plan_file", "plan_files", "stored_by_source", "text_items"]
 
 Caption = tuple[str, dict[str, Any]]
 
@@ -59,6 +59,14 @@ class Given:
     lines: bool = False
     image_weight: float | None = None
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+
+
+def given_for(options: Any) -> Given:
+    """What a run with these :class:`~crossmodal.ingest.options.IngestOptions` gives besides the files (the
+    captions and metadata files read here)."""
+    return Given(captions=load_captions(options.captions) if options.captions else None,
+                 metadata=load_metadata(options.metadata) if options.metadata else None, prune=options.prune,
+                 lines=options.lines, image_weight=options.image_weight, max_file_size=options.max_file_size)
 
 
 def text_items(src: SourceFile, ref: str, lines: bool, meta: dict[str, Any],

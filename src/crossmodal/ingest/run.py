@@ -15,10 +15,10 @@ from ..dispatch import iter_inputs
 from ..errors import ConfigError
 from ..identity import change, hash_file, pair_hash
 from ..inputs import Input
-from ..manifests import load_captions, load_metadata
 from ..stores.base import Record
-from .discover import DEFAULT_MAX_FILE_SIZE, SourceFile, discover
-from .plan import Given, Item, plan_files, stored_by_source
+from .discover import SourceFile, discover
+from .options import IngestOptions
+from .plan import Item, given_for, plan_files, stored_by_source
 from .report import IngestReport
 
 __all__ = ["Progress", "adopt_root", "ingest", "same_except_hash"]
@@ -103,40 +103,30 @@ class _Run:
 def ingest(
     col: Collection,
     paths: Sequence[str | os.PathLike[str]],
+    options: IngestOptions | None = None,
     *,
-    recursive: bool = True,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    lines: bool = False,
-    prune: bool = False,
-    captions: str | os.PathLike[str] | None = None,
-    metadata: str | os.PathLike[str] | None = None,
-    image_weight: float | None = None,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    processes: bool = False,
-    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
     progress: Progress | None = None,
+    **overrides: Any,
 ) -> IngestReport:
     """Index image and text files under ``paths`` into ``col`` (see the package docstring); returns the counts.
 
-    ``progress(done, total)`` is called after each committed batch (items to embed). Files that are not
-    regular files or are larger than ``max_file_size`` bytes are reported as failures, never read.
+    ``options``: how (:class:`~crossmodal.ingest.options.IngestOptions`); keyword ``overrides`` replace some
+    of them by name (``ingest(col, ["photos"], captions="captions.tsv", workers=0)``). ``progress(done,
+    total)`` is called after each committed batch (items to embed). Files that are not regular files or are
+    larger than ``max_file_size`` bytes are reported as failures, never read.
     """
     started = time.perf_counter()
+    opts = (options or IngestOptions()).with_overrides(overrides)
     report = IngestReport()
     model = col._need_model("index files")
     if not paths:
         raise ConfigError("nothing to index: give at least one file or folder")
-    if max_file_size < 1:
-        raise ConfigError(f"max_file_size must be at least 1 byte, got {max_file_size}")
+    max_file_size = opts.max_file_size
     adopt_root(col, paths)
-    files = discover(paths, recursive=recursive, include=include, exclude=exclude, failed=report.failed,
-                     max_file_size=max_file_size)
+    files = discover(paths, recursive=opts.recursive, include=opts.include, exclude=opts.exclude,
+                     failed=report.failed, max_file_size=max_file_size)
     report.files = len(files)
-    given = Given(captions=load_captions(captions) if captions else None,
-                  metadata=load_metadata(metadata) if metadata else None, prune=prune, lines=lines,
-                  image_weight=image_weight, max_file_size=max_file_size)
+    given = given_for(opts)
 
     existing = {r.id: r for r in col.items()}
     by_source = stored_by_source(existing.values())
@@ -206,13 +196,13 @@ def ingest(
             col.upsert([replace(r, vector=stored_vectors[r.id]) for r in chunk if r.id in stored_vectors])
     _move(col, moves, report)
     moved_ids = {old.id for _, old in moves}
-    if prune:
+    if opts.prune:
         gone = [r.id for r in missing if r.id not in moved_ids]
         report.removed += col.delete(gone) if gone else 0
 
     run.total = len(to_embed)
     existed = set(existing)
-    _embed(run, model, to_embed, existed, image_weight, batch_size, workers, processes)
+    _embed(run, model, to_embed, existed, opts)
     # only now, with their replacements stored: what files no longer produce goes (a failed file keeps it all)
     doomed = [i for ref, ids in stale.items() if ref not in run.failed_sources for i in ids]
     report.removed += col.delete(doomed) if doomed else 0
@@ -279,14 +269,14 @@ def _read_image(path: Path, hashes: _Hashes) -> str | bytes:
     return str(path) if hashes.readable(path) else b""
 
 
-def _embed(run: _Run, model: Any, items: list[Item], existed: set[str], image_weight: float | None,
-           batch_size: int | None, workers: int | None, processes: bool) -> None:
+def _embed(run: _Run, model: Any, items: list[Item], existed: set[str], opts: IngestOptions) -> None:
     """Embed the items (images, texts and pairs, through the one dispatch) and store each batch as it comes."""
     if not items:
         return
     inputs = [Input("image", image=i.file.path) if i.record.modality == "image" else
               Input("text", text=i.record.text) if i.record.modality == "text" else
-              Input("pair", text=i.record.text or "", image=i.file.path, image_weight=image_weight) for i in items]
-    batches = iter_inputs(model, inputs, batch_size=batch_size, workers=workers, processes=processes,
+              Input("pair", text=i.record.text or "", image=i.file.path, image_weight=opts.image_weight)
+              for i in items]
+    batches = iter_inputs(model, inputs, batch_size=opts.batch_size, workers=opts.workers, processes=opts.processes,
                           image_of=lambda inp: _read_image(inp.image, run.hashes))
     _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, run.hashes))
