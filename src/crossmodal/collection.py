@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .embedder import Failure, l2_normalize
+from . import adding
+from .adding import AddResult
+from .dispatch import embed_inputs
+from .embedder import l2_normalize
 from .errors import ConfigError, InputError, ItemNotFound
-from .identity import hash_image_input, hash_text, make_id
-from .preprocessing.images import describe_input
+from .inputs import Input, query_kind
 from .space import Space
 from .stores.base import (
     MAX_ID_LENGTH,
@@ -60,48 +62,12 @@ WRITE_BATCH = 256
 MAX_TOP_K = 10_000
 
 
-@dataclass
-class AddResult:
-    """What ``add_*`` did: one id per input (None where the input failed), and counts."""
-
-    ids: list[str | None] = field(default_factory=list)
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    failures: list[Failure] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass
-class _Planned:
-    index: int  # position in the caller's input
-    record: Record  # without vector yet
-    source: Any  # what the model embeds (an image input, a text, or an (image, text) pair)
-
-
 def model_source(model: Model) -> str:
     """What to pass to ``load_model`` to get ``model`` back: a catalog name, or its directory."""
     resolved = getattr(model, "resolved", None)
     if resolved is not None and resolved.origin == "local":
         return str(Path(resolved.files.root).resolve())
     return model.name
-
-
-def _as_list(items: Any, what: str) -> list[Any]:
-    if isinstance(items, (str, bytes, os.PathLike)):
-        raise InputError(f"{what} must be a list; wrap a single one in [...]", input=str(items)[:60])
-    return list(items)
-
-
-def _per_item(values: Sequence[Any] | None, n: int, what: str) -> list[Any]:
-    if values is None:
-        return [None] * n
-    values = list(values)
-    if len(values) != n:
-        raise InputError(f"{what} has {len(values)} entries for {n} inputs")
-    return values
 
 
 class Collection:
@@ -263,56 +229,6 @@ class Collection:
         vec = l2_normalize(vec)[0] if self.space.normalized else vec[0]
         return encode_record(replace(r, vector=vec, metadata=check_metadata(r.metadata), reference=str(r.reference)))
 
-    def _plan_ids(self, ids: Sequence[Any] | None, keys: list[str], modality: str) -> list[str]:
-        given = _per_item(ids, len(keys), "ids")
-        return [str(g) if g is not None else make_id(modality, k) for g, k in zip(given, keys)]
-
-    def _write(self, planned: list[_Planned], modality: str, on_error: str, **embed: Any) -> AddResult:
-        """Skip items whose content and metadata are stored already, embed the rest and write them in batches."""
-        result = AddResult(ids=[p.record.id for p in planned])
-        existing = {r.id: decode_record(r) for r in self.backend.get([p.record.id for p in planned])}
-        todo: list[_Planned] = []
-        refresh: list[Record] = []
-        for p in planned:
-            old = existing.get(p.record.id)
-            if old is None or old.content_hash != p.record.content_hash or old.modality != p.record.modality:
-                todo.append(p)
-            elif (dict(old.metadata), old.reference, old.text) == (dict(p.record.metadata), p.record.reference,
-                                                                   p.record.text):
-                result.unchanged += 1
-            else:
-                refresh.append(p.record)
-        if refresh:  # new metadata for unchanged content: reuse the stored vectors
-            stored = {r.id: r for r in self.backend.get([r.id for r in refresh], vectors=True)}
-            self.upsert([replace(r, vector=stored[r.id].vector) for r in refresh])
-            result.updated += len(refresh)
-        if not todo:
-            return result
-        model = self._need_model(f"embed {modality} items")
-        sources = [p.source for p in todo]
-        if modality == "image":
-            batches = model.iter_images(sources, on_error="skip", **embed)
-        elif modality == "text":
-            batches = model.iter_texts(sources, on_error="skip")
-        else:
-            batches = model.iter_pairs([s[0] for s in sources], [s[1] for s in sources], on_error="skip", **embed)
-        for batch in batches:
-            for f in batch.failures:
-                p = todo[f.index]
-                if on_error == "raise":
-                    raise f.error.at(p.index) if f.error.index is None else f.error
-                result.ids[p.index] = None
-                result.failures.append(Failure(index=p.index, input=f.input, error=f.error))
-            records = [replace(todo[i].record, vector=v) for i, v in zip(batch.indices.tolist(), batch.vectors)]
-            for r in records:
-                if r.id in existing:
-                    result.updated += 1
-                else:
-                    result.added += 1
-            if records:
-                self.upsert(records)
-        return result
-
     def add_images(
         self,
         images: Iterable[Any],
@@ -332,16 +248,9 @@ class Collection:
         With ``on_error="skip"``, bad images are reported in
         ``result.failures`` and the rest are stored.
         """
-        images = _as_list(images, "images")
-        refs = self._image_refs(images, references)
-        metas = _per_item(metadata, len(images), "metadata")
-        item_ids = self._plan_ids(ids, refs, "image")
-        planned = [
-            _Planned(i, Record(item_ids[i], "image", refs[i], content_hash=self._hash_image(images[i], refs[i]),
-                               metadata=check_metadata(metas[i])), images[i])
-            for i in range(len(images))
-        ]
-        return self._write(planned, "image", on_error, batch_size=batch_size, workers=workers)
+        images = adding.as_list(images, "images")
+        return self.add([Input("image", image=img) for img in images], metadata=metadata, ids=ids,
+                        references=references, on_error=on_error, batch_size=batch_size, workers=workers)
 
     def add_texts(
         self,
@@ -353,20 +262,12 @@ class Collection:
         on_error: str = "raise",
     ) -> AddResult:
         """Embed and store texts; the reference is the text itself unless given (e.g. the file it came from)."""
-        texts = _as_list(texts, "texts")
+        texts = adding.as_list(texts, "texts")
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise InputError(f"texts[{i}] is a {type(t).__name__}, not a string", index=i)
-        given = _per_item(references, len(texts), "references")
-        refs = [g if g is not None else t for g, t in zip(given, texts)]
-        metas = _per_item(metadata, len(texts), "metadata")
-        item_ids = self._plan_ids(ids, refs, "text")
-        planned = [
-            _Planned(i, Record(item_ids[i], "text", refs[i], text=texts[i], content_hash=hash_text(texts[i]),
-                               metadata=check_metadata(metas[i])), texts[i])
-            for i in range(len(texts))
-        ]
-        return self._write(planned, "text", on_error)
+        return self.add([Input("text", text=t) for t in texts], metadata=metadata, ids=ids, references=references,
+                        on_error=on_error)
 
     def add_pairs(
         self,
@@ -382,45 +283,43 @@ class Collection:
         workers: int | None = None,
     ) -> AddResult:
         """Embed and store image+text pairs as one composed vector each (see ``Model.embed_pairs``)."""
-        images = _as_list(images, "images")
-        texts = _as_list(texts, "texts")
+        images = adding.as_list(images, "images")
+        texts = adding.as_list(texts, "texts")
         if len(images) != len(texts):
             raise InputError(f"add_pairs needs as many texts as images ({len(texts)} texts, {len(images)} images)")
-        refs = self._image_refs(images, references)
-        metas = _per_item(metadata, len(images), "metadata")
-        item_ids = self._plan_ids(ids, [f"{r}\n{t}" for r, t in zip(refs, texts)], "pair")
-        weight = "" if image_weight is None else f"\nw={float(image_weight)}"
-        planned = [
-            _Planned(i, Record(item_ids[i], "pair", refs[i], text=texts[i],
-                               content_hash=hash_text(self._hash_image(images[i], refs[i]) + "\n" + texts[i] + weight),
-                               metadata=check_metadata(metas[i])), (images[i], texts[i]))
-            for i in range(len(images))
-        ]
-        return self._write(planned, "pair", on_error, image_weight=image_weight, batch_size=batch_size,
-                           workers=workers)
+        inputs = [Input("pair", text=t, image=img, image_weight=image_weight) for img, t in zip(images, texts)]
+        return self.add(inputs, metadata=metadata, ids=ids, references=references, on_error=on_error,
+                        batch_size=batch_size, workers=workers)
 
-    def _image_refs(self, images: list[Any], references: Sequence[str | None] | None) -> list[str]:
-        given = _per_item(references, len(images), "references")
-        refs = []
-        for i, (img, ref) in enumerate(zip(images, given)):
-            if ref is not None:
-                refs.append(str(ref))
-            elif isinstance(img, (str, os.PathLike)):
-                refs.append(self.reference_for(img))
-            else:
-                raise InputError(
-                    f"image #{i} ({describe_input(img)}) is not a file, so it needs a reference saying where it "
-                    "can be found again: pass references=[...] (the store keeps references, never image bytes)",
-                    input=describe_input(img), index=i,
-                )
-        return refs
+    def add(
+        self,
+        inputs: Iterable[Input],
+        *,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+        references: Sequence[str | None] | None = None,
+        on_error: str = "raise",
+        batch_size: int | None = None,
+        workers: int | None = None,
+    ) -> AddResult:
+        """Embed and store texts, images and pairs given as :class:`~crossmodal.inputs.Input` values, mixed in
+        any order (one item each; ids, references and failures as for ``add_images``/``add_texts``/``add_pairs``)."""
+        planned = adding.plan(self, adding.as_list(inputs, "inputs"), metadata=metadata, ids=ids,
+                              references=references)
+        return adding.add(self, planned, on_error, batch_size=batch_size, workers=workers)
 
-    @staticmethod
-    def _hash_image(image: Any, ref: str) -> str:
-        try:
-            return hash_image_input(image)
-        except OSError:
-            return hash_text("missing:" + ref)  # embedding will fail and name the file
+    def needs_embedding(
+        self,
+        inputs: Sequence[Input],
+        *,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+        references: Sequence[str | None] | None = None,
+    ) -> list[bool]:
+        """For each input, whether :meth:`add` would embed it (False: its content is stored already)."""
+        planned = adding.plan(self, list(inputs), metadata=metadata, ids=ids, references=references)
+        todo = {p.index for p in adding.pending(self, planned)[0]}
+        return [p.index in todo for p in planned]
 
     def delete(
         self,
@@ -480,32 +379,38 @@ class Collection:
         image_weight: float | None = None,
     ) -> np.ndarray:
         """The unit query vector for one query (text, image, pair = image + text, a vector, or an item's id)."""
-        if text is not None and image is not None:
-            if pair is not None:
+        kind = query_kind(text=text, image=image, pair=pair, vector=vector, like=like)
+        if kind is None:
+            if pair is not None and text is not None and image is not None:
                 raise ConfigError("give text and image (a pair), or pair=, not both")
-            pair, text, image = (image, text), None, None
-        given = [k for k, v in (("text", text), ("image", image), ("pair", pair), ("vector", vector), ("like", like))
-                 if v is not None]
-        if len(given) != 1:
+            both = text is not None and image is not None  # text with image: a pair
+            given = [k for k, v in (("text", None if both else text), ("image", None if both else image),
+                                    ("pair", pair if not both else True), ("vector", vector), ("like", like))
+                     if v is not None]
             raise ConfigError("search needs exactly one query: text=, image=, text= with image= (a pair), pair=, "
                               f"vector= or like=; got {', '.join(given) or 'none'}")
-        if vector is not None:
+        if kind == "vector":
             vec = self.space.check_vectors(vector, what="the query vector")
             if vec.shape[0] != 1:
                 raise InputError(f"one query vector at a time, got {vec.shape[0]}")
-        elif like is not None:
-            vec = np.asarray(self.get(like, vector=True).vector, dtype=np.float32)[None, :]
-        elif text is not None:
-            if not isinstance(text, str):
-                raise InputError(f"text must be a string, got {type(text).__name__}")
-            vec = self._need_model("search by text").embed_texts([text])
-        elif image is not None:
-            vec = self._need_model("search by image").embed_images([image])
+        elif kind == "like":
+            vec = np.asarray(self.get(like, vector=True).vector, dtype=np.float32)[None, :]  # type: ignore[arg-type]
         else:
+            vec = self.embed_query(text=text, image=image, pair=pair, image_weight=image_weight)
+        return l2_normalize(vec)[0]
+
+    def embed_query(self, *, text: str | None = None, image: Any = None, pair: tuple[Any, str] | None = None,
+                    image_weight: float | None = None) -> np.ndarray:
+        """The (1, dim) vector of a text, image or pair query, embedded by the collection's model."""
+        if pair is not None:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise InputError("pair must be (image, text)")
-            vec = self._need_model("search by pair").embed_pairs([pair[0]], [pair[1]], image_weight=image_weight)
-        return l2_normalize(vec)[0]
+            image, text = pair
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"text must be a string, got {type(text).__name__}")
+        query = Input.of(text=text, image=image, image_weight=image_weight)
+        model = self._need_model(f"search by {query.kind}")
+        return embed_inputs(model, [query])  # type: ignore[no-any-return]
 
     def search(
         self,

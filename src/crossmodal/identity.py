@@ -18,8 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["UnreadableFile", "file_kind", "file_stamp", "hash_bytes", "hash_file", "hash_image_input", "hash_text",
-           "make_id", "open_regular"]
+__all__ = ["UnreadableFile", "caption_ids", "change", "file_kind", "file_stamp", "hash_bytes", "hash_file",
+           "hash_image_input", "hash_text", "make_id", "open_regular", "pair_hash", "pair_id", "pair_key"]
 
 _CHUNK = 1 << 20
 
@@ -30,6 +30,42 @@ def make_id(modality: str, key: str) -> str:
     A key may hold surrogates: a file name's undecodable bytes arrive as surrogate escapes (``os.fsdecode``).
     """
     return hashlib.sha256(f"{modality}\n{key}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def pair_id(reference: str, text: str) -> str:
+    """The id of a pair added by the library or the service: its image's reference and its text."""
+    return make_id("pair", f"{reference}\n{text}")
+
+
+def caption_ids(reference: str, position: int) -> tuple[str, str]:
+    """The ids of the caption (text) item and the pair item an indexed image gets for its caption at
+    ``position``: a caption is identified by its place in the captions file, so a new wording updates it."""
+    return make_id("text", f"{reference}#caption{position}"), make_id("pair", f"{reference}#{position}")
+
+
+def pair_key(text: str, image_weight: float | None) -> str:
+    """What a pair's content hash covers besides its image: the text, and the fusion weight when one is given
+    (as a float, so 1 and 1.0 are the same weight)."""
+    return text if image_weight is None else f"{text}\nw={float(image_weight)}"
+
+
+def pair_hash(image_hash: str, key: str) -> str:
+    """The content hash of a pair: its image's content hash and its :func:`pair_key`."""
+    return hash_text(image_hash + "\n" + key)
+
+
+def change(old: Any, new: Any) -> str:
+    """What writing record ``new`` over the stored record ``old`` (None: not stored) takes:
+
+    * ``"embed"``: it is new, or its content (modality, content hash) differs: embed it;
+    * ``"unchanged"``: same content, reference, text and metadata: nothing to embed;
+    * ``"refresh"``: same content, new reference, text or metadata: store them with the stored vector.
+    """
+    if old is None or (old.modality, old.content_hash) != (new.modality, new.content_hash):
+        return "embed"
+    if (dict(old.metadata), old.reference, old.text) == (dict(new.metadata), new.reference, new.text):
+        return "unchanged"
+    return "refresh"
 
 
 def hash_bytes(data: bytes | bytearray | memoryview) -> str:

@@ -16,7 +16,7 @@ from crossmodal.distributed.plan import plan_inputs
 from crossmodal.distributed.ray_ingest import resources_for
 from crossmodal.errors import ConfigError
 from crossmodal.identity import make_id
-from crossmodal.ingest import ingest
+from crossmodal.ingest import IngestOptions, ingest
 from crossmodal.testing.fake import fake_model
 
 
@@ -49,7 +49,7 @@ def test_folders_plan_the_items_single_machine_ingest_makes(images_dir: Path, tm
     report = ingest(single, folders, captions=captions, workers=0)
     planned_col = crossmodal.open_store("memory://").collection("c", model=fake_model(dim=8))
     planned_col.set_root(single.root)
-    plan = plan_inputs(planned_col, folders, captions=captions)
+    plan = plan_inputs(planned_col, folders, IngestOptions(captions=captions))
     want = {r.id: (r.modality, r.reference, r.text, r.source, r.stamp, dict(r.metadata)) for r in single.items()}
     got = {w.record.id: (w.record.modality, w.record.reference, w.record.text, w.record.source, w.record.stamp,
                          dict(w.record.metadata)) for w in plan.rows}
@@ -132,3 +132,23 @@ def test_ray_before_a_folder_takes_the_folder_as_a_path_and_refuses_the_embedded
                                       "--store", str(tmp_path / "store")])
     assert result.exit_code == 2 and "server store" in result.output  # not "missing PATHS", not an address
     assert not (tmp_path / "store").exists()  # refused before anything was created
+
+
+def test_a_re_index_without_captions_or_metadata_keeps_what_an_earlier_run_stored(
+        images_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("cat.jpg", "bee.jpg"):
+        (folder / name).write_bytes((images_dir / "formats" / name).read_bytes())
+    (tmp_path / "meta.tsv").write_text("file\talbum\ncat.jpg\tpets\n")
+    (tmp_path / "caps.tsv").write_text("file\tcaption\nbee.jpg\ta bee on a flower\n")
+    col = crossmodal.open_store("memory://").collection("c", model=fake_model(dim=8))
+    ingest(col, [folder], metadata=tmp_path / "meta.tsv", captions=tmp_path / "caps.tsv", workers=0)
+    before = {r.id: (r.modality, r.reference, r.text, dict(r.metadata)) for r in col.items()}
+    assert before[make_id("image", "cat.jpg")][3] == {"album": "pets"} and len(before) == 4
+
+    plan = plan_inputs(col, [folder])  # no --metadata, no --captions this time
+    assert plan.rows == [] and plan.unchanged == 4  # nothing to embed or rewrite: the metadata and captions stay
+    (folder / "cat.jpg").write_bytes((images_dir / "formats" / "bee.jpg").read_bytes())  # new content
+    changed = plan_inputs(col, [folder])
+    assert [(w.record.reference, dict(w.record.metadata)) for w in changed.rows] == [("cat.jpg", {"album": "pets"})]

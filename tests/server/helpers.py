@@ -45,6 +45,22 @@ class GatedEncoder:
         return self.inner.encode_images(pixels)
 
 
+class CountingEncoder:
+    """Records every model call: (kind, number of inputs)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, int]] = []
+
+    def encode_texts(self, inputs):
+        self.calls.append(("text", len(inputs["input_ids"])))
+        return self.inner.encode_texts(inputs)
+
+    def encode_images(self, pixels):
+        self.calls.append(("image", len(pixels)))
+        return self.inner.encode_images(pixels)
+
+
 def memory_store() -> Any:
     return open_store("memory://")
 

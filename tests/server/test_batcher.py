@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from crossmodal.errors import ImageDecodeError, InputError
+from crossmodal.inputs import Input
 from crossmodal.server import BatchingSettings, ServerSettings, create_app
-from crossmodal.server.batcher import Item, MicroBatcher
+from crossmodal.server.batcher import MicroBatcher
 from crossmodal.server.metrics import Metrics
 
 from .helpers import GatedEncoder, image_part, live_server, memory_store, png_bytes
@@ -80,12 +81,12 @@ def test_a_bad_input_fails_only_its_own_request(fake_model):
     batcher.start()
 
     async def run():
-        warm = asyncio.create_task(batcher.embed([Item.of(text="warm up")]))
+        warm = asyncio.create_task(batcher.embed([Input.of(text="warm up")]))
         await asyncio.sleep(0.01)  # the next three queue up behind the slow first call and share one batch
         tasks = [
-            batcher.embed([Item.of(image=good), Item.of(text="a")]),
-            batcher.embed([Item.of(text="b"), Item.of(image=bad)]),
-            batcher.embed([Item.of(text="c", image=good)]),
+            batcher.embed([Input.of(image=good), Input.of(text="a")]),
+            batcher.embed([Input.of(text="b"), Input.of(image=bad)]),
+            batcher.embed([Input.of(text="c", image=good)]),
         ]
         await warm
         return await asyncio.gather(*tasks, return_exceptions=True)
@@ -108,7 +109,7 @@ def test_a_lone_client_is_not_delayed_by_the_batch_wait(fake_model):
     async def run():
         start = time.perf_counter()
         for _ in range(5):
-            await batcher.embed([Item.of(text="alone")])
+            await batcher.embed([Input.of(text="alone")])
         return time.perf_counter() - start
 
     try:
@@ -140,14 +141,14 @@ def test_images_and_pairs_are_batched_across_requests(fake_model):
 
 
 def test_an_item_is_a_text_an_image_or_a_pair():
-    assert Item.of(text="a").kind == "text"
-    assert Item.of(image=b"x").kind == "image"
-    assert Item.of(text="a", image=b"x").kind == "pair"
+    assert Input.of(text="a").kind == "text"
+    assert Input.of(image=b"x").kind == "image"
+    assert Input.of(text="a", image=b"x").kind == "pair"
     with pytest.raises(InputError):
-        Item.of()
+        Input.of()
 
 
-def _big_then_small(fake_model, settings: BatchingSettings, big: list[Item], small: list[Item], monkeypatch):
+def _big_then_small(fake_model, settings: BatchingSettings, big: list[Input], small: list[Input], monkeypatch):
     """Run a big request, and a small one sent while the model works on the big one's first call.
 
     Returns how many model calls had been made when each request was answered, the calls, and the answers."""
@@ -184,10 +185,10 @@ def _big_then_small(fake_model, settings: BatchingSettings, big: list[Item], sma
 def test_a_request_of_many_large_images_does_not_hold_up_a_small_one(fake_model, monkeypatch):
     pictures = [png_bytes((i * 30, 0, 0)) for i in range(8)]
     # The images are tiny; their declared size (what the header check found) is what the batcher budgets.
-    big = [Item.of(image=p, pixels=40_000_000) for p in pictures]
+    big = [Input.of(image=p, pixels=40_000_000) for p in pictures]
     reference = fake_model.embed_images(pictures)
     settings = BatchingSettings(max_items=64, max_wait_ms=0, max_pixels=64_000_000)
-    answered, calls, (big_result, small_result) = _big_then_small(fake_model, settings, big, [Item.of(text="hi")],
+    answered, calls, (big_result, small_result) = _big_then_small(fake_model, settings, big, [Input.of(text="hi")],
                                                                           monkeypatch)
     assert calls[:3] == [("image", 1), ("image", 1), ("text", 1)]  # the text went in with the second image
     assert answered["small"] == 3 and answered["big"] == len(calls) == 9
@@ -198,8 +199,8 @@ def test_a_request_of_many_large_images_does_not_hold_up_a_small_one(fake_model,
 def test_a_request_of_many_texts_takes_turns_with_a_small_one(fake_model, monkeypatch):
     texts = [f"word {i}" for i in range(150)]
     settings = BatchingSettings(max_items=64, max_wait_ms=0)
-    answered, calls, (big_result, _) = _big_then_small(fake_model, settings, [Item.of(text=t) for t in texts],
-                                                       [Item.of(text="hi")], monkeypatch)
+    answered, calls, (big_result, _) = _big_then_small(fake_model, settings, [Input.of(text=t) for t in texts],
+                                                       [Input.of(text="hi")], monkeypatch)
     assert calls == [("text", 64), ("text", 64), ("text", 23)]  # 63 of the big one's and the small one's
     assert answered["small"] == 2 and answered["big"] == 3
     np.testing.assert_allclose(big_result.vectors, fake_model.embed_texts(texts), atol=1e-6)
@@ -207,9 +208,9 @@ def test_a_request_of_many_texts_takes_turns_with_a_small_one(fake_model, monkey
 
 def test_small_images_still_share_a_call_within_the_pixel_budget(fake_model, monkeypatch):
     pictures = [png_bytes((0, i * 30, 0)) for i in range(6)]
-    items = [Item.of(image=p, pixels=10_000_000) for p in pictures]  # six fit in 64 Mpx
+    items = [Input.of(image=p, pixels=10_000_000) for p in pictures]  # six fit in 64 Mpx
     settings = BatchingSettings(max_items=64, max_wait_ms=0, max_pixels=64_000_000)
-    _, calls, (result, _) = _big_then_small(fake_model, settings, items, [Item.of(image=pictures[0], pixels=5_000_000)],
+    _, calls, (result, _) = _big_then_small(fake_model, settings, items, [Input.of(image=pictures[0], pixels=5_000_000)],
                                      monkeypatch)
     assert calls == [("image", 6), ("image", 1)]
     np.testing.assert_allclose(result.vectors, fake_model.embed_images(pictures), atol=1e-6)
@@ -220,7 +221,7 @@ def test_a_partial_caller_gets_the_good_rows_and_a_failure_per_bad_item(fake_mod
     batcher = MicroBatcher(fake_model, BatchingSettings(), Metrics())
     batcher.start()
     try:
-        result = asyncio.run(batcher.embed([Item.of(image=good), Item.of(image=bad), Item.of(text="t")], partial=True))
+        result = asyncio.run(batcher.embed([Input.of(image=good), Input.of(image=bad), Input.of(text="t")], partial=True))
     finally:
         batcher.stop()
     assert set(result.failures) == {1} and isinstance(result.failures[1], ImageDecodeError)

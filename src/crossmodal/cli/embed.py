@@ -6,38 +6,25 @@ import csv
 import io
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
+from ..dispatch import embed_inputs
 from ..errors import ConfigError
+from ..inputs import Input
 from .options import load_model_from_options, model_options, pop_model_options
 
-__all__ = ["Item", "embed", "embed_items", "note_truncated", "parse_item", "similarity", "truncate_option",
+__all__ = ["embed", "embed_items", "note_truncated", "parse_item", "similarity", "truncate_option",
            "truncated_items"]
 
 
-@dataclass(frozen=True)
-class Item:
-    kind: str  # "text", "image" or "pair"
-    text: str | None = None
-    image: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.kind == "text":
-            return f"text:{self.text}"
-        if self.kind == "image":
-            return f"image:{self.image}"
-        return f"pair:{self.image}|{self.text}"
-
-
-def parse_flags(args: list[str]) -> list[Item]:
+def parse_flags(args: list[str]) -> list[Input]:
     """``--text T``, ``--image F`` and ``--image F --text T`` (a pair), in order."""
-    items: list[Item] = []
+    items: list[Input] = []
     i = 0
     while i < len(args):
         flag = args[i]
@@ -48,52 +35,40 @@ def parse_flags(args: list[str]) -> list[Item]:
         value = args[i + 1]
         i += 2
         if flag in ("--text", "-t"):
-            items.append(Item("text", text=value))
+            items.append(Input("text", text=value))
         elif i + 1 < len(args) and args[i] in ("--text", "-t"):
-            items.append(Item("pair", image=value, text=args[i + 1]))
+            items.append(Input("pair", image=value, text=args[i + 1]))
             i += 2
         else:
-            items.append(Item("image", image=value))
+            items.append(Input("image", image=value))
     if not items:
         raise ConfigError("nothing to embed: give at least one --text or --image")
     return items
 
 
-def parse_item(spec: str) -> Item:
+def parse_item(spec: str) -> Input:
     """``text:...``, ``image:PATH`` or ``pair:PATH|text``."""
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in ("text", "image", "pair"):
         raise ConfigError(f"item {spec!r} must look like text:..., image:PATH or pair:PATH|text")
     if kind == "text":
-        return Item("text", text=rest)
+        return Input("text", text=rest)
     if kind == "image":
-        return Item("image", image=rest)
+        return Input("image", image=rest)
     image, bar, text = rest.partition("|")
     if not bar:
         raise ConfigError(f"pair item {spec!r} must look like pair:PATH|text")
-    return Item("pair", image=image, text=text)
+    return Input("pair", image=image, text=text)
 
 
-def embed_items(model: Any, items: list[Item], *, normalize: bool = True, image_weight: float | None = None,
+def embed_items(model: Any, items: list[Input], *, normalize: bool = True, image_weight: float | None = None,
                 truncate: bool = True) -> np.ndarray:
     """Vectors for mixed items, in input order (each kind embedded in one batch)."""
-    out = np.empty((len(items), model.dim), dtype=np.float32)
-    groups: dict[str, list[int]] = {"text": [], "image": [], "pair": []}
-    for i, item in enumerate(items):
-        groups[item.kind].append(i)
-    if groups["text"]:
-        out[groups["text"]] = model.embed_texts([items[i].text for i in groups["text"]], normalize=normalize,
-                                                truncate=truncate)
-    if groups["image"]:
-        out[groups["image"]] = model.embed_images([items[i].image for i in groups["image"]], normalize=normalize)
-    if groups["pair"]:
-        idx = groups["pair"]
-        out[idx] = model.embed_pairs([items[i].image for i in idx], [items[i].text for i in idx],
-                                     image_weight=image_weight, normalize=normalize, truncate=truncate)
-    return out
+    weighted = [replace(item, image_weight=image_weight) if item.kind == "pair" else item for item in items]
+    return embed_inputs(model, weighted, normalize=normalize, truncate=truncate)  # type: ignore[no-any-return]
 
 
-def truncated_items(model: Any, items: list[Item]) -> list[bool]:
+def truncated_items(model: Any, items: list[Input]) -> list[bool]:
     """Which items hold a text over the model's context length (cut to fit unless truncation is off)."""
     from ..preprocessing.texts import over_context
 

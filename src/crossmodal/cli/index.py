@@ -102,21 +102,20 @@ def index(ctx: click.Context, paths: tuple[Path, ...], collection: str, store: s
       crossmodal index photos/ notes/ --collection trips --captions captions.tsv
       crossmodal index ~/Pictures --prune --exclude '*.gif'
     """
-    from ..ingest import ingest
+    from ..ingest import IngestOptions, ingest
 
-    if kwargs.get("ray_address") is not None:  # issue 6: distributed ingest on Ray (cli/ray_index.py)
-        return run_ray_index(ctx, kwargs.pop("ray_address"), paths, collection=collection, store=store,
-                             recursive=recursive, include=include, exclude=exclude, captions=captions,
-                             metadata=metadata, lines=lines, prune=prune, batch_size=batch_size, quiet=quiet,
+    options = IngestOptions(recursive=recursive, include=include, exclude=exclude, lines=lines, prune=prune,
+                            captions=captions, metadata=metadata, batch_size=batch_size, workers=workers,
+                            processes=processes, max_file_size=max_file_size)
+    ray_address = kwargs.pop("ray_address", None)
+    if ray_address is not None:  # distributed ingest on Ray (cli/ray_index.py)
+        return run_ray_index(ctx, ray_address, paths, options, collection=collection, store=store, quiet=quiet,
                              as_json=as_json, model_opts=pop_model_options(kwargs))
-    kwargs.pop("ray_address", None)
     st = open_store_from_options(ctx, store)
     col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=True)
     bar = _Bar(enabled=not quiet and not as_json and sys.stderr.isatty())
     try:
-        report = ingest(col, list(paths), recursive=recursive, include=include, exclude=exclude, lines=lines,
-                        prune=prune, captions=captions, metadata=metadata, batch_size=batch_size, workers=workers,
-                        processes=processes, max_file_size=max_file_size, progress=bar)
+        report = ingest(col, list(paths), options, progress=bar)
     finally:
         bar.close()
     if as_json:

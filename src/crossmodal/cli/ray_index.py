@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -19,6 +19,9 @@ import click
 from ..errors import InputError
 from .options import settings
 from .output import json_line, printable
+
+if TYPE_CHECKING:
+    from ..ingest.options import IngestOptions
 
 __all__ = ["echo_failed", "fail_if_any", "ray_option", "run_ray_index"]
 
@@ -54,17 +57,15 @@ def _masked(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
-def run_ray_index(ctx: click.Context, address: str, paths: tuple[Path, ...], *, collection: str, store: str | None,
-                  recursive: bool, include: tuple[str, ...], exclude: tuple[str, ...], captions: Path | None,
-                  metadata: Path | None, lines: bool, prune: bool, batch_size: int | None, quiet: bool,
-                  as_json: bool, model_opts: dict[str, Any]) -> None:
+def run_ray_index(ctx: click.Context, address: str, paths: tuple[Path, ...], options: IngestOptions, *,
+                  collection: str, store: str | None, quiet: bool, as_json: bool, model_opts: dict[str, Any]) -> None:
     """Run ``crossmodal index`` on Ray and print its report like the single-machine command does."""
-    from ..distributed import check_server_store, ray_ingest
+    from ..distributed import RayOptions, check_server_store, ray_ingest
     from ..store import open_store
 
     if not _ADDRESS.match(address) and Path(address).expanduser().exists():
         paths, address = (Path(address), *paths), "local"  # `--ray photos/`: a path, not an address
-    if prune:
+    if options.prune:
         raise click.UsageError("--prune does not combine with --ray; run `crossmodal index --prune PATHS` "
                                "(without --ray) to drop items whose files are gone")
     s = settings(ctx)
@@ -76,12 +77,11 @@ def run_ray_index(ctx: click.Context, address: str, paths: tuple[Path, ...], *, 
             info = next((i for i in st.collections() if i.name == collection), None)
         model = (info.model_source or info.space.model) if info is not None else s.model
         mode = mode or (info.space.mode if info is not None else None)
-    report = ray_ingest(
-        uri, collection, list(paths), model=model, runtime=model_opts.get("runtime") or s.runtime,
-        mode=mode or s.mode, cache_dir=s.cache_dir, hub_cache=s.hub_cache,
-        offline=bool(model_opts.get("offline")) or s.offline, hub_endpoint=s.hub_endpoint, address=address,
-        recursive=recursive, include=include, exclude=exclude, lines=lines, captions=captions, metadata=metadata,
-        batch_size=batch_size or 32, progress=not quiet and not as_json)
+    load = {"runtime": model_opts.get("runtime") or s.runtime, "mode": mode or s.mode, "cache_dir": s.cache_dir,
+            "hub_cache": s.hub_cache, "offline": bool(model_opts.get("offline")) or s.offline,
+            "hub_endpoint": s.hub_endpoint}
+    report = ray_ingest(uri, collection, list(paths), model=model, load=load, options=options,
+                        ray=RayOptions(address=address, progress=not quiet and not as_json))
     shown = _masked(uri)
     if as_json:
         click.echo(json_line({"collection": collection, "store": shown, "ray": address, **report.to_dict()}))

@@ -1,8 +1,10 @@
 """What a distributed ingest must do: inputs -> work rows, the same items single-machine ingest would make.
 
 Folders and files go through :mod:`crossmodal.ingest`'s own discovery and
-item rules (``discover``, ``_image_items``, ``_text_items``), so an item gets
-the same id, reference, metadata, captions and pairs on both paths.
+plan (:func:`~crossmodal.ingest.plan.plan_files`), so an item gets the same
+id, reference, metadata, captions and pairs on both paths, and a re-index
+keeps what earlier runs stored by the same rules (captions and metadata stay
+unless new ones are given for the file).
 Manifests (``.csv``, ``.parquet``) list one input per row:
 
 ==============================  =================================================================
@@ -36,8 +38,10 @@ from typing import Any
 from ..collection import Collection
 from ..errors import ConfigError, InputError
 from ..identity import file_stamp, hash_text, make_id
-from ..ingest import SourceFile, _image_items, _same_except_hash, _text_items, discover
-from ..manifests import Annotations, load_captions, load_metadata
+from ..ingest.discover import SourceFile, discover
+from ..ingest.options import IngestOptions
+from ..ingest.plan import given_for, image_items, plan_files, stored_by_source
+from ..ingest.run import same_except_hash
 from ..stores.base import Record, check_metadata
 
 __all__ = ["MANIFEST_SUFFIXES", "Plan", "WorkRow", "plan_inputs"]
@@ -144,7 +148,7 @@ def _manifest_rows(col: Collection, path: Path, image_weight: float | None, plan
         captions: list[tuple[str, dict[str, Any]]] = (
             [(caption.strip(), {})] if isinstance(caption, str) and caption.strip() else [])
         src = SourceFile(local or Path(ref), "image", stamp)
-        for i, item in enumerate(_image_items(src, ref, meta, captions, image_weight)):
+        for i, item in enumerate(image_items(src, ref, meta, captions, image_weight)):
             rec = item.record if local is not None else _without_source(item.record)
             if i == 0 and given_id is not None:
                 rec = Record(str(given_id), rec.modality, rec.reference, text=rec.text, source=rec.source,
@@ -168,54 +172,32 @@ def _without_source(rec: Record) -> Record:
 # -- folders and files ------------------------------------------------------------------------------------------------
 
 
-def _file_rows(col: Collection, paths: Sequence[Path], *, recursive: bool, include: Sequence[str],
-               exclude: Sequence[str], lines: bool, captions: Annotations, metadata: Annotations,
-               image_weight: float | None, plan: Plan) -> Iterator[WorkRow]:
-    files = discover(paths, recursive=recursive, include=include, exclude=exclude, failed=plan.failed)
+def _file_rows(col: Collection, paths: Sequence[Path], opts: IngestOptions, plan: Plan) -> Iterator[WorkRow]:
+    files = discover(paths, recursive=opts.recursive, include=opts.include, exclude=opts.exclude, failed=plan.failed,
+                     max_file_size=opts.max_file_size)
     plan.files += len(files)
-    for src in files:
-        ref = col.reference_for(src.path)
-        try:
-            meta = check_metadata(metadata.lookup(src.path, ref))
-            if src.kind == "text":
-                for item in _text_items(col, src, ref, lines, meta, plan.failed):
-                    yield WorkRow(item.record)
-            else:
-                caps = [(c, check_metadata(extra)) for c, extra in captions.lookup_all(src.path, ref)]
-                for item in _image_items(src, ref, meta, caps, image_weight):
-                    yield _image_row(item, str(src.path))
-        except InputError as exc:
-            plan.failed.append((str(src.path), str(exc)))
+    refs = {src.path: col.reference_for(src.path) for src in files}
+    file_plan = plan_files(files, refs, given_for(opts), stored_by_source(col.items()))
+    plan.failed += file_plan.failed
+    for item in file_plan.items:
+        yield _image_row(item, str(item.file.path))
 
 
-def plan_inputs(
-    col: Collection,
-    inputs: Sequence[str | os.PathLike[str]],
-    *,
-    recursive: bool = True,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    lines: bool = False,
-    captions: str | os.PathLike[str] | None = None,
-    metadata: str | os.PathLike[str] | None = None,
-    image_weight: float | None = None,
-) -> Plan:
+def plan_inputs(col: Collection, inputs: Sequence[str | os.PathLike[str]], options: IngestOptions | None = None) -> Plan:
     """The items ``inputs`` (folders, files, manifests) make, minus those already stored unchanged."""
     if not inputs:
         raise ConfigError("nothing to index: give at least one file, folder or manifest")
+    opts = options or IngestOptions()
     plan = Plan()
     given = [Path(p).expanduser().absolute() for p in inputs]
     manifests = [p for p in given if p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES]
     others = [p for p in given if p not in manifests]
-    caption_map = load_captions(captions) if captions else Annotations.empty()
-    meta_map = load_metadata(metadata) if metadata else Annotations.empty()
     rows: dict[str, WorkRow] = {}  # by id: an item named twice is embedded once (the last wins, as upserts do)
     if others:
-        for row in _file_rows(col, others, recursive=recursive, include=include, exclude=exclude, lines=lines,
-                              captions=caption_map, metadata=meta_map, image_weight=image_weight, plan=plan):
+        for row in _file_rows(col, others, opts, plan):
             rows[row.record.id] = row
     for manifest in manifests:
-        for row in _manifest_rows(col, manifest, image_weight, plan):
+        for row in _manifest_rows(col, manifest, opts.image_weight, plan):
             rows[row.record.id] = row
         plan.files += 1
     ids = list(rows)
@@ -223,7 +205,7 @@ def plan_inputs(
         for old in col.get_many(ids[start:start + _CHECK]):
             row = rows[old.id]
             new = row.record  # images are hashed later; their unchanged stamp (or URL) stands for the content
-            if _same_except_hash(old, new) and new.content_hash in ("", old.content_hash):
+            if same_except_hash(old, new) and new.content_hash in ("", old.content_hash):
                 del rows[old.id]
                 plan.unchanged += 1
             else:

@@ -33,16 +33,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, RuntimeUnavailable
-from ..ingest import IngestReport, _adopt_root
+from ..ingest import IngestReport, adopt_root
+from ..ingest.options import IngestOptions
 from ..stores.uri import backend_class
 from .plan import plan_inputs
 
-__all__ = ["Resources", "check_server_store", "ray_ingest", "resources_for"]
+__all__ = ["RayOptions", "Resources", "check_server_store", "ray_ingest", "resources_for"]
 
 
 def check_server_store(uri: str) -> None:
@@ -99,65 +100,76 @@ def _connect(address: str | None) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """How a distributed ingest uses Ray: where it runs, its actors, write batches, and progress bars.
+
+    ``address``: None or ``"local"`` starts Ray on this machine (unless it is already running in this
+    process), ``"auto"`` joins the cluster this machine belongs to, ``"ray://HEAD:10001"`` connects as a Ray
+    client. ``actors`` / ``actor_cpus``: model actors and the cores each takes (default: one actor per GPU, or
+    half the cores); ``writers``: writer actors; ``write_batch``: rows per write.
+    """
+
+    address: str | None = None
+    write_batch: int = 256
+    actors: int | None = None
+    actor_cpus: float | None = None
+    writers: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.write_batch < 1 or self.writers < 1:
+            raise ConfigError(f"write_batch and writers must be at least 1, got {self.write_batch} and {self.writers}")
+        if self.actors is not None and self.actors < 1:
+            raise ConfigError(f"actors must be at least 1, got {self.actors}")
+
+
+#: rows per model actor batch when the ingest options give no batch size
+DEFAULT_BATCH = 32
+
+
 def ray_ingest(
     store: str,
     collection: str,
     inputs: Sequence[str | os.PathLike[str]],
     *,
     model: str,
-    runtime: str = "onnx",
-    mode: str = "exact",
-    cache_dir: str | os.PathLike[str] | None = None,
-    hub_cache: str | os.PathLike[str] | None = None,
-    offline: bool = False,
-    hub_endpoint: str | None = None,
-    address: str | None = None,
-    recursive: bool = True,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    lines: bool = False,
-    captions: str | os.PathLike[str] | None = None,
-    metadata: str | os.PathLike[str] | None = None,
-    image_weight: float | None = None,
-    batch_size: int = 32,
-    write_batch: int = 256,
-    actors: int | None = None,
-    actor_cpus: float | None = None,
-    writers: int = 1,
-    progress: bool = True,
-    store_options: dict[str, Any] | None = None,
+    load: Mapping[str, Any] | None = None,
+    options: IngestOptions | None = None,
+    ray: RayOptions | None = None,
+    store_options: Mapping[str, Any] | None = None,
 ) -> IngestReport:
     """Index ``inputs`` (folders, files, CSV/Parquet manifests) into ``collection`` of a server ``store`` on Ray.
 
-    ``address``: None or ``"local"`` starts Ray on this machine (unless it
-    is already running in this process), ``"auto"`` joins the cluster this
-    machine belongs to, ``"ray://HEAD:10001"`` connects as a Ray client.
-    Returns the same report as single-machine ingest (added, updated,
-    skipped, failed).
+    ``load``: how to load ``model`` (``load_model``'s keywords: runtime, mode, cache_dir, ...), on the driver and
+    on every model actor. ``options``: what to index and how (``batch_size`` is rows per model actor batch;
+    decoding workers are Ray's tasks, so ``workers`` and ``processes`` do not apply; ``prune`` is refused).
+    Returns the same report as single-machine ingest (added, updated, skipped, failed).
     """
     from ..collection import model_source
     from ..loader import load_model
     from ..store import open_store
 
     started = time.perf_counter()
+    opts, ray = options or IngestOptions(), ray or RayOptions()
+    if opts.prune:
+        raise ConfigError("prune does not combine with a distributed ingest; run a single-machine ingest with "
+                          "prune to drop items whose files are gone")
     check_server_store(store)
-    load_options: dict[str, Any] = {"runtime": runtime, "mode": mode, "cache_dir": cache_dir, "hub_cache": hub_cache,
-                    "offline": offline, "hub_endpoint": hub_endpoint}
+    load_options = dict(load or {})
     loaded = load_model(model, **load_options)
-    with open_store(store, **(store_options or {})) as st:
+    with open_store(store, **dict(store_options or {})) as st:
         col = st.collection(collection, model=loaded)
-        _adopt_root(col, inputs)
-        plan = plan_inputs(col, inputs, recursive=recursive, include=include, exclude=exclude, lines=lines,
-                           captions=captions, metadata=metadata, image_weight=image_weight)
+        adopt_root(col, inputs)
+        plan = plan_inputs(col, inputs, opts)
     report = IngestReport(unchanged=plan.unchanged, files=plan.files, failed=list(plan.failed))
     if plan.rows:
         source = model_source(loaded)
         cfg, max_pixels, draft = loaded.spec.image, loaded.max_pixels, loaded.mode == "fast"
         del loaded  # the actors load their own
-        _run(plan.rows, report, store=store, collection=collection, store_options=store_options or {},
+        _run(plan.rows, report, ray, store=store, collection=collection, store_options=dict(store_options or {}),
              model=source, load_options=load_options, cfg=cfg, max_pixels=max_pixels, draft=draft,
-             image_weight=image_weight, batch_size=batch_size, write_batch=write_batch, actors=actors,
-             actor_cpus=actor_cpus, writers=writers, progress=progress, address=address)
+             image_weight=opts.image_weight, batch_size=opts.batch_size or DEFAULT_BATCH)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -175,11 +187,10 @@ def _tables(rows: list[Any], blocks: int) -> list[Any]:
             for i in range(0, len(rows), size)]
 
 
-def _run(rows: list[Any], report: IngestReport, *, store: str, collection: str, store_options: dict[str, Any],
-         model: str, load_options: dict[str, Any], cfg: Any, max_pixels: int | None, draft: bool,
-         image_weight: float | None, batch_size: int, write_batch: int, actors: int | None,
-         actor_cpus: float | None, writers: int, progress: bool, address: str | None) -> None:
-    started_ray = _connect(address)
+def _run(rows: list[Any], report: IngestReport, options: RayOptions, *, store: str, collection: str,
+         store_options: dict[str, Any], model: str, load_options: dict[str, Any], cfg: Any, max_pixels: int | None,
+         draft: bool, image_weight: float | None, batch_size: int) -> None:
+    started_ray = _connect(options.address)
     import ray
     import ray.data
 
@@ -187,9 +198,10 @@ def _run(rows: list[Any], report: IngestReport, *, store: str, collection: str, 
 
     context = ray.data.DataContext.get_current()
     bars = context.enable_progress_bars
-    context.enable_progress_bars = progress
+    context.enable_progress_bars = options.progress
     try:
-        res = resources_for(ray.cluster_resources(), actors=actors, actor_cpus=actor_cpus, writers=writers)
+        res = resources_for(ray.cluster_resources(), actors=options.actors, actor_cpus=options.actor_cpus,
+                            writers=options.writers)
         blocks = max(1, min(len(rows) // max(1, batch_size) + 1, 4096))
         ds: Any = ray.data.from_arrow(_tables(rows, blocks))
         ds = ds.map_batches(prepare, fn_kwargs={"cfg": cfg, "max_pixels": max_pixels, "draft": draft},
@@ -202,7 +214,7 @@ def _run(rows: list[Any], report: IngestReport, *, store: str, collection: str, 
                             num_cpus=res.actor_cpus, num_gpus=res.actor_gpus or None)
         ds = ds.map_batches(Writer, fn_constructor_kwargs={"store": store, "collection": collection,
                                                            "store_options": store_options},
-                            batch_size=write_batch, batch_format="pyarrow",
+                            batch_size=options.write_batch, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(size=res.writers),
                             num_cpus=res.writer_cpus)
         for row in ds.iter_rows():

@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from ..dispatch import embed_inputs
 from ..errors import CrossmodalError, InputError
-from ..identity import hash_bytes, hash_text
+from ..identity import hash_bytes, pair_hash
+from ..inputs import Input
 from ..models.spec import ImagePreprocess
 from ..pipeline import prepare_image
 
@@ -57,7 +59,7 @@ def _prepare_one(location: str, caption_key: str, content_hash: str, cfg: ImageP
     if isinstance(prepared, InputError):
         return None, "", image_hash, f"{location}: {prepared}"
     arr = np.ascontiguousarray(prepared, dtype=np.uint8)
-    full_hash = hash_text(image_hash + "\n" + caption_key) if caption_key else image_hash
+    full_hash = pair_hash(image_hash, caption_key) if caption_key else image_hash
     return arr.tobytes(), ",".join(map(str, arr.shape)), full_hash, ""
 
 
@@ -102,34 +104,20 @@ class Embedder:
         import pyarrow as pa
 
         rows = batch.to_pylist()
-        todo: dict[str, list[int]] = {"image": [], "text": [], "pair": []}
+        positions, inputs = [], []
         for i, row in enumerate(rows):
             row["vector"] = None
             if not row["error"]:
-                todo[row["modality"]].append(i)
-
-        def arrays(idx: list[int]) -> list[np.ndarray]:
-            return [_array(rows[i]["pixels"], rows[i]["shape"]) for i in idx]
-
-        def texts(idx: list[int]) -> list[str]:
-            return [rows[i]["text"] for i in idx]
-
-        runs = (
-            ("image", lambda idx: self.model.embed_images(arrays(idx), on_error="skip", batch_size=len(idx),
-                                                          workers=0)),
-            ("text", lambda idx: self.model.embed_texts(texts(idx), on_error="skip")),
-            ("pair", lambda idx: self.model.embed_pairs(arrays(idx), texts(idx), image_weight=self.image_weight,
-                                                        on_error="skip", batch_size=len(idx), workers=0)),
-        )
-        for modality, run in runs:
-            idx = todo[modality]
-            if not idx:
-                continue
-            result = run(idx)
+                image = _array(row["pixels"], row["shape"]) if row["modality"] != "text" else None
+                positions.append(i)
+                inputs.append(Input(row["modality"], text=row["text"], image=image,
+                                    image_weight=self.image_weight if row["modality"] == "pair" else None))
+        if inputs:
+            result = embed_inputs(self.model, inputs, on_error="skip", batch_size=len(inputs), workers=0)
             for position, vec in zip(result.indices.tolist(), result.vectors):
-                rows[idx[position]]["vector"] = np.asarray(vec, dtype=np.float32).tobytes()
+                rows[positions[position]]["vector"] = np.asarray(vec, dtype=np.float32).tobytes()
             for failure in result.failures:
-                rows[idx[failure.index]]["error"] = str(failure.error)
+                rows[positions[failure.index]]["error"] = str(failure.error)
         for row in rows:
             row.pop("pixels", None), row.pop("shape", None)
         return pa.Table.from_pylist(rows, schema=_schema(batch.schema, vector=True))

@@ -31,23 +31,11 @@ captioned image also gets a ``text`` item (the caption) and a ``pair`` item
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..errors import InputError
+from . import plan
 from .discover import DEFAULT_MAX_FILE_SIZE, SourceFile, discover, image_extensions
-from .plan import image_items as _image_items  # noqa: F401  (shared with the distributed planner)
-from .plan import text_items
+from .options import IngestOptions
 from .report import IngestReport
-from .run import _adopt_root, _same_except_hash, ingest  # noqa: F401  (the same)
+from .run import adopt_root, ingest
 
-__all__ = ["DEFAULT_MAX_FILE_SIZE", "IngestReport", "SourceFile", "discover", "image_extensions", "ingest"]
-
-
-def _text_items(col: Any, src: SourceFile, ref: str, lines: bool, meta: dict[str, Any],
-                failed: list[tuple[str, str]]) -> list[Any]:
-    """The text items of a file, its failure added to ``failed`` (the distributed planner's form)."""
-    try:
-        return text_items(src, ref, lines, meta)
-    except InputError as exc:
-        failed.append((str(src.path), str(exc)))
-        return []
+__all__ = ["DEFAULT_MAX_FILE_SIZE", "IngestOptions", "IngestReport", "SourceFile", "adopt_root", "discover", "image_extensions", "ingest",
+           "plan"]

@@ -5,21 +5,23 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..collection import WRITE_BATCH, Collection
-from ..errors import ConfigError, InputError
-from ..identity import hash_file, hash_text
-from ..manifests import load_captions, load_metadata
+from ..dispatch import iter_inputs
+from ..errors import ConfigError
+from ..identity import change, hash_file, pair_hash
+from ..inputs import Input
 from ..stores.base import Record
-from .discover import DEFAULT_MAX_FILE_SIZE, discover
-from .plan import Given, Item, plan_file
+from .discover import SourceFile, discover
+from .options import IngestOptions
+from .plan import Item, given_for, plan_files, stored_by_source
 from .report import IngestReport
 
-__all__ = ["Progress", "ingest"]
+__all__ = ["Progress", "adopt_root", "ingest", "same_except_hash"]
 
 Progress = Callable[[int, int], None]
 
@@ -52,7 +54,8 @@ class _Hashes:
         return True
 
 
-def _same_except_hash(old: Record, new: Record) -> bool:
+def same_except_hash(old: Record, new: Record) -> bool:
+    """The stored item already holds what ``new`` would (its content hash aside: a file with the same stamp)."""
     return (old.modality, old.reference, old.text, old.source, old.stamp, dict(old.metadata)) == \
         (new.modality, new.reference, new.text, new.source, new.stamp, dict(new.metadata))
 
@@ -63,7 +66,7 @@ def _with_hash(rec: Record, item: Item, hashes: _Hashes) -> Record:
     image_hash = hashes(item.file.path)
     if rec.modality == "image":
         return replace(rec, content_hash=image_hash)
-    return replace(rec, content_hash=hash_text(image_hash + "\n" + (item.caption or "")))
+    return replace(rec, content_hash=pair_hash(image_hash, item.caption or ""))
 
 
 def _size(stamp: str) -> str:
@@ -100,46 +103,33 @@ class _Run:
 def ingest(
     col: Collection,
     paths: Sequence[str | os.PathLike[str]],
+    options: IngestOptions | None = None,
     *,
-    recursive: bool = True,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    lines: bool = False,
-    prune: bool = False,
-    captions: str | os.PathLike[str] | None = None,
-    metadata: str | os.PathLike[str] | None = None,
-    image_weight: float | None = None,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    processes: bool = False,
-    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
     progress: Progress | None = None,
+    **overrides: Any,
 ) -> IngestReport:
     """Index image and text files under ``paths`` into ``col`` (see the package docstring); returns the counts.
 
-    ``progress(done, total)`` is called after each committed batch (items to embed). Files that are not
-    regular files or are larger than ``max_file_size`` bytes are reported as failures, never read.
+    ``options``: how (:class:`~crossmodal.ingest.options.IngestOptions`); keyword ``overrides`` replace some
+    of them by name (``ingest(col, ["photos"], captions="captions.tsv", workers=0)``). ``progress(done,
+    total)`` is called after each committed batch (items to embed). Files that are not regular files or are
+    larger than ``max_file_size`` bytes are reported as failures, never read.
     """
     started = time.perf_counter()
+    opts = (options or IngestOptions()).with_overrides(overrides)
     report = IngestReport()
     model = col._need_model("index files")
     if not paths:
         raise ConfigError("nothing to index: give at least one file or folder")
-    if max_file_size < 1:
-        raise ConfigError(f"max_file_size must be at least 1 byte, got {max_file_size}")
-    _adopt_root(col, paths)
-    files = discover(paths, recursive=recursive, include=include, exclude=exclude, failed=report.failed,
-                     max_file_size=max_file_size)
+    max_file_size = opts.max_file_size
+    adopt_root(col, paths)
+    files = discover(paths, recursive=opts.recursive, include=opts.include, exclude=opts.exclude,
+                     failed=report.failed, max_file_size=max_file_size)
     report.files = len(files)
-    given = Given(captions=load_captions(captions) if captions else None,
-                  metadata=load_metadata(metadata) if metadata else None, prune=prune, lines=lines,
-                  image_weight=image_weight, max_file_size=max_file_size)
+    given = given_for(opts)
 
     existing = {r.id: r for r in col.items()}
-    by_source: dict[str, list[Record]] = defaultdict(list)
-    for r in existing.values():
-        if r.source:
-            by_source[r.source].append(r)
+    by_source = stored_by_source(existing.values())
     refs = {src.path: col.reference_for(src.path) for src in files}
     seen = set(refs.values())
     # Items whose files are gone, under the folders indexed now: moves are found among them, the rest pruned.
@@ -153,41 +143,28 @@ def ingest(
 
     hashes = _Hashes(max_file_size)
     run = _Run(col, report, progress, hashes)
-    planned: list[Item] = []
-    stale: dict[str, list[str]] = {}  # source -> ids of items it held and no longer produces
-    moved_from: dict[str, Record] = {}  # new image item id -> the stored image item it moves
-    for src in files:
-        ref = refs[src.path]
-        stored = by_source.get(ref, [])
-        origin = None
-        if src.kind == "image" and not stored and _size(src.stamp) in missing_sizes and hashes.readable(src.path):
-            candidates = missing_by_hash.get(("image", hashes(src.path)))
-            if candidates:  # a renamed or moved image: it takes its stored metadata and captions along
-                origin = candidates.pop()
-                stored = by_source[origin.source]
-        try:
-            items = plan_file(src, ref, given, stored, origin.source if origin is not None else None)
-            if src.kind == "text" and not stored and items and missing:
-                # a renamed text file: its items take the stored metadata of the file it was
-                found = missing_by_hash.get(("text", items[0].record.content_hash))
-                if found:
-                    items = plan_file(src, ref, given, by_source[found[-1].source], found[-1].source)
-        except InputError as exc:
-            report.failed.append((str(src.path), str(exc)))
-            continue
-        if origin is not None:
-            moved_from[items[0].record.id] = origin
-        else:
-            keep = {i.record.id for i in items}
-            stale[ref] = [r.id for r in stored if r.id not in keep]
-        planned += items
 
-    to_embed: dict[str, list[Item]] = {"image": [], "text": [], "pair": []}
+    def moved_image(src: SourceFile) -> Record | None:
+        if _size(src.stamp) not in missing_sizes or not hashes.readable(src.path):
+            return None
+        candidates = missing_by_hash.get(("image", hashes(src.path)))
+        return candidates.pop() if candidates else None
+
+    def moved_text(content_hash: str) -> Record | None:
+        found = missing_by_hash.get(("text", content_hash))
+        return found[-1] if found else None
+
+    file_plan = plan_files(files, refs, given, by_source, moved_image=moved_image,
+                           moved_text=moved_text if missing else None)
+    report.failed += file_plan.failed
+    planned, stale, moved_from = file_plan.items, file_plan.stale, file_plan.moved_from
+
+    to_embed: list[Item] = []
     refresh: list[Record] = []  # same content, new stamp or metadata: reuse the vector
     moves: list[tuple[Record, Record]] = []  # (new record, old record)
     for item in planned:
         rec, old = item.record, existing.get(item.record.id)
-        if old is not None and _same_except_hash(old, rec):
+        if old is not None and same_except_hash(old, rec):
             report.unchanged += 1
             continue
         if rec.modality == "text" or old is not None or _size(rec.stamp) in missing_sizes:
@@ -196,9 +173,10 @@ def ingest(
             except OSError as exc:
                 run.fail(item, f"cannot read: {exc}")
                 continue
-        if old is not None and old.content_hash == rec.content_hash and old.modality == rec.modality:
+        what = change(old, rec)
+        if what != "embed":  # same content: reuse the vector (a new stamp, or new metadata, is written with it)
             refresh.append(rec)
-            if dict(old.metadata) == dict(rec.metadata) and (old.text, old.reference) == (rec.text, rec.reference):
+            if what == "unchanged":
                 report.unchanged += 1
             else:
                 report.updated += 1
@@ -209,7 +187,7 @@ def ingest(
         if old is None and rec.content_hash and (candidates := missing_by_hash.get((rec.modality, rec.content_hash))):
             moves.append((rec, _take(candidates, item.origin)))
             continue
-        to_embed[rec.modality].append(item)
+        to_embed.append(item)
 
     if refresh:
         for start in range(0, len(refresh), WRITE_BATCH):
@@ -218,15 +196,13 @@ def ingest(
             col.upsert([replace(r, vector=stored_vectors[r.id]) for r in chunk if r.id in stored_vectors])
     _move(col, moves, report)
     moved_ids = {old.id for _, old in moves}
-    if prune:
+    if opts.prune:
         gone = [r.id for r in missing if r.id not in moved_ids]
         report.removed += col.delete(gone) if gone else 0
 
-    run.total = sum(len(v) for v in to_embed.values())
+    run.total = len(to_embed)
     existed = set(existing)
-    _embed_images(run, model, to_embed["image"], existed, batch_size, workers, processes)
-    _embed_texts(run, model, to_embed["text"], existed, batch_size)
-    _embed_pairs(run, model, to_embed["pair"], existed, image_weight, batch_size, workers)
+    _embed(run, model, to_embed, existed, opts)
     # only now, with their replacements stored: what files no longer produce goes (a failed file keeps it all)
     doomed = [i for ref, ids in stale.items() if ref not in run.failed_sources for i in ids]
     report.removed += col.delete(doomed) if doomed else 0
@@ -262,7 +238,7 @@ def _exists(path: Path | None) -> bool:
     return path is not None and os.path.lexists(path)
 
 
-def _adopt_root(col: Collection, paths: Sequence[str | os.PathLike[str]]) -> None:
+def adopt_root(col: Collection, paths: Sequence[str | os.PathLike[str]]) -> None:
     """Give a new collection a root (the folder indexed, or the common parent); follow a moved root."""
     tops = [Path(p).expanduser().absolute() for p in paths]
     dirs = [t if t.is_dir() else t.parent for t in tops]
@@ -286,39 +262,21 @@ def _write_batches(run: _Run, items: list[Item], batches: Iterable[Any], existed
         run.advance(len(batch.indices) + len(batch.failures))
 
 
-def _image_input(item: Item, hashes: _Hashes) -> str | bytes:
+def _read_image(path: Path, hashes: _Hashes) -> str | bytes:
     """The file to decode, hashed first (read ahead of decoding, so the hash is ready when the batch is); a file
     that cannot be read is not handed to the decoder (a FIFO swapped in would block it), but an empty input that
     fails at once, reported with the read error."""
-    return str(item.file.path) if hashes.readable(item.file.path) else b""
+    return str(path) if hashes.readable(path) else b""
 
 
-def _embed_images(run: _Run, model: Any, items: list[Item], existed: set[str], batch_size: int | None,
-                  workers: int | None, processes: bool) -> None:
+def _embed(run: _Run, model: Any, items: list[Item], existed: set[str], opts: IngestOptions) -> None:
+    """Embed the items (images, texts and pairs, through the one dispatch) and store each batch as it comes."""
     if not items:
         return
-
-    def inputs() -> Iterator[str | bytes]:
-        for item in items:
-            yield _image_input(item, run.hashes)
-
-    batches = model.iter_images(inputs(), on_error="skip", batch_size=batch_size, workers=workers, processes=processes)
-    _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, run.hashes))
-
-
-def _embed_texts(run: _Run, model: Any, items: list[Item], existed: set[str], batch_size: int | None) -> None:
-    if not items:
-        return
-    batches = model.iter_texts([i.record.text for i in items], on_error="skip", batch_size=batch_size)
-    _write_batches(run, items, batches, existed, lambda item: item.record)
-
-
-def _embed_pairs(run: _Run, model: Any, items: list[Item], existed: set[str], image_weight: float | None,
-                 batch_size: int | None, workers: int | None) -> None:
-    if not items:
-        return
-    images = [_image_input(i, run.hashes) for i in items]
-    texts = [i.record.text or "" for i in items]
-    batches = model.iter_pairs(images, texts, image_weight=image_weight, on_error="skip", batch_size=batch_size,
-                               workers=workers)
+    inputs = [Input("image", image=i.file.path) if i.record.modality == "image" else
+              Input("text", text=i.record.text) if i.record.modality == "text" else
+              Input("pair", text=i.record.text or "", image=i.file.path, image_weight=opts.image_weight)
+              for i in items]
+    batches = iter_inputs(model, inputs, batch_size=opts.batch_size, workers=opts.workers, processes=opts.processes,
+                          image_of=lambda inp: _read_image(inp.image, run.hashes))
     _write_batches(run, items, batches, existed, lambda item: _with_hash(item.record, item, run.hashes))

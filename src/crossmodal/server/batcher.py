@@ -9,8 +9,9 @@ images is embedded over many calls, and a text from another client, arriving
 meanwhile, waits for one call, not for all of them. When the previous call
 held several requests (the service is under load), the worker waits up to
 ``max_wait_ms`` for more; a lone client is never delayed. A call's items are
-grouped by kind (texts, images, pairs with a given image weight), each group
-is embedded at once, and each request gets its own rows back in its own order.
+grouped by kind (texts, images, pairs with a given image weight) by
+:func:`~crossmodal.dispatch.iter_inputs`, each group is embedded at once, and
+each request gets its own rows back in its own order.
 
 A bad input fails only the request that sent it: the model runs with
 ``on_error="skip"``, and the failure goes back to its request naming the
@@ -27,46 +28,22 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from ..dispatch import iter_inputs
 from ..embedder import Model
 from ..errors import CrossmodalError, InputError
+from ..inputs import Input
 from ..preprocessing.texts import Tokens
 from .errors import relabel
 from .metrics import Metrics
 from .settings import BatchingSettings
 
-__all__ = ["EmbedResult", "Item", "MicroBatcher"]
+__all__ = ["EmbedResult", "MicroBatcher"]
 
 log = logging.getLogger("crossmodal.server")
-
-Kind = Literal["text", "image", "pair"]
-
-
-@dataclass(frozen=True)
-class Item:
-    """One thing to embed: a text, an image (encoded bytes), or both (a pair)."""
-
-    kind: Kind
-    text: str | None = None
-    image: bytes | None = None
-    image_weight: float | None = None  # pairs only; None: the model's fusion weight
-    pixels: int = 0  # the image's decoded size (from its header): what decoding it costs
-    truncate: bool = True  # a text over the context length is cut to fit; False: refused (TextTooLong)
-
-    @classmethod
-    def of(cls, text: str | None = None, image: bytes | None = None, image_weight: float | None = None,
-           pixels: int = 0, truncate: bool = True) -> Item:
-        if text is not None and image is not None:
-            return cls("pair", text, image, image_weight, pixels, truncate)
-        if image is not None:
-            return cls("image", image=image, pixels=pixels)
-        if text is not None:
-            return cls("text", text=text, truncate=truncate)
-        raise InputError("an item needs a text, an image, or both")
-
 
 @dataclass
 class EmbedResult:
@@ -78,10 +55,11 @@ class EmbedResult:
 
 @dataclass
 class _Request:
-    items: list[Item]
+    items: list[Input]
     future: asyncio.Future[EmbedResult]
     loop: asyncio.AbstractEventLoop
     partial: bool = False
+    truncate: bool = True  # a text over the context length is cut to fit; False: refused (TextTooLong)
     queued: float = field(default_factory=time.perf_counter)
     # the worker's progress through the items
     taken: int = 0
@@ -105,7 +83,7 @@ class _Slot:
     position: int
 
     @property
-    def item(self) -> Item:
+    def item(self) -> Input:
         return self.request.items[self.position]
 
 
@@ -134,15 +112,15 @@ class MicroBatcher:
             self._thread.join(timeout)
             self._thread = None
 
-    async def embed(self, items: list[Item], *, partial: bool = False) -> EmbedResult:
+    async def embed(self, items: list[Input], *, partial: bool = False, truncate: bool = True) -> EmbedResult:
         """Vectors for ``items``, in order. A bad item fails the whole call, unless ``partial``: then its row is
-        zeros and its error is in ``failures``."""
+        zeros and its error is in ``failures``. ``truncate=False`` refuses a text over the context length."""
         if not items:
             return EmbedResult(np.zeros((0, self.model.dim), dtype=np.float32), 0)
         if self._thread is None:
             raise RuntimeError("the batcher is not running")
         loop = asyncio.get_running_loop()
-        request = _Request(items, loop.create_future(), loop, partial)
+        request = _Request(items, loop.create_future(), loop, partial, truncate)
         self._queue.put(request)
         return await request.future
 
@@ -223,16 +201,16 @@ class MicroBatcher:
                 request.started = True
                 self.metrics.batch_wait.observe(started - request.queued)
         self.metrics.batch_requests.observe(len(requests))
-        groups: dict[tuple[str, float | None, bool], list[_Slot]] = defaultdict(list)
+        by_truncation: dict[bool, list[_Slot]] = defaultdict(list)
         for slot in slots:
-            groups[(slot.item.kind, slot.item.image_weight, slot.item.truncate)].append(slot)
+            by_truncation[slot.request.truncate].append(slot)
         try:
-            for (kind, weight, truncate), members in groups.items():
-                self._embed_group(kind, weight, truncate, members)
-                if kind in ("text", "pair"):
-                    for slot, tok in zip(members, self._tokens([s.item.text for s in members])):
-                        slot.request.tokens += len(tok.ids) if tok is not None else 0
-                        slot.request.truncated[slot.position] = tok is not None and tok.truncated
+            for truncate, members in by_truncation.items():
+                self._embed(members, truncate)
+            with_text = [s for s in slots if s.item.text is not None]
+            for slot, tok in zip(with_text, self._tokens([s.item.text for s in with_text])):
+                slot.request.tokens += len(tok.ids) if tok is not None else 0
+                slot.request.truncated[slot.position] = tok is not None and tok.truncated
         except Exception as exc:  # the model itself failed: every request of the call gets the error
             if not isinstance(exc, CrossmodalError):
                 log.exception("batch of %d requests failed", len(requests))
@@ -240,28 +218,27 @@ class MicroBatcher:
                 request.answered = True
                 _deliver(request, exc)
 
-    def _embed_group(self, kind: str, weight: float | None, truncate: bool, members: list[_Slot]) -> None:
+    def _embed(self, members: list[_Slot], truncate: bool) -> None:
+        """Embed the slots' items (grouped by kind by the dispatch) and put each row and failure in its request."""
+        seconds: dict[str, float] = defaultdict(float)
+        sizes: dict[str, int] = defaultdict(int)
         start = time.perf_counter()
-        model = self.model
-        texts = [s.item.text or "" for s in members]
-        images = [s.item.image or b"" for s in members]
-        if kind == "text":
-            result = model.embed_texts(texts, on_error="skip", truncate=truncate)
-        elif kind == "image":
-            result = model.embed_images(images, on_error="skip", workers=0)
-        else:
-            result = model.embed_pairs(images, texts, image_weight=weight, on_error="skip", workers=0,
-                                       truncate=truncate)
-        self.metrics.inference.labels(kind).observe(time.perf_counter() - start)
-        self.metrics.batch_items.labels(kind).observe(len(members))
-        for row, index in zip(result.vectors, result.indices.tolist()):
-            slot = members[index]
-            slot.request.vectors[slot.position] = row  # type: ignore[index]
-        for failure in result.failures:
-            slot = members[failure.index]
-            # A partial caller names its inputs itself; otherwise the error says where it sat in the request.
-            error = failure.error if slot.request.partial else relabel(failure.error, f"input[{slot.position}]")
-            slot.request.failures.setdefault(slot.position, error)
+        for batch in iter_inputs(self.model, [s.item for s in members], truncate=truncate, workers=0):
+            now = time.perf_counter()
+            seconds[batch.kind] += now - start
+            sizes[batch.kind] += len(batch.indices) + len(batch.failures)
+            for row, index in zip(batch.vectors, batch.indices.tolist()):
+                slot = members[index]
+                slot.request.vectors[slot.position] = row  # type: ignore[index]
+            for failure in batch.failures:
+                slot = members[failure.index]
+                # A partial caller names its inputs itself; otherwise the error says where it sat in the request.
+                error = failure.error if slot.request.partial else relabel(failure.error, f"input[{slot.position}]")
+                slot.request.failures.setdefault(slot.position, error)
+            start = time.perf_counter()
+        for kind, spent in seconds.items():
+            self.metrics.inference.labels(kind).observe(spent)
+            self.metrics.batch_items.labels(kind).observe(sizes[kind])
 
     def _tokens(self, texts: list[str | None]) -> list[Tokens | None]:
         """Each text's tokens as embedded by default (for usage, and to say which were cut); None if it failed."""

@@ -7,12 +7,15 @@ micro-batcher first (fairly, among the other requests), then hands the
 collection a :class:`PrecomputedModel`: it answers the collection's embed
 calls from those vectors, so ids, content hashes, skipping what is stored
 already and the per-item failures stay the collection's own logic, and the
-store thread only writes.
+store thread only writes. Items the collection holds already are not
+embedded first (``Collection.needs_embedding``); should one change between
+that check and the write (another request wrote it), the model embeds it
+here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,29 +45,41 @@ class PrecomputedModel:
         self.dim = model.dim
         self.resolved = model.resolved  # what the collection records as the model's source
 
-    def _batch(self, keys: list[Hashable], names: list[str]) -> Iterator[EmbeddingBatch]:
-        rows, indices, failures = [], [], []
+    def _batch(self, keys: list[Hashable], names: list[str],
+               embed: Callable[[list[int]], Any]) -> Iterator[EmbeddingBatch]:
+        rows: dict[int, np.ndarray] = {}
+        failures = []
+        missing = [i for i, key in enumerate(keys) if key not in self.table]
+        if missing:  # stored when checked, changed since: embedded now
+            made = embed(missing)
+            for position, vec in zip(made.indices.tolist(), made.vectors):
+                rows[missing[position]] = vec
+            failures += [Failure(index=missing[f.index], input=f.input, error=f.error) for f in made.failures]
         for i, key in enumerate(keys):
-            try:
-                found = self.table[key]
-            except KeyError:
-                raise RuntimeError("an input reached the collection without being embedded first") from None
+            found = self.table.get(key)
             if isinstance(found, InputError):
                 failures.append(Failure(index=i, input=names[i], error=found))
-            else:
-                rows.append(found)
-                indices.append(i)
-        vectors = np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), dtype=np.float32)
-        yield EmbeddingBatch(vectors, np.asarray(indices, dtype=np.int64), failures)
+            elif found is not None:
+                rows[i] = found
+        indices = sorted(rows)
+        vectors = np.stack([rows[i] for i in indices]).astype(np.float32) if rows else \
+            np.zeros((0, self.dim), dtype=np.float32)
+        yield EmbeddingBatch(vectors, np.asarray(indices, dtype=np.int64), sorted(failures, key=lambda f: f.index))
 
     def iter_texts(self, texts: Iterable[str], **_: Any) -> Iterator[EmbeddingBatch]:
         keys: list[Hashable] = list(texts)
-        return self._batch(keys, [str(k)[:60] for k in keys])
+        return self._batch(keys, [str(k)[:60] for k in keys],
+                           lambda idx: self.model.embed_texts([keys[i] for i in idx], on_error="skip"))
 
     def iter_images(self, images: Iterable[bytes], **_: Any) -> Iterator[EmbeddingBatch]:
         keys: list[Hashable] = list(images)
-        return self._batch(keys, ["<image bytes>"] * len(keys))
+        return self._batch(keys, ["<image bytes>"] * len(keys),
+                           lambda idx: self.model.embed_images([keys[i] for i in idx], on_error="skip", workers=0))
 
-    def iter_pairs(self, images: Iterable[bytes], texts: Iterable[str], **_: Any) -> Iterator[EmbeddingBatch]:
-        keys: list[Hashable] = [pair_key(i, t) for i, t in zip(images, texts)]
-        return self._batch(keys, ["<image bytes> + text"] * len(keys))
+    def iter_pairs(self, images: Iterable[bytes], texts: Iterable[str], *, image_weight: float | None = None,
+                   **_: Any) -> Iterator[EmbeddingBatch]:
+        pairs = list(zip(images, texts))
+        keys: list[Hashable] = [pair_key(i, t) for i, t in pairs]
+        return self._batch(keys, ["<image bytes> + text"] * len(keys),
+                           lambda idx: self.model.embed_pairs([pairs[i][0] for i in idx], [pairs[i][1] for i in idx],
+                                                              image_weight=image_weight, on_error="skip", workers=0))

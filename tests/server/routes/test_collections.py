@@ -325,6 +325,35 @@ def test_thumbnails_are_small_cached_and_resolved_by_id_only(fake_model, store, 
     assert re.search(r'crossmodal_thumbnails_total\{outcome="miss"\} 1\.0', metrics)
 
 
+def test_adding_what_is_stored_already_embeds_nothing_again(fake_model, root, tmp_path):
+    from ..helpers import CountingEncoder
+
+    encoder = fake_model.encoder = CountingEncoder(fake_model.encoder)
+    store = open_store("memory://")
+    green = base64.b64encode((root / "green_triangle.png").read_bytes()).decode()
+    items = [{"text": "a note about circles", "metadata": {"kind": "note"}},
+             {"image": {"path": "red_circle.png"}},
+             {"image": {"data": green}, "id": "my-green"},
+             {"image": {"path": "blue_square.png"}, "text": "a blue square, captioned"}]
+    with client_for(fake_model, _settings(root, tmp_path), store=store) as client:
+        first = client.post("/v1/collections/c/items", json={"items": items})
+        assert first.status_code == 200, first.text
+        assert sorted(encoder.calls) == [("image", 1), ("image", 2), ("text", 1), ("text", 1)]  # pair: both towers
+        encoder.calls.clear()
+        again = client.post("/v1/collections/c/items", json={"items": items})
+        assert again.status_code == 200, again.text
+        assert encoder.calls == []  # same content in the same space: nothing embedded
+        assert again.json()["items"] == first.json()["items"] and again.json()["count"] == 4
+        items[0]["metadata"] = {"kind": "memo"}  # new metadata only: the stored vector is kept
+        changed = client.post("/v1/collections/c/items", json={"items": [*items, {"text": "a new text"}]})
+        assert changed.status_code == 200, changed.text
+        assert encoder.calls == [("text", 1)]  # only the new text
+        assert changed.json()["items"][0]["metadata"] == {"kind": "memo"} and changed.json()["count"] == 5
+    col = store.collection("c", fake_model)
+    np.testing.assert_allclose(col.get(changed.json()["items"][0]["id"], vector=True).vector,
+                               fake_model.embed_texts(["a note about circles"])[0], atol=1e-6)
+
+
 def test_adding_images_embeds_off_the_store_thread_so_searches_go_on(fake_model, store, root, tmp_path):
     """While an add request's images are in the model, the store still answers other requests."""
     import httpx

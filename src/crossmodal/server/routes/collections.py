@@ -21,8 +21,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from ...errors import CollectionNotFound, ConfigError, DimensionMismatch, InputError, ItemNotFound, SpaceMismatch
+from ...inputs import Input, query_kind
 from ...stores.base import MAX_ID_LENGTH, MODALITIES, check_metadata
-from ..batcher import Item
 from ..errors import relabel
 from ..inputs import CheckedImage
 from ..precomputed import PrecomputedModel, pair_key
@@ -142,22 +142,23 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
     limits = svc.settings.limits
     if body.top_k > limits.max_top_k:
         raise ConfigError(f"top_k={body.top_k} is over this server's limit of {limits.max_top_k}")
-    kinds = [k for k in ("vector", "like") if getattr(body, k) is not None]
-    if body.text is not None or body.image is not None:
-        kinds.append("text/image")
-    if len(kinds) != 1:
+    kind = query_kind(text=body.text, image=body.image, vector=body.vector, like=body.like)
+    if kind is None:
+        kinds = [k for k in ("vector", "like") if getattr(body, k) is not None]
+        if body.text is not None or body.image is not None:
+            kinds.append("text/image")
         raise InputError("a search needs exactly one query: text, image, text + image (a pair), vector, or like "
                          f"(got {', '.join(kinds) or 'none'})")
     col = await _open(svc, name)
     options = {"top_k": body.top_k, "modality": body.modality, "where": body.where}
-    if body.text is not None or body.image is not None:
+    if kind == "input":
         _check_space(svc, col.space, name)
         text = svc.inputs.text(body.text, "text") if body.text is not None else None
         image = (await _image_bytes(svc, body.image, "image"))[0] if body.image is not None else None
-        result = await batcher.embed([Item.of(text=text, image=image.data if image else None,
-                                              image_weight=body.image_weight, pixels=image.pixels if image else 0)])
+        result = await batcher.embed([Input.of(text=text, image=image.data if image else None,
+                                               image_weight=body.image_weight, pixels=image.pixels if image else 0)])
         hits = await svc.in_store(col.search, vector=result.vectors[0], **options)
-    elif body.vector is not None:
+    elif kind == "vector":
         if len(body.vector) != col.space.dim:
             raise DimensionMismatch(f"the query vector has {len(body.vector)} dimensions, but collection {name!r} "
                                     f"holds vectors of dim {col.space.dim}")
@@ -187,10 +188,8 @@ class _Prepared:
         self.reference: str | None = None
 
     @property
-    def kind(self) -> str:
-        if self.image is not None:
-            return "pair" if self.text is not None else "image"
-        return "text"
+    def input(self) -> Input:
+        return Input.of(text=self.text, image=self.image, pixels=self.pixels)
 
     def set_image(self, image: CheckedImage) -> None:
         self.image, self.pixels, self.path = image.data, image.pixels, image.path
@@ -240,41 +239,36 @@ async def _keep_images(svc: Services, prepared: list[_Prepared]) -> None:
 async def _embed_prepared(svc: Services, prepared: list[_Prepared]) -> dict[Hashable, Any]:
     """Every item's vector (or its error), made by the shared batcher: input -> vector or InputError."""
     _, batcher = svc.require_model()
-    items = [Item.of(text=p.text, image=p.image, pixels=p.pixels) for p in prepared]
-    result = await batcher.embed(items, partial=True)
+    result = await batcher.embed([p.input for p in prepared], partial=True)
     table: dict[Hashable, Any] = {}
     for i, p in enumerate(prepared):
         table[p.key()] = result.failures.get(i, result.vectors[i])
     return table
 
 
-def _add_all(col: Any, prepared: list[_Prepared]) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Add each kind in one call; returns the records in input order (None where failed) and the failures."""
-    ids: dict[int, str | None] = {}
-    failures: list[dict[str, Any]] = []
+def _with_paths(col: Any, prepared: list[_Prepared]) -> list[_Prepared]:
+    """An image read from a file under a root is referenced by its path, as the collection records paths."""
     for p in prepared:
         if p.path is not None:
             p.reference = col.reference_for(p.path)
-    for kind in ("text", "image", "pair"):
-        group = [p for p in prepared if p.kind == kind]
-        if not group:
-            continue
-        common = {"ids": [p.id for p in group], "metadata": [p.metadata for p in group], "on_error": "skip"}
-        if kind == "text":
-            result = col.add_texts([p.text for p in group], **common)
-        elif kind == "image":
-            result = col.add_images([p.image for p in group], references=[p.reference for p in group], workers=0, **common)
-        else:
-            result = col.add_pairs([p.image for p in group], [p.text for p in group],
-                                   references=[p.reference for p in group], workers=0, **common)
-        for p, item_id in zip(group, result.ids):
-            ids[p.index] = item_id
-        for f in result.failures:
-            p = group[f.index]
-            error = relabel(f.error, f"items[{p.index}]")
-            failures.append({"index": p.index, "code": error.code, "message": str(error), "error": error})
-    found = {r.id: r for r in col.get_many([i for i in ids.values() if i is not None])}
-    return [found.get(ids[p.index]) if ids.get(p.index) else None for p in prepared], failures
+    return prepared
+
+
+def _fields(prepared: list[_Prepared]) -> dict[str, Any]:
+    return {"ids": [p.id for p in prepared], "metadata": [p.metadata for p in prepared],
+            "references": [p.reference for p in prepared]}
+
+
+def _add_all(col: Any, prepared: list[_Prepared]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Add every item in one call; returns the records in input order (None where failed) and the failures."""
+    _with_paths(col, prepared)
+    result = col.add([p.input for p in prepared], on_error="skip", workers=0, **_fields(prepared))
+    failures: list[dict[str, Any]] = []
+    for f in result.failures:
+        error = relabel(f.error, f"items[{prepared[f.index].index}]")
+        failures.append({"index": prepared[f.index].index, "code": error.code, "message": str(error), "error": error})
+    found = {r.id: r for r in col.get_many([i for i in result.ids if i is not None])}
+    return [found.get(i) if i else None for i in result.ids], failures
 
 
 async def _form_items(svc: Services, request: Request) -> list[_Prepared]:
@@ -356,8 +350,18 @@ async def add_items(name: str, request: Request) -> JSONResponse:
     if space is not None:  # before embedding anything: the items could not go in
         _check_space(svc, space, name)
     await _keep_images(svc, prepared)
+
+    def needed() -> list[bool]:
+        """Which items are not stored as they are (same content in the same space: nothing to embed)."""
+        if space is None:
+            return [True] * len(prepared)
+        col = store.collection(name, create=False)
+        return col.needs_embedding([p.input for p in prepared], **_fields(_with_paths(col, prepared)))  # type: ignore[no-any-return]
+
+    todo = await svc.in_store(needed)
     # Embedded through the shared batcher, off the store thread, which then only writes.
-    vectors = PrecomputedModel(model, await _embed_prepared(svc, prepared))
+    table = await _embed_prepared(svc, [p for p, embed in zip(prepared, todo) if embed])
+    vectors = PrecomputedModel(model, table)
 
     def add() -> tuple[list[Any], list[dict[str, Any]]]:
         # A collection created here records the first root, so paths under it are stored relative to it.

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 
 from ...errors import ConfigError, InputError
-from ..batcher import Item
+from ...inputs import Input
 from ..inputs import InputReader
 from ..responses import JSONResponse
 from ..schemas import EmbeddingRequest, EmbeddingResponse, ErrorResponse, ImagePart, TextPart
@@ -27,7 +27,7 @@ def _image_url(part: ImagePart) -> str:
     return part.image_url if isinstance(part.image_url, str) else part.image_url.url
 
 
-async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Item]:
+async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Input]:
     """The request's items, each checked against the limits; images read (or fetched) concurrently."""
     raw = [body.input] if isinstance(body.input, str) else list(body.input)
     if not raw:
@@ -54,8 +54,8 @@ async def parse_inputs(body: EmbeddingRequest, reader: InputReader) -> list[Item
     items = []
     for i, (text, _) in enumerate(specs):
         image = loaded.get(i)
-        items.append(Item.of(text=text, image=image.data if image else None, image_weight=body.image_weight,
-                             pixels=image.pixels if image else 0, truncate=body.truncate))
+        items.append(Input.of(text=text, image=image.data if image else None, image_weight=body.image_weight,
+                              pixels=image.pixels if image else 0))
     return items
 
 
@@ -75,7 +75,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONRes
     if body.dimensions is not None and body.dimensions != model.dim:
         raise ConfigError(f"dimensions={body.dimensions} is not available: {model_id} makes vectors of dim {model.dim}")
     items = await parse_inputs(body, svc.inputs)
-    result = await batcher.embed(items)
+    result = await batcher.embed(items, truncate=body.truncate)
     data = [{"object": "embedding", "index": i, "embedding": e, "truncated": cut}
             for i, (e, cut) in enumerate(zip(encode_vectors(result.vectors, body.encoding_format), result.truncated))]
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
