@@ -124,7 +124,7 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
     x = synthetic(n, dim, seed=1)
     queries = synthetic(n_queries, dim, seed=2)
     modality = np.where(np.arange(n) % 10 == 3, "text", np.where(np.arange(n) % 2 == 0, "image", "pair"))
-    album = np.where(np.arange(n) % 10 == 7, "a0", "other")
+    album = np.where((np.arange(n) // 3) % 10 == 7, "a0", "other")  # 10%, of every modality
     rows: list[dict] = []
 
     # exact ground truth (and the faiss-flat contender)

@@ -41,7 +41,7 @@ from ...errors import CollectionNotFound, StoreCorrupt
 from ..base import MODALITIES, BackendBase, CollectionInfo, Record
 from ..filters import Selection
 from .database import Database
-from .derived import Derived, read_snapshot, vectors_of
+from .derived import Derived, ann_rows, read_snapshot, vectors_of
 from .keysets import KeySets, log_changed
 from .keysets import members as _members
 from .options import EmbeddedOptions
@@ -257,9 +257,11 @@ class EmbeddedCollection(BackendBase):
         selection = selection or Selection()
         found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
         with self.db.read() as conn:
-            self._alive(conn)
             counts = self._counts(conn)
+            if not counts:  # empty, or deleted: only then is it worth a query to tell which
+                self._alive(conn)
             snap = read_snapshot(conn)
+            recorded = ann_rows(conn, self.cid)
             keysets = None
             if selection.where is not None:
                 self._keysets.lock.acquire()
@@ -274,7 +276,7 @@ class EmbeddedCollection(BackendBase):
                         continue
                     derived = self._derived[m]
                     with derived.lock:
-                        view = derived.current(conn, n, snap)
+                        view = derived.current(conn, n, snap, recorded)
                         if isinstance(view, AnnView):
                             keys = self._ann_candidates(view, q, top_k, allowed)
                             found.append((keys, *view.score_bounds(keys, q)))
