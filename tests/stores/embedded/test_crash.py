@@ -69,6 +69,9 @@ def verify(store_path: Path, folder: Path, model, seen: set[str]) -> set[str]:
         for r in items:
             top = col.search(vector=r.vector, top_k=1)[0]
             assert top.id == r.id and top.score == pytest.approx(1.0, abs=1e-5)
+        for r in items[::max(1, len(items) // 25)]:  # through the filter key sets (caught up or rebuilt)
+            assert col.search(vector=r.vector, top_k=1, where={"absent": {"$ne": 1}})[0].id == r.id
+            assert not col.search(vector=r.vector, top_k=1, where={"absent": 1})
         return ids
     finally:
         st.close()

@@ -3,7 +3,9 @@
 Problems (integrity faults) and housekeeping are reported apart: an HNSW file
 that lags behind SQLite after a killed ingest is normal and only caught up
 (a note); an HNSW file that is unreadable or disagrees with SQLite is a
-problem, repaired by rebuilding it from SQLite. Faults in the source of truth
+problem, repaired by rebuilding it from SQLite. The filter key sets
+(:mod:`~crossmodal.stores.embedded.keysets`) are checked the same way: their
+answers, caught up, against a fresh build from SQLite. Faults in the source of truth
 itself (a vector of the wrong length, not finite) are reported with the ids
 involved; they cannot be repaired without the original files.
 
@@ -170,6 +172,30 @@ def _check_ann(db: Database, col: EmbeddedCollection, modality: str, report: Che
         report.notes.append(f"{label}: built the HNSW index ({len(db_keys)} items)")
 
 
+def _check_keysets(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+    keysets = col.keysets()
+    label = f"collection {col.info.name!r}"
+    with keysets.lock:
+        keysets.reset()
+        keysets.events.clear()
+        with db.read() as conn:
+            keysets.current(conn)
+            problems = list(keysets.events)
+            wrong = keysets.disagreements(conn)
+        if wrong:
+            problems.append(f"{label}: the filter key sets disagree with SQLite on {', '.join(wrong)}")
+        for p in problems:
+            _problem(report, p, repair)
+        if problems and repair:
+            keysets.reset()
+            with db.read() as conn:
+                keysets.rebuild(conn)
+            keysets.persist(db.read, db.write, replace=True)
+            report.repairs.append(f"{label}: rebuilt the filter key sets from SQLite ({keysets.size()} items)")
+        elif keysets.changed and repair and keysets.persist(db.read, db.write):
+            report.notes.append(f"{label}: filter key sets brought up to date and saved")
+
+
 def _file_of(source: str, root: str | None) -> Path | None:
     """The file an item's source names (None: a URI, or a relative path without a root)."""
     if "://" in source:
@@ -207,7 +233,7 @@ def _check_moves(db: Database, col: EmbeddedCollection, report: CheckReport, rep
 
 def _strays(db: Database, report: CheckReport, repair: bool) -> None:
     with db.read() as conn:
-        named = {f for (f,) in conn.execute("SELECT file FROM ann")}
+        named = {f for (f,) in conn.execute("SELECT file FROM ann UNION ALL SELECT file FROM keysets")}
     now = time.time()
     for path in sorted(db.index_dir.iterdir()):
         if path.name in named or not path.is_file():
@@ -238,5 +264,6 @@ def check_store(db: Database, list_collections: Callable[[], list[CollectionInfo
         _check_rows(db, col, report, repair)
         for modality in MODALITIES:
             _check_ann(db, col, modality, report, repair)
+        _check_keysets(db, col, report, repair)
     _strays(db, report, repair)
     return report

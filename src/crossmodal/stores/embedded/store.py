@@ -99,8 +99,9 @@ class EmbeddedStore(StoreBase):
     def drop_collection(self, name: str) -> None:
         col = self.open_collection(name)
         with self.db.write() as conn:
-            files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=?", (col.cid,))]
-            for table in ("attrs", "items", "removed", "counts", "ann", "collections"):
+            files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=? UNION ALL "
+                                                "SELECT file FROM keysets WHERE cid=?", (col.cid, col.cid))]
+            for table in ("attrs", "items", "removed", "counts", "ann", "keysets", "attr_log", "collections"):
                 conn.execute(f"DELETE FROM {table} WHERE cid=?", (col.cid,))
         for f in files:
             (self.index_dir / f).unlink(missing_ok=True)
