@@ -35,6 +35,7 @@ import numpy as np
 from ...errors import CollectionNotFound, StoreCorrupt
 from ..base import MODALITIES, BackendBase, CollectionInfo, Record
 from ..filters import Selection, matches
+from . import keywords as fts
 from .database import Database
 from .derived import Derived, read_snapshot, vectors_of
 from .options import EmbeddedOptions
@@ -79,6 +80,11 @@ class EmbeddedCollection(BackendBase):
         self._derived = {m: Derived(cid, m, self.dim, db.index_dir, options.exact_limit, ann) for m in MODALITIES}
         self._written_since_check = 0
         self._dirty: set[str] = set()
+        with db.read() as conn:
+            indexed = fts.exists(conn, cid)
+        if not indexed:  # a collection from before keyword search: index its items now, once
+            with db.write() as conn:
+                fts.ensure(conn, cid, info.text_keys)
 
     # -- helpers ----------------------------------------------------------------------------------------------------
 
@@ -152,6 +158,7 @@ class EmbeddedCollection(BackendBase):
                              "WHERE key=?", (r.reference, r.text, r.content_hash, r.source, r.stamp, meta, old[0]))
                 conn.execute("DELETE FROM attrs WHERE key=?", (old[0],))
                 conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(old[0], self.cid, r.metadata))
+                fts.write(conn, self.cid, old[0], self._terms(r))
                 continue
             if old is not None:
                 self._remove(conn, [(old[0], old[1])])
@@ -162,13 +169,18 @@ class EmbeddedCollection(BackendBase):
                 (self.cid, r.id, r.modality, r.reference, r.text, r.content_hash, r.source, r.stamp, meta, blob)
             ).lastrowid
             conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(int(key or 0), self.cid, r.metadata))
+            fts.write(conn, self.cid, int(key or 0), self._terms(r))
             delta[r.modality] += 1
+
+    def _terms(self, r: Record) -> str:
+        return fts.terms_of(r.modality, r.reference, r.text, r.metadata, self.info.text_keys)
 
     def _remove(self, conn: sqlite3.Connection, gone: Sequence[tuple[int, str]]) -> None:
         for chunk in _chunks(gone):
             keys = [k for k, _ in chunk]
             conn.execute(f"DELETE FROM items WHERE key IN ({_marks(len(keys))})", keys)
             conn.execute(f"DELETE FROM attrs WHERE key IN ({_marks(len(keys))})", keys)
+            fts.remove(conn, self.cid, keys)
             conn.executemany("INSERT INTO removed (cid, modality, key) VALUES (?, ?, ?)",
                              [(self.cid, m, k) for k, m in chunk])
 
@@ -284,6 +296,22 @@ class EmbeddedCollection(BackendBase):
         for m in MODALITIES:  # a reader that had to catch up a lot saves its work for the next process
             self._derived[m].persist(self.db.write)
         return hits
+
+    def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
+                ) -> list[tuple[Record, float]]:
+        """BM25 over the collection's FTS5 table (see :mod:`~crossmodal.stores.embedded.keywords`)."""
+        if top_k <= 0 or not terms:
+            return []
+        sql, params = self._where(selection)
+        with self.db.read() as conn:
+            self._alive(conn)
+            found = fts.search(conn, self.cid, terms, top_k, sql, params)
+            rows = {}
+            for chunk in _chunks([k for k, _ in found]):
+                for row in conn.execute(f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(chunk))})",
+                                        chunk):
+                    rows[row[0]] = row
+        return [(_record(rows[k], self.dim, False), s) for k, s in found if k in rows]
 
     def _exact_filtered(self, conn: sqlite3.Connection, modality: str, fsql: tuple[str, list[Any]], q: np.ndarray,
                         top_k: int) -> tuple[np.ndarray, np.ndarray]:
