@@ -5,7 +5,8 @@
 * ``keyword``: BM25 over each item's keyword terms (its text, a pair's caption,
   the words of its file name and folders, and the metadata values the
   collection marks as text; see :mod:`crossmodal.stores.keywords`). It needs a
-  text: ``text=`` alone, or the text of an image+text query.
+  text: ``text=`` alone, the text of an image+text query, or ``keywords=``
+  (which also lets a hybrid search pair an image or a vector with words).
 * ``hybrid``: dense and keyword, each asked for ``candidates`` items (default
   ``max(3 * top_k, 50)``), fused by reciprocal rank fusion with k = 60 (or as
   :class:`~crossmodal.retrieval.fusion.Fusion` says).
@@ -59,6 +60,7 @@ def search_signals(
     image: Any,
     pair: Any,
     like: str | None,
+    keywords: str | None = None,
     dense_vector: Callable[[], np.ndarray],
     hit: Callable[[Record, float], Hit],
     fusion: Fusion | None = None,
@@ -66,9 +68,9 @@ def search_signals(
     """The ``top_k`` best hits of a keyword or hybrid search (a dense one stays in ``Collection.search``)."""
     if using not in USING:
         raise ConfigError(f"using must be one of {', '.join(USING)}, got {using!r}")
-    if like is not None:
+    if like is not None and keywords is None:
         raise ConfigError(f"a {using} search needs a text query; like= searches by vector only (using='dense')")
-    words = _keyword_text(text, pair)
+    words = keywords if keywords is not None else _keyword_text(text, pair)
     if words is None:
         raise ConfigError(f"a {using} search needs a text: give text= (alone, or with image= for an image+text "
                           "query)")

@@ -33,12 +33,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["B", "K1", "bm25_scores", "document_terms", "idf", "query_terms", "record_terms", "split_name", "stem",
+__all__ = ["B", "CJK", "K1", "bm25_scores", "document_terms", "idf", "query_terms", "record_terms", "split_name", "stem",
            "words"]
 
 _WORD = re.compile(r"[^\W_]+")
 # Han (with extensions and compatibility ideographs), kana, Hangul: scripts written without spaces between words
-_CJK = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+CJK = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
                   r"\U00020000-\U0002ffff]+")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[A-Za-z])(?=[0-9])|(?<=[0-9])(?=[A-Za-z])")
 _VOWELS = set("aeiouy")
@@ -84,7 +84,7 @@ def words(text: str, *, query: bool = False) -> list[str]:
     out: list[str] = []
     for word in _WORD.findall(_fold(text)):
         start = 0
-        for m in _CJK.finditer(word):
+        for m in CJK.finditer(word):
             if m.start() > start:
                 out.append(stem(word[start:m.start()]))
             out += _cjk_terms(m.group(), query=query)
