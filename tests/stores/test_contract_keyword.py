@@ -12,7 +12,7 @@ import pytest
 
 from crossmodal import Record
 from crossmodal.errors import ConfigError
-from crossmodal.stores.keywords import query_terms, record_terms
+from crossmodal.stores.keywords import bm25_scores, query_terms, record_terms
 from crossmodal.testing.fake import fake_model
 
 DIM = 16
@@ -116,3 +116,20 @@ def test_keyword_needs_a_text_query(corpus) -> None:
         col.search(like=records[0].id, using="hybrid")
     with pytest.raises(ConfigError, match="using must be one of"):
         col.search("x", using="bm25")
+
+
+#: stores whose keyword scores are the plain BM25 of crossmodal.stores.keywords (FTS5 and Qdrant use their own IDF)
+PLAIN_BM25 = {"memory", "pgvector"}
+
+
+def test_keyword_scores_are_bm25(store_case, corpus) -> None:
+    col, records = corpus
+    for query in ("a photo of dog beach", "cats sofa img", "holiday quixotic"):
+        terms = query_terms(query)
+        reference = bm25_scores(terms, [record_terms(r, ["title"]) for r in records])
+        expected = sorted(((r.id, s) for r, s in zip(records, reference) if s > 0), key=lambda t: (-t[1], t[0]))
+        hits = col.search(query, using="keyword", top_k=len(records))
+        assert {h.id for h in hits} == {i for i, _ in expected}
+        if store_case.name in PLAIN_BM25:
+            assert [h.id for h in hits] == [i for i, _ in expected]
+            np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], rtol=1e-9)
