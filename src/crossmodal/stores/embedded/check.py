@@ -5,7 +5,9 @@ that lags behind SQLite after a killed ingest is normal and only caught up
 (a note); an HNSW file that is unreadable or disagrees with SQLite is a
 problem, repaired by rebuilding it from SQLite. The filter key sets
 (:mod:`~crossmodal.stores.embedded.keysets`) are checked the same way: their
-answers, caught up, against a fresh build from SQLite. Faults in the source of truth
+answers, caught up, against a fresh build from SQLite. The keyword index (FTS5, in
+``store.db``) is checked row by row against the terms of each item and
+rebuilt from the items when it disagrees. Faults in the source of truth
 itself (a vector of the wrong length, not finite) are reported with the ids
 involved; they cannot be repaired without the original files.
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from ..base import MODALITIES, CheckReport, CollectionInfo
 from ..codec import decode_text
+from . import keywords
 from .collection import EmbeddedCollection
 from .database import Database
 from .derived import read_snapshot, vectors_of
@@ -247,6 +250,20 @@ def _strays(db: Database, report: CheckReport, repair: bool) -> None:
             report.notes.append(f"{path.name}: an index file no record names (an interrupted save)")
 
 
+def _check_keywords(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+    """The keyword index (FTS5) holds exactly each item's terms; otherwise it is rebuilt from the items."""
+    with db.read() as conn:
+        found = keywords.verify(conn, col.cid, col.info.text_keys)
+    if not found:
+        return
+    if repair:
+        with db.write() as conn:
+            n = keywords.rebuild(conn, col.cid, col.info.text_keys)
+        report.repairs.append(f"{col.info.name}: rebuilt the keyword index from {n} items")
+    for problem in found:
+        _problem(report, f"{col.info.name}: {problem}", repair)
+
+
 def check_store(db: Database, list_collections: Callable[[], list[CollectionInfo]],
                 open_collection: Callable[[str], EmbeddedCollection], *, repair: bool = True) -> CheckReport:
     """Check (and with ``repair``, repair) the database ``db`` and its collections (see the module docstring)."""
@@ -262,6 +279,7 @@ def check_store(db: Database, list_collections: Callable[[], list[CollectionInfo
         _check_moves(db, col, report, repair)
         report.collections[info.name] = _check_counts(db, col, report, repair)
         _check_rows(db, col, report, repair)
+        _check_keywords(db, col, report, repair)
         for modality in MODALITIES:
             _check_ann(db, col, modality, report, repair)
         _check_keysets(db, col, report, repair)

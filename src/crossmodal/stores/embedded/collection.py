@@ -40,6 +40,7 @@ import numpy as np
 from ...errors import CollectionNotFound, StoreCorrupt
 from ..base import MODALITIES, BackendBase, CollectionInfo, Record
 from ..filters import Selection
+from . import keywords as fts
 from .database import Database
 from .derived import Derived, ann_rows, read_snapshot, vectors_of
 from .keysets import KeySets, log_changed
@@ -89,6 +90,11 @@ class EmbeddedCollection(BackendBase):
         self._keysets = KeySets(cid, db.index_dir)
         self._written_since_check = 0
         self._dirty: set[str] = set()
+        with db.read() as conn:
+            indexed = fts.exists(conn, cid)
+        if not indexed:  # a collection from before keyword search: index its items now, once
+            with db.write() as conn:
+                fts.ensure(conn, cid, info.text_keys)
 
     # -- helpers ----------------------------------------------------------------------------------------------------
 
@@ -163,6 +169,7 @@ class EmbeddedCollection(BackendBase):
                 conn.execute("DELETE FROM attrs WHERE key=?", (old[0],))
                 conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(old[0], self.cid, r.metadata))
                 log_changed(conn, self.cid, [old[0]])
+                fts.write(conn, self.cid, old[0], self._terms(r))
                 continue
             if old is not None:
                 self._remove(conn, [(old[0], old[1])])
@@ -173,7 +180,11 @@ class EmbeddedCollection(BackendBase):
                 (self.cid, r.id, r.modality, r.reference, r.text, r.content_hash, r.source, r.stamp, meta, blob)
             ).lastrowid
             conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(int(key or 0), self.cid, r.metadata))
+            fts.write(conn, self.cid, int(key or 0), self._terms(r))
             delta[r.modality] += 1
+
+    def _terms(self, r: Record) -> str:
+        return fts.terms_of(r.modality, r.reference, r.text, r.metadata, self.info.text_keys)
 
     def _remove(self, conn: sqlite3.Connection, gone: Sequence[tuple[int, str]]) -> None:
         for chunk in _chunks(gone):
@@ -181,6 +192,7 @@ class EmbeddedCollection(BackendBase):
             conn.execute(f"DELETE FROM items WHERE key IN ({_marks(len(keys))})", keys)
             conn.execute(f"DELETE FROM attrs WHERE key IN ({_marks(len(keys))})", keys)
             log_changed(conn, self.cid, keys)
+            fts.remove(conn, self.cid, keys)
             conn.executemany("INSERT INTO removed (cid, modality, key) VALUES (?, ?, ?)",
                              [(self.cid, m, k) for k, m in chunk])
 
@@ -289,6 +301,22 @@ class EmbeddedCollection(BackendBase):
         for m in MODALITIES:  # a reader that had to catch up a lot saves its work for the next process
             self._derived[m].persist(self.db.write)
         return hits
+
+    def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
+                ) -> list[tuple[Record, float]]:
+        """BM25 over the collection's FTS5 table (see :mod:`~crossmodal.stores.embedded.keywords`)."""
+        if top_k <= 0 or not terms:
+            return []
+        sql, params = self._where(selection)
+        with self.db.read() as conn:
+            self._alive(conn)
+            found = fts.search(conn, self.cid, terms, top_k, sql, params)
+            rows = {}
+            for chunk in _chunks([k for k, _ in found]):
+                for row in conn.execute(f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(chunk))})",
+                                        chunk):
+                    rows[row[0]] = row
+        return [(_record(rows[k], self.dim, False), s) for k, s in found if k in rows]
 
     def _ann_candidates(self, view: AnnView, q: np.ndarray, top_k: int, allowed: np.ndarray | None) -> np.ndarray:
         """HNSW candidates; with a filter's key set, every allowed key when the set is small enough to score
