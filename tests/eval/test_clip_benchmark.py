@@ -18,12 +18,12 @@ torch = pytest.importorskip("torch")
 retrieval = pytest.importorskip("clip_benchmark.metrics.zeroshot_retrieval")
 classification = pytest.importorskip("clip_benchmark.metrics.zeroshot_classification")
 
-from crossmodal.eval.harness import retrieval_metrics  # noqa: E402
 from crossmodal.eval.metrics import (  # noqa: E402
     accuracy_at_k,
     class_vectors,
     mean_per_class_recall,
     positive_ranks,
+    retrieval_metrics,  # noqa: E402
     retrieval_ranks,
 )
 

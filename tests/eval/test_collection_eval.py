@@ -11,7 +11,7 @@ import crossmodal
 from crossmodal.errors import ConfigError
 from crossmodal.eval import RetrievalDataset, evaluate_retrieval, retrieval_ranks
 from crossmodal.eval.collection_eval import evaluate_through_collection
-from crossmodal.eval.harness import retrieval_metrics
+from crossmodal.eval.metrics import retrieval_metrics
 from crossmodal.testing.fake import fake_model
 
 from .formats import ShapeSet

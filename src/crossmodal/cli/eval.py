@@ -128,8 +128,8 @@ def retrieval(ctx: click.Context, dataset: Path, k_text: str, split: str, image_
       crossmodal eval retrieval captions.tsv -m MODEL --mode exact --mode fast --plot recall.png
       crossmodal eval retrieval captions.csv -m MODEL --through-collection --exact-limit 100
     """
-    from ..eval.datasets import load_retrieval_dataset
     from ..eval.harness import check_ks, evaluate_retrieval
+    from ..eval.loading import load_retrieval_dataset
     from ..eval.results import format_table
 
     ks = check_ks(_parse_ks(k_text))
@@ -181,8 +181,8 @@ def zeroshot(ctx: click.Context, folder: Path, classnames: Path | None, template
       crossmodal eval zeroshot imagenet/val --classnames imagenet_classnames.txt -m openai/clip-vit-base-patch32
       crossmodal eval zeroshot pictures/ -m MODEL --mode exact --mode fast --json zeroshot.json
     """
-    from ..eval.datasets import load_classification_dataset
     from ..eval.harness import evaluate_zeroshot
+    from ..eval.loading import load_classification_dataset
     from ..eval.results import format_table
 
     data = load_classification_dataset(folder, classnames=classnames, split=split)

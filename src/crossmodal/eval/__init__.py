@@ -22,12 +22,11 @@ from .datasets import (
     ClassificationDataset,
     RetrievalDataset,
     TarMember,
-    load_classification_dataset,
     load_classnames,
-    load_retrieval_dataset,
     load_templates,
 )
 from .harness import evaluate_retrieval, evaluate_zeroshot
+from .loading import load_classification_dataset, load_retrieval_dataset
 from .metrics import (
     accuracy_at_k,
     class_vectors,

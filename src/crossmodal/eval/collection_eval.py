@@ -109,7 +109,7 @@ def evaluate_through_collection(
     chunk: int = DEFAULT_CHUNK,
 ) -> CollectionReport:
     """``dataset``'s vectors searched through a collection: its recall, the recall lost, the index's recall."""
-    from .harness import retrieval_metrics
+    from .metrics import retrieval_metrics
 
     n_images, n_texts = len(image_vectors), len(text_vectors)
     top = max(ks)

@@ -27,18 +27,24 @@ from .datasets import (
     describe,
     fill,
     iter_image_inputs,
-    load_classification_dataset,
-    load_retrieval_dataset,
     load_templates,
 )
-from .metrics import DEFAULT_CHUNK, accuracy_at_k, class_vectors, mean_per_class_recall, positive_ranks, recall_at_k
+from .loading import load_classification_dataset, load_retrieval_dataset
+from .metrics import (
+    DEFAULT_CHUNK,
+    accuracy_at_k,
+    class_vectors,
+    mean_per_class_recall,
+    positive_ranks,
+    retrieval_metrics,
+)
 from .metrics import retrieval_ranks as compute_retrieval_ranks
 from .results import RetrievalResult, ZeroshotResult
 
 if TYPE_CHECKING:
     from .. import Model, Store
 
-__all__ = ["check_ks", "evaluate_retrieval", "evaluate_zeroshot", "retrieval_metrics"]
+__all__ = ["check_ks", "evaluate_retrieval", "evaluate_zeroshot"]
 
 
 def check_ks(k: int | Iterable[int]) -> tuple[int, ...]:
@@ -47,15 +53,6 @@ def check_ks(k: int | Iterable[int]) -> tuple[int, ...]:
     if not ks or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 1 for x in ks):
         raise ConfigError(f"k must be positive integers, got {k!r}")
     return tuple(sorted({int(x) for x in ks}))
-
-
-def retrieval_metrics(t2i_ranks: np.ndarray, i2t_ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
-    """CLIP_benchmark's retrieval keys from the two rank arrays."""
-    out: dict[str, float] = {}
-    for k in ks:
-        out[f"image_retrieval_recall@{k}"] = recall_at_k(t2i_ranks, k)
-        out[f"text_retrieval_recall@{k}"] = recall_at_k(i2t_ranks, k)
-    return out
 
 
 def _bar(total: int, desc: str, unit: str, progress: bool) -> Any:

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 __all__ = [
+    "retrieval_metrics",
     "DEFAULT_CHUNK",
     "TIE",
     "accuracy_at_k",
@@ -206,3 +207,11 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int, *, chunk: int = D
         out[qs] = best_i
     return out
 
+
+def retrieval_metrics(t2i_ranks: np.ndarray, i2t_ranks: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """CLIP_benchmark's retrieval keys from the two rank arrays."""
+    out: dict[str, float] = {}
+    for k in ks:
+        out[f"image_retrieval_recall@{k}"] = recall_at_k(t2i_ranks, k)
+        out[f"text_retrieval_recall@{k}"] = recall_at_k(i2t_ranks, k)
+    return out

@@ -1,0 +1,161 @@
+"""The package's imports run one way: down a declared list of layers, with no circle between files.
+
+The import graph is read from the source with :mod:`ast` (every ``import`` and
+``from ... import`` in a module, including those inside functions and under
+``TYPE_CHECKING``: each is a dependency). A *part* is a top-level module or a
+sub-package of ``crossmodal`` (``crossmodal/__init__.py`` itself is the public
+API, ``<root>``). docs/architecture.md explains the layers.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "crossmodal"
+
+#: bottom to top; a part may import parts of lower layers only (never its own layer's other parts)
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors", "jsontext"),
+    ("models", "space", "identity", "manifests"),  # data: specs, catalog, resolution, hub; spaces; ids and hashes
+    ("preprocessing", "stores"),
+    ("pipeline",),
+    ("runtimes",),
+    ("embedder",),
+    ("families", "bge"),  # one module per model family; bge: the BAAI graphs the next families will wrap
+    ("loader", "collection"),
+    ("settings", "ingest"),  # settings: the one reader of the environment, at the edge
+    ("store", "testing"),
+    ("<root>",),  # crossmodal/__init__.py: the public API
+    ("eval", "distributed"),
+    ("fidelity",),
+    ("server",),
+    ("cli",),
+)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _targets(module: str, is_package: bool, node: ast.Import | ast.ImportFrom, known: set[str]) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] == "crossmodal"]
+    if node.level:
+        base = module.split(".") if is_package else module.split(".")[:-1]
+        base = base[: len(base) - (node.level - 1)]
+        source = ".".join(base + ([node.module] if node.module else []))
+    else:
+        source = node.module or ""
+        if source.split(".")[0] != "crossmodal":
+            return []
+    # ``from pkg import sub`` depends on the module ``pkg.sub`` when there is one, else on ``pkg``.
+    return [f"{source}.{a.name}" if f"{source}.{a.name}" in known else source for a in node.names]
+
+
+def import_graph(root: Path = SRC) -> dict[str, set[str]]:
+    """Module -> the crossmodal modules it imports."""
+    files = {module_name(p): p for p in root.rglob("*.py")}
+    known = set(files)
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for module, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for target in _targets(module, path.name == "__init__.py", node, known):
+                    while target not in known and "." in target:
+                        target = target.rsplit(".", 1)[0]
+                    if target in known and target != module:
+                        graph[module].add(target)
+    return graph
+
+
+def part(module: str) -> str:
+    names = module.split(".")
+    return names[1] if len(names) > 1 else "<root>"
+
+
+def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    return import_graph()
+
+
+def test_the_graph_reader_sees_imports_of_every_form(graph: dict[str, set[str]]) -> None:
+    assert "crossmodal.families" in graph["crossmodal.loader"]  # from .families import FAMILIES
+    assert "crossmodal.models.spec" in graph["crossmodal.families.base"]  # from ..models.spec import ...
+    assert "crossmodal.runtimes.onnx" in graph["crossmodal.families.two_tower"]  # inside a function
+    assert "crossmodal.loader" in graph["crossmodal.settings"]  # under TYPE_CHECKING
+    assert "crossmodal.fidelity" in graph["crossmodal.cli.models"]
+
+
+def test_the_cycle_finder_finds_circles() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circle_between_files(graph: dict[str, set[str]]) -> None:
+    assert cycles(graph) == []
+
+
+def test_no_import_circle_between_parts(graph: dict[str, set[str]]) -> None:
+    parts: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        parts.setdefault(part(module), set()).update(part(t) for t in targets if part(t) != part(module))
+    assert cycles(parts) == []
+
+
+def test_every_part_has_a_layer(graph: dict[str, set[str]]) -> None:
+    declared = [p for layer in LAYERS for p in layer]
+    assert len(declared) == len(set(declared))
+    assert {part(m) for m in graph} == set(declared), "place a new part in LAYERS (and docs/architecture.md)"
+
+
+def test_imports_only_go_down_the_layers(graph: dict[str, set[str]]) -> None:
+    level = {p: i for i, layer in enumerate(LAYERS) for p in layer}
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if part(target) != part(module) and level[part(target)] >= level[part(module)]
+    )
+    assert upward == []
