@@ -78,3 +78,4 @@ class Settings:
             offline=_flag(env.get("CROSSMODAL_OFFLINE")) or _flag(env.get("HF_HUB_OFFLINE")),
             hub_endpoint=env.get("CROSSMODAL_HUB_ENDPOINT") or None,
         )
+
