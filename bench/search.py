@@ -14,11 +14,15 @@ distribution. Modalities are assigned so that 10% of items are ``text``
 
 Reported per system: build time, p50/p99 latency, recall@10 against exact
 search (FAISS IndexFlatIP on the same vectors), and disk and RAM per item.
+Stores run every query kind twice: "cold" right after reopening with their
+files evicted from the page cache (posix_fadvise DONTNEED), then "warm" once
+every file was read.
 
   crossmodal                Collection.search(vector=q, top_k=10): SQLite + per-modality HNSW (usearch),
                             candidates rescored with their exact stored vectors; everything end to end
   crossmodal text 10%       the same with modality="text" (10% of the items)
-  crossmodal album 10%      the same with where={"album": "a0"} (10%; HNSW candidates post-filtered in SQL)
+  crossmodal album 10%      the same with where={"album": "a0"} (10% of the items)
+  chroma, lancedb           the peer embedded stores (bench/peers.py), on the same vectors, queries and filters
   faiss-flat                IndexFlatIP (exact); with 10%: an IDSelectorBatch
   faiss-hnsw                IndexHNSWFlat, M=16, efConstruction=128, efSearch=64 (the same settings as ours)
   usearch-raw               the store's own HNSW file searched directly (what our layer adds on top)
@@ -27,6 +31,8 @@ Usage
   python bench/search.py --n 100000                    # validation run (about 5 minutes on 2 busy cores)
   python bench/search.py --n 1000000 --queries 2000    # the target run, on a quiet machine
   python bench/search.py --n 20000 --queries 200       # quick check
+  python bench/search.py --n 200000 --queries 300 --no-faiss-hnsw --peers chroma lancedb
+                                                       # against the peer stores (their packages installed)
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
 
 
 def rss_mb() -> float:
@@ -105,7 +112,8 @@ def warm_page_cache(path: Path) -> None:
                     pass
 
 
-def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False) -> list[dict]:
+def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False,
+          peers: tuple[str, ...] = ()) -> list[dict]:
     import faiss
 
     import crossmodal
@@ -116,7 +124,7 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
     x = synthetic(n, dim, seed=1)
     queries = synthetic(n_queries, dim, seed=2)
     modality = np.where(np.arange(n) % 10 == 3, "text", np.where(np.arange(n) % 2 == 0, "image", "pair"))
-    album = np.where(np.arange(n) % 10 == 7, "a0", "other")
+    album = np.where((np.arange(n) // 3) % 10 == 7, "a0", "other")  # 10%, of every modality
     rows: list[dict] = []
 
     # exact ground truth (and the faiss-flat contender)
@@ -177,24 +185,16 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         store.close()  # brings the HNSW files up to date and saves them
         build = time.perf_counter() - t
     disk = dir_size(path) / n
+    truths = {"": truth, " text 10%": truth_text, " album 10%": truth_album}
     gc.collect()
+    drop_page_cache(path)
     before = rss_mb()
     store = crossmodal.open_store(path)
     col = store.collection("bench")
-    col.search(vector=queries[0], top_k=k)
-    col.search(vector=queries[0], top_k=k, modality="text")
-    ram = (rss_mb() - before) * 2**20 / n
-    found, lat = timed(lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)], queries)
-    rows.append(row("crossmodal", lat, recall(found, truth, k), build, disk, ram))
-    found, lat = timed(lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, modality="text")], queries)
-    rows.append(row("crossmodal text 10%", lat, recall(found, truth_text, k), None, None, None))
-    found, lat = timed(lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, where={"album": "a0"})], queries)
-    rows.append(row("crossmodal album 10%", lat, recall(found, truth_album, k), None, None, None))
-    # The rows above start from whatever the OS page cache holds of the store (the first queries after opening it);
-    # a long-running server's cache holds the pages its queries touch. The same queries once every file was read:
-    warm_page_cache(path)
-    found, lat = timed(lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)], queries)
-    rows.append(row("crossmodal warm cache", lat, recall(found, truth, k), None, None, None))
+    searches = {"": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)],
+                " text 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, modality="text")],
+                " album 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, where={"album": "a0"})]}
+    rows += passes("crossmodal", searches, truths, queries, k, path, build, disk, lambda: rss_mb() - before, n)
 
     # the same HNSW files searched directly: what the store layer costs on top
     views = [col.backend.derived(m).view for m in ("image", "text", "pair")]
@@ -209,13 +209,68 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         return kk[np.argsort(-ss)[:k]].tolist()
 
     key_to_id = {}
-    with store.backend.read() as conn:
+    with store.backend.db.read() as conn:
         for key, item_id in conn.execute("SELECT key, id FROM items"):
             key_to_id[key] = int(item_id)
     found, lat = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
     rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None))
     store.close()
+    gc.collect()
+
+    for name in peers:
+        from peers import PEERS  # noqa: PLC0415 (bench/ is on sys.path when run as a script)
+
+        try:
+            peer = PEERS[name](workdir / name)
+        except KeyError:
+            raise SystemExit(f"unknown peer {name!r}; known: {', '.join(PEERS)}") from None
+        try:
+            peer_build = peer.build(x, modality, album)
+        except ImportError as exc:
+            print(f"skipping {name}: {exc} (pip install it into the benchmark's environment)", file=sys.stderr)
+            continue
+        gc.collect()
+        drop_page_cache(peer.path)
+        before = rss_mb()
+        peer.open()
+        peer_searches = {"": lambda q, p=peer: p.search(q, k),
+                         " text 10%": lambda q, p=peer: p.search(q, k, "modality", "text"),
+                         " album 10%": lambda q, p=peer: p.search(q, k, "album", "a0")}
+        rows += passes(name, peer_searches, truths, queries, k, peer.path, peer_build, dir_size(peer.path) / n,
+                       lambda b=before: rss_mb() - b, n)
+        peer.close()
+        shutil.rmtree(peer.path, ignore_errors=True)
     return rows
+
+
+def drop_page_cache(path: Path) -> None:
+    """Evict a store's files from the OS page cache (no root needed: their pages are clean once written)."""
+    os.sync()
+    for p in path.rglob("*"):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def passes(name: str, searches: dict[str, Any], truths: dict[str, np.ndarray], queries: np.ndarray, k: int,
+           path: Path, build: float | None, disk: float, ram_mb: Any, n: int) -> list[dict]:
+    """Every query kind from a cold page cache (the store just opened after its files were evicted), then again
+    once every file was read (a long-running server's cache); RAM is measured after the cold passes."""
+    out = []
+    ram = None
+    for phase in ("cold", "warm"):
+        if phase == "warm":
+            ram = ram_mb() * 2**20 / n
+            warm_page_cache(path)
+        for kind, fn in searches.items():
+            found, lat = timed(fn, queries)
+            out.append(row(f"{name}{kind} {phase}", lat, recall(found, truths[kind], k), build if not out else None,
+                           disk if not out else None, None))
+    out[0]["ram_bytes_per_item"] = None if ram is None else round(ram)
+    return out
 
 
 def main() -> None:
@@ -227,6 +282,8 @@ def main() -> None:
     parser.add_argument("--no-faiss-hnsw", action="store_true", help="Skip FAISS HNSW (its build is the slowest).")
     parser.add_argument("--workdir", type=Path, default=None, help="Where the store is built (default: a temp dir).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
+    parser.add_argument("--peers", nargs="*", default=["chroma", "lancedb"],
+                        help="Peer stores built and searched in the same run (bench/peers.py; none: --peers).")
     parser.add_argument("--reuse", action="store_true",
                         help="Search the store an earlier run left in --workdir instead of building it again.")
     args = parser.parse_args()
@@ -234,7 +291,8 @@ def main() -> None:
     for n in args.n:
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-bench-"))
         try:
-            rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw, args.reuse)
+            rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw, args.reuse,
+                         tuple(args.peers))
         finally:
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -247,11 +305,20 @@ def main() -> None:
                      r["ram_bytes_per_item"]]
             print("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
         by = {r["system"]: r for r in rows}
+        print()
+        for kind in ("", " text 10%", " album 10%"):
+            for phase in ("cold", "warm"):
+                ours = by[f"crossmodal{kind} {phase}"]
+                peers = [by[f"{p}{kind} {phase}"] for p in args.peers if f"{p}{kind} {phase}" in by]
+                if peers:
+                    best = min(peers, key=lambda r: r["p50_ms"])
+                    print(f"p50{kind or ' unfiltered'} {phase}: crossmodal {ours['p50_ms']} ms (recall "
+                          f"{ours['recall@10']}) / {best['system']} {best['p50_ms']} ms (recall {best['recall@10']})"
+                          f" = {ours['p50_ms'] / best['p50_ms']:.2f}x")
+        print(f"p50 warm unfiltered crossmodal / usearch-raw: "
+              f"{by['crossmodal warm']['p50_ms'] / by['usearch-raw']['p50_ms']:.2f}x")
         if "faiss-hnsw" in by:
-            print(f"\np50 crossmodal / faiss-hnsw: {by['crossmodal']['p50_ms'] / by['faiss-hnsw']['p50_ms']:.2f}x; "
-                  f"crossmodal / faiss-flat: {by['crossmodal']['p50_ms'] / by['faiss-flat']['p50_ms']:.3f}x; "
-                  f"text 10%: crossmodal / faiss-flat+selector: "
-                  f"{by['crossmodal text 10%']['p50_ms'] / by['faiss-flat text 10%']['p50_ms']:.3f}x")
+            print(f"p50 warm crossmodal / faiss-hnsw: {by['crossmodal warm']['p50_ms'] / by['faiss-hnsw']['p50_ms']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

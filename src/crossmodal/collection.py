@@ -36,6 +36,7 @@ from .dispatch import embed_inputs
 from .embedder import l2_normalize
 from .errors import ConfigError, InputError, ItemNotFound
 from .inputs import Input, query_kind
+from .retrieval import Fusion, search_signals
 from .space import Space
 from .stores.base import (
     MAX_ID_LENGTH,
@@ -424,6 +425,9 @@ class Collection:
         modality: str | None = None,
         where: Mapping[str, Any] | Filter | None = None,
         image_weight: float | None = None,
+        using: str = "dense",
+        keywords: str | None = None,
+        fusion: Fusion | None = None,
     ) -> list[Hit]:
         """The ``top_k`` items closest to one query, best first.
 
@@ -434,10 +438,25 @@ class Collection:
         item (``"image"``, ``"text"``, ``"pair"``; None or ``"all"``: every
         kind); ``where`` filters on metadata (see
         :mod:`crossmodal.stores.filters`). Scores are cosine similarities.
+
+        ``using="keyword"`` ranks by BM25 over texts, captions, file names and
+        the metadata marked as text; ``using="hybrid"`` fuses dense and keyword
+        results (reciprocal rank fusion, k = 60, or ``fusion=``); see
+        :mod:`crossmodal.retrieval.search`. ``keywords`` is the text they match
+        (default: the query's text). Their hits say in ``signals`` which
+        signals found them, with what score.
         """
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise ConfigError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
         selection = self._selection(modality, where)
+        if using != "dense":
+            return search_signals(
+                self.backend, using=using, top_k=top_k, selection=selection, text=text, image=image, pair=pair,
+                like=like, keywords=keywords, hit=self._hit, fusion=fusion,
+                dense_vector=lambda: self.query_vector(text=text, image=image, pair=pair, vector=vector, like=like,
+                                                       image_weight=image_weight))
+        if keywords is not None:
+            raise ConfigError("keywords= is for using='keyword' or 'hybrid'; a dense search has no keyword part")
         vec = self.query_vector(text=text, image=image, pair=pair, vector=vector, like=like, image_weight=image_weight)
         found = self.backend.query(vec, top_k + (1 if like is not None else 0), selection)
         hits = [self._hit(r, s) for r, s in found if r.id != like]

@@ -62,6 +62,7 @@ class Store:
         *,
         create: bool = True,
         root: str | os.PathLike[str] | None = None,
+        text_keys: Sequence[str] = (),
     ) -> Collection:
         """Open the collection ``name``, or create it in ``model``'s space.
 
@@ -71,6 +72,9 @@ class Store:
         a missing one raises :class:`CollectionNotFound` (as it does with
         ``create=False``). ``root`` is the folder relative image references
         resolve against (recorded when the collection is created).
+        ``text_keys`` are metadata keys whose values keyword search matches as
+        text (``["title", "tags"]``), besides texts, captions and file names;
+        they are recorded when the collection is created.
         """
         check_collection_name(name)
         try:
@@ -84,8 +88,12 @@ class Store:
                 ) from None
             info = CollectionInfo(name=name, space=model.space, model_source=model_source(model),
                                   root=str(os.path.abspath(os.path.expanduser(root))) if root else None,
-                                  created=time.time())
+                                  created=time.time(), text_keys=_text_keys(text_keys))
             backend = self.backend.create_collection(info)
+
+        if text_keys and _text_keys(text_keys) != backend.info.text_keys:
+            raise ConfigError(f"collection {name!r} matches metadata keys {list(backend.info.text_keys)} as text; "
+                              "they are chosen when a collection is created (copy it into a new one to change them)")
         return Collection(backend, model, store=self)
 
     def collections(self) -> list[CollectionInfo]:
@@ -102,6 +110,15 @@ class Store:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def _text_keys(keys: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(keys, str):
+        raise ConfigError(f"text_keys must be a list of metadata keys; wrap a single one in [...]: [{keys!r}]")
+    bad = [k for k in keys if not isinstance(k, str) or not k or k.startswith("$")]
+    if bad:
+        raise ConfigError(f"text_keys must be metadata keys (non-empty strings not starting with '$'), got {bad[0]!r}")
+    return tuple(dict.fromkeys(keys))
 
 
 def open_store(uri: str | os.PathLike[str] | None, **options: Any) -> Store:

@@ -117,3 +117,19 @@ def test_a_query_over_the_context_length_is_cut_and_said_so(env) -> None:
     assert "note: the text of the query is over the model's context length of 77 tokens and was cut to fit" \
         in result.stderr
     assert "note:" not in run(["search", "a photo of cat", "-k", "1"], env).stderr
+
+
+def test_keyword_search_finds_a_file_name_word(env) -> None:
+    found = hits(["search", "kookaburras", "--using", "keyword", "--modality", "image", "-k", "3"], env)
+    assert [h["reference"] for h in found] == ["formats/kookaburras.pnm"]
+    assert set(found[0]["signals"]) == {"keyword"} and found[0]["score"] == found[0]["signals"]["keyword"]
+
+
+def test_hybrid_search_says_which_signals_found_each_hit_and_highlights_words(env) -> None:
+    found = hits(["search", "astronaut", "--using", "hybrid", "--modality", "text", "-k", "3"], env)
+    top = found[0]
+    assert "astronaut" in top["text"] and set(top["signals"]) == {"dense", "keyword"}
+    start, end = top["highlights"][0]
+    assert top["text"][start:end] == "astronaut"
+    human = run(["search", "astronaut", "--using", "hybrid", "-k", "1"], env).stdout
+    assert "[dense " in human and "keyword " in human

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError
+from ..retrieval.highlight import highlight_spans
 from .collections import collection_for, collection_option
 from .embed import note_truncated
 from .options import model_options, open_store_from_options, pop_model_options, store_option
@@ -34,7 +35,10 @@ def _human(rank: int, hit: Any) -> str:
         shown = hit.reference
     if hit.modality == "text" and "image" in hit.metadata and hit.reference == hit.text:
         shown += f"  (caption of {hit.metadata['image']})"
-    return f"{rank:>3}  {hit.score:7.4f}  {hit.modality:<5}  {shown}"
+    found_by = ""
+    if hit.signals:
+        found_by = "  [" + ", ".join(f"{name} {score:.4f}" for name, score in hit.signals.items()) + "]"
+    return f"{rank:>3}  {hit.score:7.4f}  {hit.modality:<5}  {shown}{found_by}"
 
 
 @click.command()
@@ -54,11 +58,14 @@ def _human(rank: int, hit: Any) -> str:
 @click.option("--filter", "filter_json", default=None, metavar="JSON",
               help='Full filter language, e.g. \'{"$or": [{"album": "2024"}, {"starred": true}]}\'.')
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair query.")
+@click.option("--using", type=click.Choice(["dense", "keyword", "hybrid"]), default="dense", show_default=True,
+              help="dense: by meaning (vectors); keyword: by the words themselves (BM25 over texts, captions, file "
+                   "names); hybrid: both, fused by rank.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.pass_context
 def search(ctx: click.Context, query: str | None, text: str | None, image: Path | None, like: str | None,
            collection: str, store: str | None, modality: str, top_k: int, where: tuple[str, ...],
-           filter_json: str | None, image_weight: float | None, as_json: bool, **kwargs: Any) -> None:
+           filter_json: str | None, image_weight: float | None, using: str, as_json: bool, **kwargs: Any) -> None:
     """Search a collection by text, by image, by image+text, or by likeness to an item.
 
     \b
@@ -67,6 +74,8 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
       crossmodal search --image q.jpg --modality image
       crossmodal search --image q.jpg --text "but at night"
       crossmodal search "beach" --where album=2024 --where 'year>=2020' --json
+      crossmodal search "IMG_2041" --using keyword
+      crossmodal search "zanzibar sunset" --using hybrid
     \b
     --where EXPR, one condition on the items' metadata:
       key=value     equal; 2024 also matches the number 2024, true the boolean
@@ -85,17 +94,22 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
         raise ConfigError('nothing to search for: give a text ("a cat"), --image FILE, both, or --like ID')
     filters = parse_where_option(where, filter_json)
     st = open_store_from_options(ctx, store)
-    col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=False, need_model=like is None)
-    if text is not None and col.model is not None:  # the query is cut to fit, as every text is by default
+    col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=False,
+                         need_model=like is None and using != "keyword")
+    if text is not None and col.model is not None and using != "keyword":  # the query is cut to fit, as every text is by default
         from ..preprocessing.texts import over_context
 
         note_truncated(col.model, ["the query"] if over_context(col.model.tokenizer, [text])[0] else [],
                        refusable=False)
     hits = col.search(text=text, image=str(image) if image is not None else None, like=like, top_k=top_k,
-                      modality=None if modality == "all" else modality, where=filters, image_weight=image_weight)
+                      modality=None if modality == "all" else modality, where=filters, image_weight=image_weight,
+                      using=using)
     if as_json:
         for hit in hits:
-            click.echo(json_line(hit.to_dict()))
+            out = hit.to_dict()
+            if using != "dense" and text is not None and hit.text:
+                out["highlights"] = [list(span) for span in highlight_spans(hit.text, text)]
+            click.echo(json_line(out))
         return
     if not hits:
         click.echo("no results" + (" (the filters leave nothing)" if filters or modality != "all" else ""), err=True)

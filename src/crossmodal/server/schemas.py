@@ -134,16 +134,26 @@ class SearchRequest(BaseModel):
     modality: Literal["image", "text", "pair", "all"] | None = None
     where: dict[str, Any] | None = Field(default=None, description='metadata filter, MongoDB-style, e.g. {"album": "2024", "year": {"$gte": 2020}}')
     image_weight: float | None = Field(default=None, ge=0, le=1)
+    using: Literal["dense", "keyword", "hybrid"] = Field(
+        default="dense", description="dense: by meaning (vectors); keyword: BM25 over texts, captions, file names "
+                                     "and the metadata marked as text (needs text); hybrid: both, fused by "
+                                     "reciprocal rank fusion (k = 60)")
 
 
 class Hit(BaseModel):
     id: str
-    score: float = Field(description="cosine similarity to the query")
+    score: float = Field(description="cosine similarity to the query (keyword: BM25; hybrid: the fused score)")
     modality: str
     reference: str | None = Field(description="image path (relative to the collection's root) or URI; a text's text")
     text: str | None = Field(default=None, description="the text of a text item, the caption of a pair")
     metadata: Metadata = Field(default_factory=dict)
     thumbnail: str | None = Field(default=None, description="URL of the item's thumbnail (images and pairs)")
+    signals: dict[str, float] | None = Field(
+        default=None, description="keyword and hybrid searches: each signal that found the item, with its score "
+                                  "there (dense: cosine, keyword: BM25); the hit's score is the fused one")
+    highlights: list[tuple[int, int]] | None = Field(
+        default=None, description="keyword and hybrid searches: [start, end) character offsets of the matched "
+                                  "words in text")
 
 
 class SearchResponse(BaseModel):

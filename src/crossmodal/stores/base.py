@@ -22,7 +22,11 @@ better:
   nothing; Qdrant builds payload indexes for them);
 * ``maintain()``: bring derived indexes up to date and save them now
   (default: nothing; the embedded store saves its HNSW files, which it
-  otherwise does every so often while writing and on close).
+  otherwise does every so often while writing and on close);
+* ``keyword(terms, top_k, selection)``: BM25 keyword search over each item's
+  terms (:mod:`~crossmodal.stores.keywords`); the default reads every
+  selected item, and each built-in backend answers from its own index
+  (SQLite FTS5, a PostgreSQL ``tsvector`` GIN index, a Qdrant sparse vector).
 
 A store class subclasses :class:`StoreBase` and writes create, open, list,
 update and drop; ``check`` (default: counts only) and ``close`` (default:
@@ -65,7 +69,8 @@ import numpy as np
 
 from ..errors import ConfigError, InputError, StoreUnavailable
 from ..space import Space
-from .filters import Selection
+from .filters import Selection, select
+from .keywords import bm25_scores, record_terms
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -102,15 +107,21 @@ class CollectionInfo:
     #: what to pass to ``load_model`` to get this space's model back (a catalog name or a directory)
     model_source: str | None = None
     created: float = 0.0
+    #: metadata keys whose values keyword search matches as text (besides texts, captions and file names)
+    text_keys: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "space": self.space.to_dict(), "root": self.root,
-                "model_source": self.model_source, "created": self.created}
+        out = {"name": self.name, "space": self.space.to_dict(), "root": self.root,
+               "model_source": self.model_source, "created": self.created}
+        if self.text_keys:
+            out["text_keys"] = list(self.text_keys)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CollectionInfo:
         return cls(name=str(data["name"]), space=Space.from_dict(data["space"]), root=data.get("root"),
-                   model_source=data.get("model_source"), created=float(data.get("created") or 0.0))
+                   model_source=data.get("model_source"), created=float(data.get("created") or 0.0),
+                   text_keys=tuple(data.get("text_keys") or ()))
 
 
 @dataclass(frozen=True)
@@ -154,10 +165,16 @@ class Hit:
     text: str | None = None
     #: absolute path of the image file, when the reference is a path (None for texts and URIs)
     path: str | None = None
+    #: for keyword and hybrid searches: each signal that found the item and its score there ({"dense": 0.31,
+    #: "keyword": 7.2}); empty for a dense search, whose score says it all
+    signals: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "score": round(float(self.score), 6), "modality": self.modality,
-                "reference": self.reference, "text": self.text, "path": self.path, "metadata": dict(self.metadata)}
+        out = {"id": self.id, "score": round(float(self.score), 6), "modality": self.modality,
+               "reference": self.reference, "text": self.text, "path": self.path, "metadata": dict(self.metadata)}
+        if self.signals:
+            out["signals"] = {k: round(float(v), 6) for k, v in self.signals.items()}
+        return out
 
 
 @dataclass
@@ -224,6 +241,10 @@ class CollectionBackend(Protocol):
     def maintain(self) -> None:
         """Bring derived indexes up to date with the items and make them durable now."""
 
+    def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
+                ) -> list[tuple[Record, float]]:
+        """The ``top_k`` selected items best matching the keyword ``terms`` (BM25), best first, without vectors."""
+
 
 class BackendBase(ABC):
     """What a collection backend inherits: the defaults of the optional methods of :class:`CollectionBackend`."""
@@ -263,6 +284,20 @@ class BackendBase(ABC):
 
     def maintain(self) -> None:  # noqa: B027 (a default, deliberately empty)
         """Nothing derived to save."""
+
+    def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
+                ) -> list[tuple[Record, float]]:
+        """The ``top_k`` selected items that best match the keyword ``terms`` by BM25, best first, ties by id;
+        items matching no term are left out. This default reads every selected item (correct, and slow on a
+        large collection); built-in backends answer from a keyword index."""
+        if top_k <= 0 or not terms:
+            return []
+        every = list(self.scan())  # term statistics come from the whole collection, as in an index
+        scores = bm25_scores(terms, [record_terms(r, self.info.text_keys) for r in every])
+        chosen = every
+        ranked = sorted((i for i, s in enumerate(scores) if s > 0 and select(every[i], selection)),
+                        key=lambda i: (-scores[i], chosen[i].id))
+        return [(chosen[i], float(scores[i])) for i in ranked[:top_k]]
 
 
 @runtime_checkable

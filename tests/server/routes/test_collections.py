@@ -401,3 +401,24 @@ def test_a_file_name_that_is_not_utf8_comes_back_exactly_in_json(fake_model, tmp
     (hit,) = response.json()["hits"]
     assert hit["reference"] == "bad_\udcff.png"
     assert os.fsencode(hit["reference"]) == b"bad_\xff.png"
+
+
+@pytest.mark.parametrize("using", ["keyword", "hybrid"])
+def test_keyword_and_hybrid_search_match_the_library_with_signals_and_highlights(fake_model, store, root, tmp_path,
+                                                                                using):
+    col = store.collection("shapes", fake_model)
+    expected = col.search("yellow circles", using=using, modality="text")
+    with client_for(fake_model, _settings(root, tmp_path), store=store) as client:
+        response = client.post("/v1/collections/shapes/search",
+                               json={"text": "yellow circles", "using": using, "modality": "text"})
+        bad = client.post("/v1/collections/shapes/search", json={"like": expected[0].id, "using": using})
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    assert [(h["id"], round(h["score"], 5)) for h in hits] == [(h.id, round(h.score, 5)) for h in expected]
+    top = hits[0]
+    assert top["text"] == "a yellow circle" and "keyword" in top["signals"]
+    assert [top["text"][s:e] for s, e in top["highlights"]] == ["yellow", "circle"]
+    assert bad.status_code == 422 and error_code(bad) == "invalid_input"
+    assert schema["SearchRequest"]["properties"]["using"]["enum"] == ["dense", "keyword", "hybrid"]
+    assert "signals" in schema["Hit"]["properties"] and "highlights" in schema["Hit"]["properties"]

@@ -188,3 +188,17 @@ def test_the_page_asks_for_a_token_and_then_works(browser, trained_model, tmp_pa
         page.press("#query", "Enter")
         ids = _wait_results(page)
     assert store.collection("notes").get(ids[0]).text == "a red circle"
+
+
+def test_keyword_switch_finds_the_word_and_marks_it(browser, site):
+    page, errors = _open(browser, site["url"])
+    page.select_option("#modality", "text")
+    page.select_option("#using", "keyword")
+    page.fill("#query", "blue notes")
+    page.press("#query", "Enter")
+    ids = _wait_results(page)
+    expected = [h.id for h in site["col"].search("blue notes", using="keyword", modality="text", top_k=24)]
+    assert ids == expected
+    marks = page.locator("#results .card").first.locator("mark").all_inner_texts()
+    assert site["col"].get(ids[0]).text == "notes on blue things" and marks == ["notes", "blue"]
+    assert not errors

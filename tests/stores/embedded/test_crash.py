@@ -2,7 +2,8 @@
 
 After every kill the store opens, ``store check`` is clean, every committed
 item is found by its own vector and holds exactly the vector the model gives
-its file, nothing committed earlier is lost, and a final rerun completes the
+its file and by a keyword search for its file name, nothing committed earlier is
+lost, and a final rerun completes the
 collection without duplicates.
 """
 
@@ -69,6 +70,11 @@ def verify(store_path: Path, folder: Path, model, seen: set[str]) -> set[str]:
         for r in items:
             top = col.search(vector=r.vector, top_k=1)[0]
             assert top.id == r.id and top.score == pytest.approx(1.0, abs=1e-5)
+        for r in items[::max(1, len(items) // 25)]:  # through the filter key sets (caught up or rebuilt)
+            assert col.search(vector=r.vector, top_k=1, where={"absent": {"$ne": 1}})[0].id == r.id
+            assert not col.search(vector=r.vector, top_k=1, where={"absent": 1})
+            # the keyword index was written in the item's transaction: its file name finds it too
+            assert r.id in {h.id for h in col.search(r.reference, using="keyword", top_k=len(items))}
         return ids
     finally:
         st.close()

@@ -84,8 +84,9 @@ def test_hnsw_files_are_saved_and_reused(tmp_path: Path) -> None:
     st = open_store(tmp_path / "s", exact_limit=50)
     st.collection("c", model=SpaceOnly(16)).upsert(records(clustered(600, 16)))
     st.close()
-    files = sorted(p.name for p in (tmp_path / "s" / "index").iterdir())
-    assert len(files) == 3 and all(f.endswith(".usearch") for f in files)
+    files = sorted(p.name for p in (tmp_path / "s" / "index").iterdir() if p.suffix == ".usearch")
+    assert len(files) == 3
+    assert [p.suffix for p in (tmp_path / "s" / "index").iterdir()].count(".npz") == 1  # the filter key sets
     again = open_store(tmp_path / "s", exact_limit=50)
     col = again.collection("c")
     col.search(vector=clustered(1, 16)[0], top_k=5)
@@ -102,7 +103,7 @@ def test_a_damaged_hnsw_file_is_rebuilt_and_reported(tmp_path: Path, damage: str
     st.close()
 
     def harm() -> None:
-        for path in (tmp_path / "s" / "index").iterdir():
+        for path in (tmp_path / "s" / "index").glob("*.usearch"):  # (the filter key sets: test_keysets.py)
             if damage == "garbage":
                 path.write_bytes(b"not an index" * 100)
             else:
@@ -363,3 +364,46 @@ def test_a_store_of_the_previous_schema_records_its_files_digests_and_keeps_them
     assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("2",)
     assert all(d.startswith("sha256:") for (d,) in db.execute("SELECT digest FROM ann"))
     db.close()
+
+
+def test_store_check_finds_and_repairs_a_keyword_index_that_drifted(tmp_path) -> None:
+    from crossmodal.stores.embedded import keywords as fts
+    from crossmodal.testing.fake import fake_model
+
+    st = open_store(tmp_path / "store")
+    col = st.collection("notes", model=fake_model(dim=16))
+    col.add_texts(["a zanzibar note", "a plain note", "another plain note"])
+    assert st.check().clean
+    backend = col.backend
+    with backend.db.write() as conn:  # drift: a ghost row, a stale row, a missing row
+        conn.execute(f"INSERT INTO {fts.table(backend.cid)} (rowid, terms) VALUES (999, 'ghost')")
+        key = conn.execute("SELECT key FROM items WHERE text='a plain note'").fetchone()[0]
+        conn.execute(f"UPDATE {fts.table(backend.cid)} SET terms='stale' WHERE rowid=?", (key,))
+        conn.execute(f"DELETE FROM {fts.table(backend.cid)} WHERE rowid=(SELECT key FROM items WHERE "
+                     "text='a zanzibar note')")
+    assert col.search("zanzibar", using="keyword") == []
+    found = st.check(repair=False)
+    assert not found.clean and len(found.unresolved) == 3 and any("misses 1" in p for p in found.problems)
+    fixed = st.check()
+    assert any("rebuilt the keyword index" in r for r in fixed.repairs) and not fixed.unresolved
+    assert st.check().clean
+    assert col.search("zanzibar", using="keyword")[0].text == "a zanzibar note"
+    assert col.search("ghost stale", using="keyword") == []
+    st.close()
+
+
+def test_a_store_from_before_keyword_search_gets_its_index_when_opened(tmp_path) -> None:
+    from crossmodal.stores.embedded import keywords as fts
+    from crossmodal.testing.fake import fake_model
+
+    st = open_store(tmp_path / "store")
+    col = st.collection("notes", model=fake_model(dim=16))
+    col.add_texts(["a zanzibar note", "a plain note"])
+    with col.backend.db.write() as conn:
+        fts.drop(conn, col.backend.cid)
+    st.close()
+    st = open_store(tmp_path / "store")
+    col = st.collection("notes")
+    assert col.search("zanzibar", using="keyword")[0].text == "a zanzibar note"
+    assert st.check().clean
+    st.close()

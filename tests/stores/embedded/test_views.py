@@ -71,3 +71,16 @@ def test_ann_score_bounds_hold_against_the_exact_cosine(dtype: str) -> None:
         assert (off <= bounds).all() and off.max() > 0
         assert np.median(bounds) < (0.004 if dtype == "bf16" else 0.0006)  # tight enough to rule candidates out
     assert view.score_bounds(np.empty(0, dtype=np.int64), queries[0])[0].shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16", "f32"])
+def test_ann_vectors_equal_usearchs_own_conversion(dtype: str, tmp_path) -> None:
+    x = unit(200, 64, seed=5)
+    view = AnnView(64, AnnParams(dtype=dtype))
+    view.add(np.arange(200), x)
+    keys = np.array([5, 0, 199, 17])
+    expected = np.asarray(view.index.get(keys.astype(np.uint64), dtype="f32"), dtype=np.float32)
+    np.testing.assert_array_equal(view.vectors(keys), expected)
+    view.save(tmp_path / "v.usearch")
+    np.testing.assert_array_equal(AnnView.load(tmp_path / "v.usearch", 64, AnnParams()).vectors(keys), expected)
+    assert view.vectors(np.empty(0, dtype=np.int64)).shape == (0, 64)

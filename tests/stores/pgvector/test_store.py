@@ -83,23 +83,25 @@ def test_pending_migrations_run_in_order_and_a_failing_one_changes_nothing(tmp_p
     schema = schema_of(st)
     st.close()
     ran: list[int] = []
+    last = MIGRATIONS[-1].version
 
     def add_column(conn, name):  # a later migration that changes every items table, as real ones will
-        ran.append(2)
+        ran.append(last + 1)
         for (cid,) in conn.execute(f'SELECT cid FROM "{name}".collections').fetchall():
             conn.execute(f'ALTER TABLE "{name}".items_{cid} ADD COLUMN extra text')
 
     def broken(conn, name):
         conn.execute(f'CREATE TABLE "{name}".half_done (x int)')
-        raise RuntimeError("migration 3 fails")
+        raise RuntimeError("the second new migration fails")
 
     with psycopg.connect(pg_server_uri(), autocommit=True) as conn:
         with pytest.raises(RuntimeError):
-            migrate(conn, schema, "test", [*MIGRATIONS, Migration(2, "extra", add_column), Migration(3, "bad", broken)])
-        assert schema_version(conn, schema) == 1  # all or nothing: 2 rolled back with 3
+            migrate(conn, schema, "test", [*MIGRATIONS, Migration(last + 1, "extra", add_column),
+                                              Migration(last + 2, "bad", broken)])
+        assert schema_version(conn, schema) == last  # all or nothing: the first rolled back with the second
         assert conn.execute("SELECT to_regclass(%s)", [f'"{schema}".half_done']).fetchone()[0] is None
-        _, applied = migrate(conn, schema, "test", [*MIGRATIONS, Migration(2, "extra", add_column)])
-        assert applied == [2] and schema_version(conn, schema) == 2 and ran == [2, 2]
+        _, applied = migrate(conn, schema, "test", [*MIGRATIONS, Migration(last + 1, "extra", add_column)])
+        assert applied == [last + 1] and schema_version(conn, schema) == last + 1 and ran == [last + 1] * 2
 
 
 def test_many_processes_opening_a_fresh_schema_at_once_all_succeed(tmp_path: Path) -> None:
@@ -396,3 +398,21 @@ def test_schemas_keep_stores_apart(tmp_path: Path) -> None:
     assert b.collection("same").backend.count(Selection(modalities=("text",))) == 1
     a.close()
     b.close()
+
+
+def test_a_schema_from_before_keyword_search_gains_the_terms_of_its_items(tmp_path: Path) -> None:
+    st = open_pgvector(tmp_path)
+    col = st.collection("notes", model=fake_model(dim=8), text_keys=["title"])
+    col.add_texts(["a zanzibar note", "a plain note"], metadata=[{"title": "Quixotic"}, None])
+    schema, cid = schema_of(st), col.backend.cid
+    st.close()
+    # what version 1 left: no terms columns, no full-text index
+    sql(f'DROP INDEX "{schema}".items_{cid}_terms')
+    sql(f'ALTER TABLE "{schema}".items_{cid} DROP COLUMN terms, DROP COLUMN terms_len')
+    sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 2')
+    st = open_pgvector(tmp_path)
+    col = st.collection("notes")
+    assert col.search("zanzibar", using="keyword")[0].text == "a zanzibar note"
+    assert col.search("quixotic", using="keyword")[0].text == "a zanzibar note"
+    assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_terms')[0][0] is not None
+    st.close()

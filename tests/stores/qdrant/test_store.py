@@ -183,3 +183,50 @@ def test_unknown_uri_options_are_refused() -> None:
 def test_an_unreachable_server_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         crossmodal.open_store("qdrant://127.0.0.1:1?timeout=2")
+
+
+def test_keyword_search_is_bm25_from_the_sparse_vectors_with_qdrant_idf(store) -> None:
+    from collections import Counter
+
+    from crossmodal.stores.keywords import K1, B, idf, query_terms, record_terms
+    from crossmodal.stores.qdrant.keywords import AVG_TERMS
+
+    col = store.collection("kw", model=fake_model(dim=8))
+    texts = ["a cat on a mat", "a dog", "cat cat cat and a long tail of other words here", "nothing"]
+    rng = np.random.default_rng(0)
+    records = [Record(f"t{i}", "text", t, v, text=t) for i, (t, v) in enumerate(zip(texts, unit(rng, 4, 8)))]
+    col.upsert(records)
+    assert col.backend.sparse  # answered by Qdrant, not by reading every item
+    docs = [record_terms(r) for r in records]
+    terms = query_terms("cat dog")
+    expected = {}
+    for r, d in zip(records, docs):
+        tf = Counter(d)
+        norm = K1 * (1 - B + B * len(d) / AVG_TERMS)
+        s = sum(idf(len(docs), sum(t in x for x in docs)) * tf[t] * (K1 + 1) / (tf[t] + norm) for t in terms if t in tf)
+        if s:
+            expected[r.id] = s
+    hits = col.search("cat dog", using="keyword", top_k=10)
+    assert [h.id for h in hits] == sorted(expected, key=lambda i: (-expected[i], i))
+    np.testing.assert_allclose([h.score for h in hits], [expected[h.id] for h in hits], rtol=1e-5)
+
+
+def test_qdrant_local_mode_ignores_the_text_index_tokenizer_so_none_is_used(tmp_path) -> None:
+    """What qdrant-client's local mode does with a multilingual full-text index: splits on its own word regex,
+    so Chinese stays one word; keyword search therefore never relies on it (the terms are split in Python)."""
+    from qdrant_client import QdrantClient
+    from qdrant_client.http import models as qm
+
+    client = QdrantClient(":memory:")
+    client.create_collection("t", vectors_config=qm.VectorParams(size=1, distance=qm.Distance.DOT))
+    client.create_payload_index("t", "text", qm.TextIndexParams(type=qm.TextIndexType.TEXT,
+                                                                 tokenizer=qm.TokenizerType.MULTILINGUAL))
+    client.upsert("t", points=[qm.PointStruct(id=1, vector=[1.0], payload={"text": "我爱北京天安门"}),
+                               qm.PointStruct(id=2, vector=[1.0], payload={"text": "我爱 北京 天安门"})])
+
+    def found(word: str) -> list[int]:
+        flt = qm.Filter(must=[qm.FieldCondition(key="text", match=qm.MatchText(text=word))])
+        return sorted(p.id for p in client.scroll("t", scroll_filter=flt)[0])
+
+    assert found("北京") == [2]  # the unsplit text is one token
+    client.close()

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from ...errors import CollectionNotFound, ConfigError, DimensionMismatch, InputError, ItemNotFound, SpaceMismatch
 from ...inputs import Input, query_kind
+from ...retrieval.highlight import highlight_spans
 from ...stores.base import MAX_ID_LENGTH, MODALITIES, check_metadata
 from ..errors import relabel
 from ..inputs import CheckedImage
@@ -150,8 +151,14 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
         raise InputError("a search needs exactly one query: text, image, text + image (a pair), vector, or like "
                          f"(got {', '.join(kinds) or 'none'})")
     col = await _open(svc, name)
-    options = {"top_k": body.top_k, "modality": body.modality, "where": body.where}
-    if kind == "input":
+    options: dict[str, Any] = {"top_k": body.top_k, "modality": body.modality, "where": body.where}
+    if body.using != "dense":
+        if body.text is None:
+            raise InputError(f"a {body.using} search needs text (the words to match)")
+        options.update(using=body.using, keywords=svc.inputs.text(body.text, "text"))
+    if body.using == "keyword":
+        hits = await svc.in_store(col.search, **options)
+    elif kind == "input":
         _check_space(svc, col.space, name)
         text = svc.inputs.text(body.text, "text") if body.text is not None else None
         image = (await _image_bytes(svc, body.image, "image"))[0] if body.image is not None else None
@@ -167,6 +174,10 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
         hits = await svc.in_store(col.search, like=body.like, **options)
     out = [{"id": h.id, "score": float(h.score), "modality": h.modality, "reference": h.reference, "text": h.text,
             "metadata": dict(h.metadata), "thumbnail": _thumbnail_url(name, h.id, h.modality)} for h in hits]
+    if body.using != "dense":
+        for h, o in zip(hits, out):
+            o["signals"] = dict(h.signals)
+            o["highlights"] = [list(s) for s in highlight_spans(h.text, body.text or "")] if h.text else []
     return JSONResponse({"collection": name, "hits": out})
 
 

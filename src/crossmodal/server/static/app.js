@@ -80,6 +80,8 @@ function searchBody(extra) {
   const body = Object.assign({ top_k: parseInt($("top-k").value, 10) || 24 }, extra);
   const modality = $("modality").value;
   if (modality !== "all") body.modality = modality;
+  const using = $("using").value;
+  if (using !== "dense" && body.text && !body.like) body.using = using;  // keywords need words
   return body;
 }
 
@@ -145,6 +147,19 @@ async function loadThumbnail(img, url) {
   }
 }
 
+// The matched words of a keyword or hybrid search, as <mark> elements (text nodes only: no HTML from the data).
+function markWords(element, text, spans) {
+  let at = 0;
+  for (const [start, end] of spans) {
+    if (start > at) element.appendChild(document.createTextNode(text.slice(at, start)));
+    const mark = document.createElement("mark");
+    mark.textContent = text.slice(start, end);
+    element.appendChild(mark);
+    at = end;
+  }
+  if (at < text.length) element.appendChild(document.createTextNode(text.slice(at)));
+}
+
 function render(hits) {
   for (const url of state.objectUrls) URL.revokeObjectURL(url);
   state.objectUrls = [];
@@ -166,7 +181,11 @@ function render(hits) {
     if (hit.modality !== "image") {
       const text = document.createElement("div");
       text.className = "text";
-      text.textContent = hit.text || hit.reference;
+      if (hit.text && hit.highlights && hit.highlights.length) {
+        markWords(text, hit.text, hit.highlights);
+      } else {
+        text.textContent = hit.text || hit.reference;
+      }
       card.appendChild(text);
     }
     const meta = document.createElement("div");
@@ -187,6 +206,7 @@ function render(hits) {
 function wire() {
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); search(); });
   $("modality").addEventListener("change", () => { if ($("query").value.trim() || state.image) search(); });
+  $("using").addEventListener("change", () => { if ($("query").value.trim() || state.image) search(); });
   $("collection").addEventListener("change", () => { if ($("query").value.trim() || state.image) search(); });
   $("file").addEventListener("change", (e) => readImage(e.target.files[0]));
   $("drop-clear").addEventListener("click", () => { clearImage(); if ($("query").value.trim()) search(); });

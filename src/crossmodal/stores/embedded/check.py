@@ -3,7 +3,11 @@
 Problems (integrity faults) and housekeeping are reported apart: an HNSW file
 that lags behind SQLite after a killed ingest is normal and only caught up
 (a note); an HNSW file that is unreadable or disagrees with SQLite is a
-problem, repaired by rebuilding it from SQLite. Faults in the source of truth
+problem, repaired by rebuilding it from SQLite. The filter key sets
+(:mod:`~crossmodal.stores.embedded.keysets`) are checked the same way: their
+answers, caught up, against a fresh build from SQLite. The keyword index (FTS5, in
+``store.db``) is checked row by row against the terms of each item and
+rebuilt from the items when it disagrees. Faults in the source of truth
 itself (a vector of the wrong length, not finite) are reported with the ids
 involved; they cannot be repaired without the original files.
 
@@ -29,6 +33,7 @@ import numpy as np
 
 from ..base import MODALITIES, CheckReport, CollectionInfo
 from ..codec import decode_text
+from . import keywords
 from .collection import EmbeddedCollection
 from .database import Database
 from .derived import read_snapshot, vectors_of
@@ -170,6 +175,30 @@ def _check_ann(db: Database, col: EmbeddedCollection, modality: str, report: Che
         report.notes.append(f"{label}: built the HNSW index ({len(db_keys)} items)")
 
 
+def _check_keysets(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+    keysets = col.keysets()
+    label = f"collection {col.info.name!r}"
+    with keysets.lock:
+        keysets.reset()
+        keysets.events.clear()
+        with db.read() as conn:
+            keysets.current(conn)
+            problems = list(keysets.events)
+            wrong = keysets.disagreements(conn)
+        if wrong:
+            problems.append(f"{label}: the filter key sets disagree with SQLite on {', '.join(wrong)}")
+        for p in problems:
+            _problem(report, p, repair)
+        if problems and repair:
+            keysets.reset()
+            with db.read() as conn:
+                keysets.rebuild(conn)
+            keysets.persist(db.read, db.write, replace=True)
+            report.repairs.append(f"{label}: rebuilt the filter key sets from SQLite ({keysets.size()} items)")
+        elif keysets.changed and repair and keysets.persist(db.read, db.write):
+            report.notes.append(f"{label}: filter key sets brought up to date and saved")
+
+
 def _file_of(source: str, root: str | None) -> Path | None:
     """The file an item's source names (None: a URI, or a relative path without a root)."""
     if "://" in source:
@@ -207,7 +236,7 @@ def _check_moves(db: Database, col: EmbeddedCollection, report: CheckReport, rep
 
 def _strays(db: Database, report: CheckReport, repair: bool) -> None:
     with db.read() as conn:
-        named = {f for (f,) in conn.execute("SELECT file FROM ann")}
+        named = {f for (f,) in conn.execute("SELECT file FROM ann UNION ALL SELECT file FROM keysets")}
     now = time.time()
     for path in sorted(db.index_dir.iterdir()):
         if path.name in named or not path.is_file():
@@ -219,6 +248,20 @@ def _strays(db: Database, report: CheckReport, repair: bool) -> None:
             report.notes.append(f"removed {path.name}: an index file no record names (an interrupted save)")
         else:
             report.notes.append(f"{path.name}: an index file no record names (an interrupted save)")
+
+
+def _check_keywords(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+    """The keyword index (FTS5) holds exactly each item's terms; otherwise it is rebuilt from the items."""
+    with db.read() as conn:
+        found = keywords.verify(conn, col.cid, col.info.text_keys)
+    if not found:
+        return
+    if repair:
+        with db.write() as conn:
+            n = keywords.rebuild(conn, col.cid, col.info.text_keys)
+        report.repairs.append(f"{col.info.name}: rebuilt the keyword index from {n} items")
+    for problem in found:
+        _problem(report, f"{col.info.name}: {problem}", repair)
 
 
 def check_store(db: Database, list_collections: Callable[[], list[CollectionInfo]],
@@ -236,7 +279,9 @@ def check_store(db: Database, list_collections: Callable[[], list[CollectionInfo
         _check_moves(db, col, report, repair)
         report.collections[info.name] = _check_counts(db, col, report, repair)
         _check_rows(db, col, report, repair)
+        _check_keywords(db, col, report, repair)
         for modality in MODALITIES:
             _check_ann(db, col, modality, report, repair)
+        _check_keysets(db, col, report, repair)
     _strays(db, report, repair)
     return report

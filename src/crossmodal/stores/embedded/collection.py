@@ -9,14 +9,19 @@ process writes.
 
 Search plan, per modality asked for:
 
+* a metadata filter first becomes the sorted keys of the modality's items it
+  passes, from the key-set index (:mod:`~crossmodal.stores.embedded.keysets`,
+  derived from SQLite like the HNSW files); an empty set skips the modality;
 * at most ``exact_limit`` items (default 10,000): exact search over an
-  in-memory matrix, equal to numpy;
-* more, with a metadata filter that leaves at most ``exact_limit // 5``: exact
-  search over just those (their vectors read from SQLite);
+  in-memory matrix (restricted to the key set), equal to numpy;
+* more, with a key set small enough to score in full (``EXACT_SET``, or a
+  few times the HNSW candidates it would take): every key in it is a
+  candidate, scored from the HNSW index's in-memory copies;
 * otherwise the modality's HNSW index, asked for 2-3x more candidates than
-  needed (with a filter, more in proportion to how many it drops, checked on
-  each candidate's metadata), then every candidate is rescored with its exact
-  stored vector.
+  needed (with a filter, more in proportion to how many it drops, each tested
+  for membership in the key set, widening until enough pass);
+* then candidates that could still reach the top are rescored with their
+  exact stored vectors.
 
 Scores are always computed from the vectors in SQLite, so an approximate
 candidate list can only cost recall, never a wrong score or a deleted item.
@@ -34,16 +39,21 @@ import numpy as np
 
 from ...errors import CollectionNotFound, StoreCorrupt
 from ..base import MODALITIES, BackendBase, CollectionInfo, Record
-from ..filters import Selection, matches
+from ..filters import Selection
+from . import keywords as fts
 from .database import Database
-from .derived import Derived, read_snapshot, vectors_of
+from .derived import Derived, ann_rows, read_snapshot, vectors_of
+from .keysets import KeySets, log_changed
+from .keysets import members as _members
 from .options import EmbeddedOptions
 from .sqlite import attr_rows, filter_sql, pack_metadata
-from .views import AnnView, dot, kth_largest, top_with_ties
+from .views import AnnView, dot, kth_largest
 
 __all__ = ["CLOSE_LAG", "EmbeddedCollection"]
 
 _CHUNK = 5_000  # ids or keys per IN (...) list
+#: a filter's key set this small (per modality) is scored in full rather than searched in the HNSW graph
+EXACT_SET = 5_000
 #: on close, HNSW views lagging their files by fewer changes are left for readers to catch up (a fraction of a second)
 CLOSE_LAG = 1_000
 _COLUMNS = "key, id, modality, reference, text, content_hash, source, stamp, metadata"
@@ -77,8 +87,14 @@ class EmbeddedCollection(BackendBase):
         self.dim = info.space.dim
         ann = options.ann_params
         self._derived = {m: Derived(cid, m, self.dim, db.index_dir, options.exact_limit, ann) for m in MODALITIES}
+        self._keysets = KeySets(cid, db.index_dir)
         self._written_since_check = 0
         self._dirty: set[str] = set()
+        with db.read() as conn:
+            indexed = fts.exists(conn, cid)
+        if not indexed:  # a collection from before keyword search: index its items now, once
+            with db.write() as conn:
+                fts.ensure(conn, cid, info.text_keys)
 
     # -- helpers ----------------------------------------------------------------------------------------------------
 
@@ -152,6 +168,8 @@ class EmbeddedCollection(BackendBase):
                              "WHERE key=?", (r.reference, r.text, r.content_hash, r.source, r.stamp, meta, old[0]))
                 conn.execute("DELETE FROM attrs WHERE key=?", (old[0],))
                 conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(old[0], self.cid, r.metadata))
+                log_changed(conn, self.cid, [old[0]])
+                fts.write(conn, self.cid, old[0], self._terms(r))
                 continue
             if old is not None:
                 self._remove(conn, [(old[0], old[1])])
@@ -162,13 +180,19 @@ class EmbeddedCollection(BackendBase):
                 (self.cid, r.id, r.modality, r.reference, r.text, r.content_hash, r.source, r.stamp, meta, blob)
             ).lastrowid
             conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(int(key or 0), self.cid, r.metadata))
+            fts.write(conn, self.cid, int(key or 0), self._terms(r))
             delta[r.modality] += 1
+
+    def _terms(self, r: Record) -> str:
+        return fts.terms_of(r.modality, r.reference, r.text, r.metadata, self.info.text_keys)
 
     def _remove(self, conn: sqlite3.Connection, gone: Sequence[tuple[int, str]]) -> None:
         for chunk in _chunks(gone):
             keys = [k for k, _ in chunk]
             conn.execute(f"DELETE FROM items WHERE key IN ({_marks(len(keys))})", keys)
             conn.execute(f"DELETE FROM attrs WHERE key IN ({_marks(len(keys))})", keys)
+            log_changed(conn, self.cid, keys)
+            fts.remove(conn, self.cid, keys)
             conn.executemany("INSERT INTO removed (cid, modality, key) VALUES (?, ?, ?)",
                              [(self.cid, m, k) for k, m in chunk])
 
@@ -243,73 +267,77 @@ class EmbeddedCollection(BackendBase):
     def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         selection = selection or Selection()
-        fsql = filter_sql(selection.where, self.cid) if selection.where is not None else None
-        limit = self.options.exact_limit
         found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
-        allowed: np.ndarray | None = None
         with self.db.read() as conn:
-            self._alive(conn)
             counts = self._counts(conn)
+            if not counts:  # empty, or deleted: only then is it worth a query to tell which
+                self._alive(conn)
             snap = read_snapshot(conn)
-            for m in selection.modalities or MODALITIES:
-                n = counts.get(m, 0)
-                if n == 0:
-                    continue
-                if fsql is not None and n > limit:
-                    # how many pass, counted no further than the filtered-exact limit (fetching those vectors from
-                    # SQLite costs microseconds each, so past a few thousand HNSW with a post-filter is faster)
-                    cap = max(1, limit // 5)
-                    matched = int(conn.execute(
-                        f"SELECT count(*) FROM (SELECT key FROM items WHERE cid=? AND modality=? AND key IN "
-                        f"({fsql[0]}) LIMIT ?)", (self.cid, m, *fsql[1], cap + 1)).fetchone()[0])
-                    if matched == 0:
+            recorded = ann_rows(conn, self.cid)
+            keysets = None
+            if selection.where is not None:
+                self._keysets.lock.acquire()
+                keysets = self._keysets.current(conn)
+            try:
+                for m in selection.modalities or MODALITIES:
+                    n = counts.get(m, 0)
+                    if n == 0:
                         continue
-                    if matched <= cap:  # a selective filter: exact search over what it leaves
-                        found.append((*self._exact_filtered(conn, m, fsql, q, top_k), 0.0))
+                    allowed = None if keysets is None or selection.where is None else keysets.keys(selection.where, m)
+                    if allowed is not None and len(allowed) == 0:
                         continue
-                derived = self._derived[m]
-                with derived.lock:
-                    view = derived.current(conn, n, snap)
-                    if isinstance(view, AnnView):
-                        ann_keys = self._ann_candidates(conn, view, q, top_k, selection)
-                        found.append((ann_keys, *view.score_bounds(ann_keys, q)))
-                        continue
-                    if fsql is not None and allowed is None:  # once per query, for every small modality
-                        small = [x for x in selection.modalities or MODALITIES if 0 < counts.get(x, 0) <= limit]
-                        allowed = np.asarray([k for (k,) in conn.execute(
-                            f"SELECT key FROM items WHERE cid=? AND modality IN ({_marks(len(small))}) "
-                            f"AND key IN ({fsql[0]})", (self.cid, *small, *fsql[1]))], dtype=np.int64)
-                    found.append((*view.search(q, top_k, allowed), 0.0))
+                    derived = self._derived[m]
+                    with derived.lock:
+                        view = derived.current(conn, n, snap, recorded)
+                        if isinstance(view, AnnView):
+                            keys = self._ann_candidates(view, q, top_k, allowed)
+                            found.append((keys, *view.score_bounds(keys, q)))
+                        else:
+                            found.append((*view.search(q, top_k, allowed), 0.0))
+            finally:
+                if keysets is not None:
+                    self._keysets.lock.release()
             hits = self._fetch(conn, found, top_k, q)
         for m in MODALITIES:  # a reader that had to catch up a lot saves its work for the next process
             self._derived[m].persist(self.db.write)
         return hits
 
-    def _exact_filtered(self, conn: sqlite3.Connection, modality: str, fsql: tuple[str, list[Any]], q: np.ndarray,
-                        top_k: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = conn.execute(f"SELECT key, vector FROM items WHERE key IN (SELECT key FROM items WHERE cid=? AND "
-                            f"modality=? AND key IN ({fsql[0]}))", (self.cid, modality, *fsql[1])).fetchall()
-        keys = np.asarray([r[0] for r in rows], dtype=np.int64)
-        return top_with_ties(keys, dot(vectors_of([r[1] for r in rows], self.dim), q), top_k)
+    def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
+                ) -> list[tuple[Record, float]]:
+        """BM25 over the collection's FTS5 table (see :mod:`~crossmodal.stores.embedded.keywords`)."""
+        if top_k <= 0 or not terms:
+            return []
+        sql, params = self._where(selection)
+        with self.db.read() as conn:
+            self._alive(conn)
+            found = fts.search(conn, self.cid, terms, top_k, sql, params)
+            rows = {}
+            for chunk in _chunks([k for k, _ in found]):
+                for row in conn.execute(f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(chunk))})",
+                                        chunk):
+                    rows[row[0]] = row
+        return [(_record(rows[k], self.dim, False), s) for k, s in found if k in rows]
 
-    def _ann_candidates(self, conn: sqlite3.Connection, view: AnnView, q: np.ndarray, top_k: int,
-                        selection: Selection) -> np.ndarray:
-        """HNSW candidates; with a filter, checked on each candidate's metadata (the reference evaluator), asking
-        for more candidates, in proportion to how many the filter dropped, until enough pass."""
+    def _ann_candidates(self, view: AnnView, q: np.ndarray, top_k: int, allowed: np.ndarray | None) -> np.ndarray:
+        """HNSW candidates; with a filter's key set, every allowed key when the set is small enough to score
+        (from the index's own copies, in memory), else HNSW candidates tested for membership in the set, asking
+        for more in proportion to how many the filter drops until enough pass.
+
+        usearch's Python API has no predicate for its graph search (``Index.search`` takes no filter), so the
+        filter cannot steer the traversal itself; the widening below is the next best.
+        """
         want = max(2 * top_k, top_k + 20)
-        k = min(len(view), want if selection.where is None else 4 * want)
+        if allowed is None:
+            return view.search(q, min(len(view), want))[0]
+        fraction = len(allowed) / max(len(view), 1)
+        k = int(min(len(view), np.ceil(1.5 * want / max(fraction, 1e-9))))
+        if len(allowed) <= max(EXACT_SET, 4 * k):
+            return allowed
         while True:
             keys, _ = view.search(q, k)
-            if selection.where is None:
-                return keys
-            kept = []
-            for chunk in _chunks(keys.tolist()):
-                for key, meta in conn.execute(f"SELECT key, metadata FROM items WHERE key IN ({_marks(len(chunk))})",
-                                              chunk):
-                    if matches(selection.where, json.loads(meta)):
-                        kept.append(key)
+            kept = keys[_members(allowed, keys)]
             if len(kept) >= want or k >= len(view):
-                return np.asarray(kept, dtype=np.int64)
+                return kept
             passed = max(len(kept), 1) / max(len(keys), 1)
             k = int(min(len(view), max(2 * k, np.ceil(1.5 * want / passed))))
 
@@ -363,9 +391,20 @@ class EmbeddedCollection(BackendBase):
         """The derived view of one modality (for ``store check``)."""
         return self._derived[modality]
 
+    def keysets(self) -> KeySets:
+        """The metadata key-set index (for ``store check``)."""
+        return self._keysets
+
+    def _sync_keysets(self) -> None:
+        with self._keysets.lock, self.db.read() as conn:
+            self._alive(conn)
+            self._keysets.current(conn)
+        self._keysets.persist(self.db.read, self.db.write)
+
     def maintain(self) -> None:
-        """Bring the HNSW views of large modalities up to date and save every one that lags its file."""
+        """Bring the HNSW views of large modalities and the key-set index up to date and save what lags its file."""
         self._sync(min_changes=1)
+        self._sync_keysets()
         self._dirty.clear()
 
     def flush(self) -> None:
@@ -373,4 +412,5 @@ class EmbeddedCollection(BackendBase):
         (what closing the store does)."""
         if self._dirty:
             self._sync(min_changes=CLOSE_LAG, modalities=sorted(self._dirty))
+            self._sync_keysets()
             self._dirty.clear()

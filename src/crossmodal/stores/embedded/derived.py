@@ -40,7 +40,7 @@ import numpy as np
 
 from .views import AnnParams, AnnView, ExactView
 
-__all__ = ["AnnRow", "Derived", "Snapshot", "file_digest", "fsync_path", "read_snapshot", "record_digests"]
+__all__ = ["AnnRow", "Derived", "Snapshot", "ann_rows", "file_digest", "fsync_path", "read_snapshot", "record_digests"]
 
 log = logging.getLogger("crossmodal.stores")
 
@@ -104,6 +104,12 @@ def record_digests(read: Any, write: Any, index_dir: Path) -> None:
                          (digest, cid, modality, name))
 
 
+def ann_rows(conn: sqlite3.Connection, cid: int) -> dict[str, AnnRow]:
+    """What the ``ann`` table records for each modality of one collection, in one query."""
+    return {str(m): AnnRow(str(f), int(k), int(r), int(n), str(d)) for m, f, k, r, n, d in conn.execute(
+        "SELECT modality, file, max_key, removed_seq, size, digest FROM ann WHERE cid=?", (cid,))}
+
+
 def vectors_of(blobs: list[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), dim)
 
@@ -136,10 +142,12 @@ class Derived:
     def want_ann(self, n_rows: int) -> bool:
         return n_rows > self.exact_limit
 
-    def current(self, conn: sqlite3.Connection, n_rows: int, snap: Snapshot) -> ExactView | AnnView:
-        """The view, caught up to the snapshot of ``conn``'s open read transaction."""
+    def current(self, conn: sqlite3.Connection, n_rows: int, snap: Snapshot,
+                rows: dict[str, AnnRow] | None = None) -> ExactView | AnnView:
+        """The view, caught up to the snapshot of ``conn``'s open read transaction (``rows``: the collection's
+        ``ann`` rows by modality, read in the same transaction, see :func:`ann_rows`)."""
         kind = "ann" if self.want_ann(n_rows) else "exact"
-        row = self._ann_row(conn)
+        row = self._ann_row(conn) if rows is None else rows.get(self.modality)
         view = self.view
         if view is not None and view.kind != kind:
             view = None

@@ -24,6 +24,7 @@ from typing import Any
 
 from ...errors import StoreCorrupt, StoreUnavailable
 from ..filters import And, Cond, Filter, Not, values_of
+from .keysets import SCHEMA as KEYSETS_SCHEMA
 
 __all__ = ["SCHEMA_VERSION", "attr_rows", "connect", "filter_sql", "init_schema", "pack_metadata"]
 
@@ -101,7 +102,7 @@ def connect(path: Path, *, read_only: bool = False, durable: bool = True) -> sql
 
 def init_schema(conn: sqlite3.Connection) -> None:
     try:
-        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + KEYSETS_SCHEMA + "COMMIT;")
     except sqlite3.DatabaseError as exc:
         raise StoreCorrupt(f"cannot read the store's schema: {exc}") from exc
     conn.execute("BEGIN IMMEDIATE")

@@ -24,6 +24,7 @@ from typing import Any
 
 from ...errors import CollectionExists, CollectionNotFound, ConfigError, StoreError
 from ..base import CheckReport, CollectionInfo, StoreBase
+from . import keywords
 from .check import check_store
 from .collection import EmbeddedCollection
 from .database import Database
@@ -70,6 +71,7 @@ class EmbeddedStore(StoreBase):
             with self.db.write() as conn:
                 cid = conn.execute("INSERT INTO collections (name, info) VALUES (?, ?)",
                                    (info.name, json.dumps(info.to_dict()))).lastrowid
+                keywords.create(conn, int(cid or 0))
         except StoreError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
                 raise CollectionExists(f"collection {info.name!r} already exists in {self.uri}") from None
@@ -99,9 +101,11 @@ class EmbeddedStore(StoreBase):
     def drop_collection(self, name: str) -> None:
         col = self.open_collection(name)
         with self.db.write() as conn:
-            files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=?", (col.cid,))]
-            for table in ("attrs", "items", "removed", "counts", "ann", "collections"):
+            files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=? UNION ALL "
+                                                "SELECT file FROM keysets WHERE cid=?", (col.cid, col.cid))]
+            for table in ("attrs", "items", "removed", "counts", "ann", "keysets", "attr_log", "collections"):
                 conn.execute(f"DELETE FROM {table} WHERE cid=?", (col.cid,))
+            keywords.drop(conn, col.cid)
         for f in files:
             (self.index_dir / f).unlink(missing_ok=True)
         with self._lock:

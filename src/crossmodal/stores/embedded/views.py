@@ -127,6 +127,14 @@ def _usearch_index() -> Any:
     return Index
 
 
+@functools.cache
+def _scalar_kind(name: str) -> Any:
+    _usearch_index()
+    from usearch.index import ScalarKind
+
+    return getattr(ScalarKind, name)
+
+
 class AnnParams:
     """HNSW parameters: graph degree, build and search beam widths, stored precision."""
 
@@ -190,7 +198,17 @@ class AnnView:
         return np.asarray(self.index.contains(np.asarray(keys, dtype=np.uint64)), dtype=bool).reshape(-1)
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
-        return np.asarray(self.index.get(np.asarray(keys, dtype=np.uint64)), dtype=np.float32)
+        """The stored copies of ``keys`` (all present), as float32.
+
+        For a bf16 index the raw bf16 words are fetched and widened here: bf16 is the top half of a float32, so
+        the result is the same, and usearch's own conversion costs ten times more (about 3 us per vector).
+        """
+        keys = np.asarray(keys, dtype=np.uint64)
+        if len(keys) and self.index.dtype == _scalar_kind("BF16"):
+            raw = self.index._compiled.get_many(keys, _scalar_kind("BF16"))
+            if all(r is not None for r in raw):
+                return (np.stack(raw).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        return np.asarray(self.index.get(keys), dtype=np.float32).reshape(len(keys), self.dim)
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """About the best ``k`` keys with approximate scores; the beam is widened to at least ``k``."""

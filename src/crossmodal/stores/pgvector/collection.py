@@ -13,6 +13,10 @@ asked for (a very selective filter), the query is rerun as an exact scan, so
 a result is never short. Results are sorted by (score, id), the score being
 the dot product (the cosine of unit vectors).
 
+Keyword search: each row carries its keyword terms (``terms``, written in the
+same COPY as the item) under a GIN index on ``to_tsvector('simple', terms)``;
+:meth:`PgvectorCollection.keyword` computes BM25 in SQL from it.
+
 Writes: an upsert is one transaction. New ids are COPYed straight into the
 table in PostgreSQL's binary format (:mod:`~crossmodal.stores.pgvector.copy`);
 a batch that replaces items is COPYed into a temporary table and merged with
@@ -34,6 +38,7 @@ from psycopg_pool import ConnectionPool
 from ...errors import InputError
 from ..base import MODALITIES, BackendBase, CollectionInfo, Record
 from ..filters import Selection
+from ..keywords import K1, B, idf
 from .boundary import mapped
 from .copy import COLUMNS, copy_payload, copy_rows
 from .options import PgvectorOptions
@@ -42,7 +47,8 @@ from .sql import quoted, where_sql
 
 __all__ = ["PgvectorCollection"]
 
-_MUTABLE = ("modality", "reference", "text", "content_hash", "source", "stamp", "metadata", "embedding")
+_MUTABLE = ("modality", "reference", "text", "content_hash", "source", "stamp", "metadata", "embedding", "terms",
+            "terms_len")
 _PAGE = 1000
 _RETRIES = 5
 
@@ -96,7 +102,8 @@ class PgvectorCollection(BackendBase):
         if not latest:
             return
         ids = sorted(latest)  # one lock order for every writer
-        payload = copy_payload([latest[i] for i in ids], self.dim, self.vector_type == "halfvec")
+        payload = copy_payload([latest[i] for i in ids], self.dim, self.vector_type == "halfvec",
+                               self.info.text_keys)
         with self._conn() as conn:
             exists = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE id = ANY(%s))", [ids]).fetchone()
             if not (exists and exists[0]):
@@ -115,7 +122,8 @@ class PgvectorCollection(BackendBase):
         if not latest:
             return self.delete(doomed) if doomed else 0
         order = sorted(latest)
-        payload = copy_payload([latest[i] for i in order], self.dim, self.vector_type == "halfvec")
+        payload = copy_payload([latest[i] for i in order], self.dim, self.vector_type == "halfvec",
+                               self.info.text_keys)
         with self._conn() as conn:
             return self._merge(conn, payload, doomed)
 
@@ -206,6 +214,41 @@ class PgvectorCollection(BackendBase):
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]
+
+    def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
+                ) -> list[tuple[Record, float]]:
+        """BM25 in SQL: the GIN index on ``to_tsvector('simple', terms)`` finds the items holding a term (and counts
+        them, for each term's IDF); each match's term frequencies come from its tsvector's positions.
+
+        Same formula as :func:`~crossmodal.stores.keywords.bm25_scores` (k1 = 1.2, b = 0.75, IDF
+        ``ln(1 + (N - n + 0.5) / (n + 0.5))``), over the whole collection; PostgreSQL's own ``ts_rank`` is not BM25
+        (it has no corpus statistics), so it is not used.
+        """
+        terms = list(dict.fromkeys(terms))
+        if top_k <= 0 or not terms:
+            return []
+        cond, params = where_sql(selection)
+        tsv = "to_tsvector('simple', terms)"
+        with self._conn() as conn:
+            n_docs, avg_len = conn.execute(f"SELECT count(*), coalesce(avg(terms_len), 0) FROM {self.table}").fetchone()
+            weights = []
+            for term in terms:
+                row = conn.execute(f"SELECT count(*) FROM {self.table} WHERE {tsv} @@ plainto_tsquery('simple', %s)",
+                                   [term]).fetchone()
+                weights.append(idf(int(n_docs), int(row[0])) if row and row[0] else 0.0)
+            if not any(weights):
+                return []
+            norm = f"{K1!r} * (1 - {B!r} + {B!r} * t.terms_len / %s)"
+            stmt = (f"SELECT {', '.join('t.' + c.strip() for c in COLUMNS.split(','))}, NULL, s.score FROM ("
+                    f"SELECT t.id, sum(q.w * u.tf * {K1 + 1!r} / (u.tf + {norm})) AS score "
+                    f"FROM {self.table} t, "
+                    f"LATERAL (SELECT lexeme, array_length(positions, 1) AS tf FROM unnest({tsv})) u, "
+                    f"unnest(%s::text[], %s::float8[]) AS q(term, w) "
+                    f"WHERE {tsv} @@ to_tsquery('simple', %s) AND u.lexeme = q.term AND ({cond}) "
+                    f"GROUP BY t.id) s JOIN {self.table} t ON t.id = s.id ORDER BY s.score DESC, t.id LIMIT %s")
+            query = " | ".join(f"'{t}'" for t in terms)  # terms are letters and digits only: no quotes inside
+            rows = conn.execute(stmt, [float(avg_len) or 1.0, terms, weights, query, *params, top_k]).fetchall()
+        return [(_record(row, False), float(row[9])) for row in rows]
 
     def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
         if top_k <= 0:

@@ -16,15 +16,17 @@ import numpy as np
 
 from ...errors import InputError
 from ..base import Record
+from ..keywords import record_terms
 from .sql import check_storable, dump_metadata
 
 __all__ = ["COLUMNS", "copy_payload", "copy_rows"]
 
-#: the columns a payload fills, in order (then the embedding)
+#: the columns a payload fills, in order (then the embedding, then the keyword terms and their number)
 COLUMNS = "id, modality, reference, text, content_hash, source, stamp, metadata"
+_WRITTEN = COLUMNS + ", embedding, terms, terms_len"
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.Struct(">ii").pack(0, 0)
 _COPY_TRAILER = struct.Struct(">h").pack(-1)
-_FIELDS = struct.Struct(">h").pack(9)
+_FIELDS = struct.Struct(">h").pack(11)
 _LEN = struct.Struct(">i")
 _NULL = _LEN.pack(-1)
 _VEC_HEAD = struct.Struct(">hh")
@@ -43,8 +45,9 @@ def _encoded(r: Record) -> tuple[bytes, ...]:
     return (*out, meta)
 
 
-def copy_payload(records: Sequence[Record], dim: int, halfvec: bool) -> bytes:
-    """Rows in PostgreSQL's binary COPY format, in the order of :data:`COLUMNS` plus the embedding."""
+def copy_payload(records: Sequence[Record], dim: int, halfvec: bool, text_keys: Sequence[str] = ()) -> bytes:
+    """Rows in PostgreSQL's binary COPY format, in the order of :data:`COLUMNS`, then the embedding and the keyword
+    terms (:func:`~crossmodal.stores.keywords.record_terms`, with the metadata keys ``text_keys``)."""
     matrix = np.stack([np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in records])
     if matrix.shape[1] != dim:
         raise InputError(f"vectors have {matrix.shape[1]} values, the collection holds vectors of dim {dim}")
@@ -57,17 +60,20 @@ def copy_payload(records: Sequence[Record], dim: int, halfvec: bool) -> bytes:
     vec_len = _LEN.pack(len(head) + body.shape[1] * body.itemsize)
     pack = _LEN.pack
     out = [_COPY_HEADER]
+    four = _LEN.pack(4)
     for r, row in zip(records, body):
         rid, modality, reference, text, content_hash, source, stamp, meta = _encoded(r)
+        words = record_terms(r, text_keys)
+        terms = " ".join(words).encode("utf-8")
         out += (_FIELDS, pack(len(rid)), rid, pack(len(modality)), modality, pack(len(reference)), reference,
                 _NULL if r.text is None else pack(len(text)) + text, pack(len(content_hash)), content_hash,
                 pack(len(source)), source, pack(len(stamp)), stamp, pack(len(meta) + 1), b"\x01", meta,
-                vec_len, head, row.tobytes())
+                vec_len, head, row.tobytes(), pack(len(terms)), terms, four, pack(len(words)))
     out.append(_COPY_TRAILER)
     return b"".join(out)
 
 
 def copy_rows(conn: Any, table: str, payload: bytes) -> None:
     """COPY a :func:`copy_payload` into ``table`` (a quoted name) on ``conn``, in the caller's transaction."""
-    with conn.cursor().copy(f"COPY {table} ({COLUMNS}, embedding) FROM STDIN (FORMAT BINARY)") as cp:
+    with conn.cursor().copy(f"COPY {table} ({_WRITTEN}) FROM STDIN (FORMAT BINARY)") as cp:
         cp.write(payload)

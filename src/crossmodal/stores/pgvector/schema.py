@@ -27,8 +27,8 @@ from psycopg import sql
 
 from ...errors import StoreUnavailable
 
-__all__ = ["MIGRATIONS", "Migration", "create_items_table", "hnsw_index_sql", "items_table", "migrate",
-           "schema_version"]
+__all__ = ["MIGRATIONS", "Migration", "create_items_table", "hnsw_index_sql", "items_table", "keyword_index_sql",
+           "migrate", "schema_version"]
 
 #: the smallest pgvector with HNSW; iterative index scans (filtered recall) need 0.8
 MIN_PGVECTOR = (0, 5, 0)
@@ -61,8 +61,33 @@ def _v1(conn: psycopg.Connection[Any], schema: str) -> None:
         )""").format(sql.Identifier(schema)))
 
 
+def keyword_index_sql(schema: str, cid: int) -> sql.Composed:
+    table = items_table(cid)
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING gin (to_tsvector('simple', terms))").format(
+        sql.Identifier(f"{table}_terms"), sql.Identifier(schema), sql.Identifier(table))
+
+
+def _v2(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Keyword search: each items table gains ``terms`` and ``terms_len``, filled from its rows, and a GIN index."""
+    from ..keywords import document_terms
+
+    rows = conn.execute(sql.SQL("SELECT cid, info FROM {}.collections").format(sql.Identifier(schema))).fetchall()
+    for cid, info in rows:
+        ident = sql.Identifier(schema, items_table(cid))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS terms text NOT NULL DEFAULT '', "
+                             "ADD COLUMN IF NOT EXISTS terms_len integer NOT NULL DEFAULT 0").format(ident))
+        keys = tuple((info or {}).get("text_keys") or ())
+        items = conn.execute(sql.SQL("SELECT id, modality, reference, text, metadata FROM {}").format(ident)).fetchall()
+        with conn.cursor() as cur:
+            cur.executemany(sql.SQL("UPDATE {} SET terms = %s, terms_len = %s WHERE id = %s").format(ident),
+                            [(" ".join(t), len(t), i) for i, t in
+                             ((i, document_terms(m, ref, text, meta or {}, keys)) for i, m, ref, text, meta in items)])
+        conn.execute(keyword_index_sql(schema, cid))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collections registry", _v1),
+    Migration(2, "keyword terms and their full-text index in every items table", _v2),
 )
 
 
@@ -154,6 +179,8 @@ def create_items_table(conn: psycopg.Connection[Any], schema: str, cid: int, dim
 
     ``id`` sorts in code-point order (``COLLATE "C"``), as scans promise;
     ``source`` and ``stamp`` are the file an item was ingested from and its change stamp;
+``terms`` are its keyword terms (space-separated, :mod:`~crossmodal.stores.keywords`), ``terms_len``
+how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search);
     ``modality`` has a b-tree index and ``metadata`` a ``jsonb_path_ops`` GIN
     index (equality filters); ``embedding`` is stored in the row (``STORAGE
     PLAIN``, up to 6,000 bytes: pgvector's default moves a 512-d vector to
@@ -173,7 +200,9 @@ def create_items_table(conn: psycopg.Connection[Any], schema: str, cid: int, dim
             source text NOT NULL DEFAULT '',
             stamp text NOT NULL DEFAULT '',
             metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
-            embedding {}({}) NOT NULL
+            embedding {}({}) NOT NULL,
+            terms text NOT NULL DEFAULT '',
+            terms_len integer NOT NULL DEFAULT 0
         )""").format(ident, sql.SQL(vector_type), sql.Literal(dim)))
     if dim * (2 if vector_type == "halfvec" else 4) <= INLINE_VECTOR_BYTES:
         # keep vectors in the row, not in TOAST: an exact scan or a result fetch then reads one page, not two
@@ -181,5 +210,6 @@ def create_items_table(conn: psycopg.Connection[Any], schema: str, cid: int, dim
     conn.execute(sql.SQL("CREATE INDEX {} ON {} (modality)").format(sql.Identifier(f"{table}_modality"), ident))
     conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gin (metadata jsonb_path_ops)").format(
         sql.Identifier(f"{table}_metadata"), ident))
+    conn.execute(keyword_index_sql(schema, cid))
     if hnsw is not None:
         conn.execute(hnsw_index_sql(schema, cid, vector_type, distance, hnsw))

@@ -25,7 +25,9 @@ from qdrant_client.http import models as qm
 
 from ..base import BackendBase, CollectionInfo, Record
 from ..filters import Selection, select
+from ..keywords import record_terms
 from .filters import NONE, as_filter, filter_view, has_big_numbers, translate
+from .keywords import SPARSE_NAME, document_vector, query_vector
 from .registry import Registry, mapped, point_id
 
 __all__ = ["QdrantCollection"]
@@ -58,6 +60,8 @@ class QdrantCollection(BackendBase):
         self.qname: str = entry["qdrant"]
         self.big_numbers = bool(entry.get("big_numbers"))
         self.indexed: list[str] = list(entry.get("indexed", []))
+        #: collections created before keyword search have no sparse vector: their keyword search reads every item
+        self.sparse = bool(entry.get("keyword"))
 
     def __repr__(self) -> str:
         return f"<QdrantCollection {self.info.name!r} {self.registry.uri}>"
@@ -102,13 +106,18 @@ class QdrantCollection(BackendBase):
             self.registry.update(self.info.name, big_numbers=True)
             self.big_numbers = True
 
-    @staticmethod
-    def _batch(chunk: Sequence[Record]) -> Any:
+    def _batch(self, chunk: Sequence[Record]) -> Any:
         matrix = np.stack([np.asarray(r.vector, dtype=np.float32).reshape(-1) for r in chunk])
+        terms = [record_terms(r, self.info.text_keys) for r in chunk]
         payloads = [{"id": r.id, "modality": r.modality, "reference": r.reference, "text": r.text,
                      "content_hash": r.content_hash, "source": r.source, "stamp": r.stamp,
-                     "metadata": dict(r.metadata), "f": filter_view(r.metadata)} for r in chunk]
-        return qm.Batch(ids=[point_id(r.id) for r in chunk], vectors=matrix.tolist(), payloads=payloads)
+                     "metadata": dict(r.metadata), "f": filter_view(r.metadata), "terms": " ".join(t)}
+                    for r, t in zip(chunk, terms)]
+        ids = [point_id(r.id) for r in chunk]
+        if not self.sparse:
+            return qm.Batch(ids=ids, vectors=matrix.tolist(), payloads=payloads)
+        return qm.Batch(ids=ids, payloads=payloads,
+                        vectors={"": matrix.tolist(), SPARSE_NAME: [document_vector(t) for t in terms]})
 
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
         if ids is not None:
@@ -215,6 +224,40 @@ class QdrantCollection(BackendBase):
         scores = np.stack([r.vector for r in found]) @ q  # type: ignore[misc]
         order = sorted(range(len(found)), key=lambda i: (-float(scores[i]), found[i].id))[:top_k]
         return [(found[i].without_vector(), float(scores[i])) for i in order]
+
+    def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
+                ) -> list[tuple[Record, float]]:
+        """BM25 from the ``keyword`` sparse vectors (see :mod:`~crossmodal.stores.qdrant.keywords`); each candidate
+        is checked against its stored terms, so a hash collision never returns an item without a query term."""
+        terms = list(dict.fromkeys(terms))
+        if not self.sparse:
+            return super().keyword(terms, top_k, selection)
+        if top_k <= 0 or not terms:
+            return []
+        bounds = translate(selection, numbers_exact=not self.big_numbers)
+        if bounds.superset is NONE:
+            return []
+        wanted = set(terms)
+        want = top_k + 8  # a few more, so ties at the k-th score are settled by id like everywhere else
+        page = want if bounds.exact else max(4 * want, 64)
+        found: list[tuple[Record, float]] = []
+        offset = 0
+        while True:
+            with self._guard():
+                points = self.client.query_points(self.qname, query=query_vector(terms), using=SPARSE_NAME,
+                                                  query_filter=as_filter(bounds.superset), limit=page,
+                                                  offset=offset or None, with_payload=True).points
+            for p in points:
+                rec = _record(p.payload, None, False)
+                if not wanted & set((p.payload.get("terms") or "").split()):
+                    continue  # matched by a hash collision only
+                if bounds.exact or select(rec, selection):
+                    found.append((rec, float(p.score)))
+            if len(found) >= want or len(points) < page:
+                break
+            offset += page
+        found.sort(key=lambda rs: (-rs[1], rs[0].id))
+        return found[:top_k]
 
     # -- payload indexes ------------------------------------------------------------------------------------------------
 
