@@ -29,6 +29,7 @@ from ..dispatch import embed_inputs
 from ..errors import CrossmodalError, InputError
 from ..identity import content_hash, hash_bytes
 from ..inputs import Input
+from ..loader import LoadOptions
 from ..models.spec import ImagePreprocess
 from ..pipeline import prepare_image
 
@@ -94,10 +95,10 @@ def _array(data: bytes, shape: str) -> np.ndarray:
 class Embedder:
     """A model actor: loads the model once, then embeds batch after batch."""
 
-    def __init__(self, model: str, image_weight: float | None = None, **load_options: Any) -> None:
+    def __init__(self, model: str, image_weight: float | None = None, load: LoadOptions | None = None) -> None:
         from ..loader import load_model
 
-        self.model = load_model(model, **load_options)
+        self.model = load_model(model, options=load)
         self.image_weight = image_weight
 
     def __call__(self, batch: Any) -> Any:
