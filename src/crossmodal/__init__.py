@@ -6,6 +6,7 @@
 """
 
 from .collection import AddResult, Collection
+from .defaults import open_store
 from .embedder import EmbeddingBatch, Embeddings, Failure, Model, l2_normalize
 from .errors import (
     CollectionExists,
@@ -30,10 +31,11 @@ from .errors import (
     StoreUnavailable,
     TextTooLong,
 )
+from .inputs import Input
 from .loader import load_model
 from .models.spec import Fusion, ImagePreprocess, ModelSpec, TextPreprocess
 from .space import Space
-from .store import Store, open_store
+from .store import Store
 from .stores.base import CheckReport, CollectionInfo, Hit, Record
 
 __version__ = "0.1.0"
@@ -58,6 +60,7 @@ __all__ = [
     "ImageDecodeError",
     "ImagePreprocess",
     "ImageTooLarge",
+    "Input",
     "InputError",
     "ItemNotFound",
     "Model",

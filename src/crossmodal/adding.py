@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .dispatch import iter_inputs
 from .embedder import Failure
 from .errors import InputError
-from .identity import change, hash_image_input, hash_text, make_id, pair_hash, pair_id, pair_key
+from .identity import change, content_hash, hash_image_input, hash_text, make_id, pair_id, pair_key
 from .inputs import Input
 from .preprocessing.images import describe_input
 from .stores.base import Record, check_metadata
@@ -88,17 +88,12 @@ def _reference(col: Collection, i: int, item: Input, given: str | None) -> str:
 
 
 def _record(item: Input, item_id: str | None, ref: str, meta: Mapping[str, Any] | None) -> Record:
-    metadata = check_metadata(meta)
-    if item.kind == "text":
-        text = item.text or ""
-        return Record(item_id or make_id("text", ref), "text", ref, text=text, content_hash=hash_text(text),
-                      metadata=metadata)
-    image_hash = _hash_image(item.image, ref)
-    if item.kind == "image":
-        return Record(item_id or make_id("image", ref), "image", ref, content_hash=image_hash, metadata=metadata)
     text = item.text or ""
-    return Record(item_id or pair_id(ref, text), "pair", ref, text=text,
-                  content_hash=pair_hash(image_hash, pair_key(text, item.image_weight)), metadata=metadata)
+    image_hash = _hash_image(item.image, ref) if item.kind != "text" else ""
+    key = pair_key(text, item.image_weight) if item.kind == "pair" else text
+    default_id = pair_id(ref, text) if item.kind == "pair" else make_id(item.kind, ref)
+    return Record(item_id or default_id, item.kind, ref, text=item.text if item.kind != "image" else None,
+                  content_hash=content_hash(item.kind, text=key, image_hash=image_hash), metadata=check_metadata(meta))
 
 
 def plan(col: Collection, inputs: Sequence[Input], *, metadata: Sequence[Mapping[str, Any] | None] | None = None,

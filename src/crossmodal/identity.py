@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["UnreadableFile", "caption_ids", "change", "file_kind", "file_stamp", "hash_bytes", "hash_file",
+__all__ = ["UnreadableFile", "caption_ids", "change", "content_hash", "file_kind", "file_stamp", "hash_bytes", "hash_file",
            "hash_image_input", "hash_text", "make_id", "open_regular", "pair_hash", "pair_id", "pair_key"]
 
 _CHUNK = 1 << 20
@@ -52,6 +52,16 @@ def pair_key(text: str, image_weight: float | None) -> str:
 def pair_hash(image_hash: str, key: str) -> str:
     """The content hash of a pair: its image's content hash and its :func:`pair_key`."""
     return hash_text(image_hash + "\n" + key)
+
+
+def content_hash(modality: str, *, text: str = "", image_hash: str = "") -> str:
+    """The content hash of an item: a text's of its text, an image's is its image's (``image_hash``), a pair's
+    covers both (``text`` being its :func:`pair_key`)."""
+    if modality == "text":
+        return hash_text(text)
+    if modality == "image":
+        return image_hash
+    return pair_hash(image_hash, text)
 
 
 def change(old: Any, new: Any) -> str:

@@ -16,10 +16,12 @@ from typing import Any, Literal
 
 from .errors import InputError
 
-__all__ = ["MODALITIES", "Input", "Modality", "query_kind"]
+__all__ = ["MODALITIES", "WITH_IMAGE", "Input", "Modality", "query_kind"]
 
 Modality = Literal["text", "image", "pair"]
 MODALITIES: tuple[Modality, ...] = ("text", "image", "pair")
+#: the kinds of input that hold an image (read, hashed and decoded from a file, bytes or a URL)
+WITH_IMAGE: frozenset[str] = frozenset({"image", "pair"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class Input:
             raise InputError(f"an input's kind must be one of {', '.join(MODALITIES)}, got {self.kind!r}")
         if self.kind != "image" and self.text is None:
             raise InputError(f"a {self.kind} input needs a text")
-        if self.kind != "text" and self.image is None:
+        if self.kind in WITH_IMAGE and self.image is None:
             raise InputError(f"a {self.kind} input needs an image")
 
     @classmethod

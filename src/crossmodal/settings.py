@@ -106,3 +106,4 @@ class Settings:
             hub_endpoint=env.get("CROSSMODAL_HUB_ENDPOINT") or None,
             derived_cache=default_cache_dir(env),
         )
+

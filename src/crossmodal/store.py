@@ -121,21 +121,19 @@ def _text_keys(keys: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def open_store(uri: str | os.PathLike[str] | None = None, **options: Any) -> Store:
+def open_store(uri: str | os.PathLike[str] | None, **options: Any) -> Store:
     """Open (creating if needed) the store at a path or URI.
 
-    ``None`` is the default store: ``$CROSSMODAL_STORE``, else
-    ``$XDG_DATA_HOME/crossmodal/store``. A path is an embedded store (a
-    directory holding SQLite + HNSW files); ``memory://`` keeps everything in
-    memory; ``postgresql://...`` and ``qdrant://...`` reach server stores.
-    ``options`` go to the backend (for the embedded store: ``exact_limit``,
-    ``durable`` and the HNSW parameters of
-    :class:`~crossmodal.stores.embedded.EmbeddedOptions`).
+    A path is an embedded store (a directory holding SQLite + HNSW files);
+    ``memory://`` keeps everything in memory; ``postgresql://...`` and
+    ``qdrant://...`` reach server stores. ``options`` go to the backend (for
+    the embedded store: ``exact_limit``, ``durable`` and the HNSW parameters
+    of :class:`~crossmodal.stores.embedded.EmbeddedOptions`). The default
+    store (from the settings) is ``crossmodal.open_store()`` without a URI.
     """
-    if uri is None:
-        from .settings import Settings
-
-        uri = Settings.from_env().store
+    if uri is None or (isinstance(uri, str) and not uri.strip()):
+        raise ConfigError("give the store's path or URI; crossmodal.open_store() without one opens the default store "
+                          "(CROSSMODAL_STORE, else $XDG_DATA_HOME/crossmodal/store)")
     return Store(open_backend(uri, **options))
 
 

@@ -24,6 +24,7 @@ import crossmodal
 from crossmodal.cli.main import cli
 from crossmodal.distributed import RayOptions, ray_ingest
 from crossmodal.ingest import IngestOptions, ingest
+from crossmodal.loader import LoadOptions
 
 from ..stores.servers import pg_store_uri
 
@@ -44,7 +45,7 @@ def test_results_equal_the_single_machine_path_and_a_rerun_embeds_nothing(
     single = crossmodal.open_store("memory://")
     single_report = ingest(single.collection("c", model=tiny_model), folders, captions=captions, workers=0)
     uri = pg_store_uri(tmp_path)
-    report = ray_ingest(uri, "c", folders, model=str(tiny_clip_onnx_dir), load={"cache_dir": model_cache},
+    report = ray_ingest(uri, "c", folders, model=str(tiny_clip_onnx_dir), load=LoadOptions(cache_dir=model_cache),
                         options=IngestOptions(captions=captions, batch_size=8),
                         ray=RayOptions(write_batch=16, progress=False))
     assert (report.added, report.updated, len(report.failed)) == (single_report.added, 0, len(single_report.failed))
@@ -53,7 +54,7 @@ def test_results_equal_the_single_machine_path_and_a_rerun_embeds_nothing(
         got, want = vectors(pg, "c"), vectors(single, "c")
         assert max(float(np.abs(got[i] - want[i]).max()) for i in want) <= 1e-6
         assert {r.modality for r in pg.collection("c").items()} == {"image", "text", "pair"}
-    again = ray_ingest(uri, "c", folders, model=str(tiny_clip_onnx_dir), load={"cache_dir": model_cache},
+    again = ray_ingest(uri, "c", folders, model=str(tiny_clip_onnx_dir), load=LoadOptions(cache_dir=model_cache),
                        options=IngestOptions(captions=captions), ray=RayOptions(progress=False))
     assert (again.added, again.updated, again.unchanged) == (0, 0, single_report.added)
 
@@ -67,13 +68,13 @@ def test_a_re_index_without_metadata_or_captions_keeps_what_the_first_run_stored
     (tmp_path / "meta.tsv").write_text("file\talbum\ncat.jpg\tpets\nbee.jpg\tgarden\n")
     (tmp_path / "caps.tsv").write_text("file\tcaption\nbee.jpg\ta bee on a flower\n")
     uri = pg_store_uri(tmp_path)
-    first = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), load={"cache_dir": model_cache},
+    first = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), load=LoadOptions(cache_dir=model_cache),
                        options=IngestOptions(metadata=tmp_path / "meta.tsv", captions=tmp_path / "caps.tsv"),
                        ray=RayOptions(progress=False))
     assert (first.added, len(first.failed)) == (4, 0)
     with crossmodal.open_store(uri) as pg:
         before = fields(pg, "c")
-    again = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), load={"cache_dir": model_cache},
+    again = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), load=LoadOptions(cache_dir=model_cache),
                        ray=RayOptions(progress=False))
     assert (again.added, again.updated, again.unchanged) == (0, 0, 4)
     with crossmodal.open_store(uri) as pg:
@@ -118,7 +119,7 @@ def test_killing_a_model_worker_mid_job_still_stores_every_item_once(
 
     watcher = threading.Thread(target=kill_one_model_worker_mid_job)
     watcher.start()
-    report = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), load={"cache_dir": model_cache},
+    report = ray_ingest(uri, "c", [folder], model=str(tiny_clip_onnx_dir), load=LoadOptions(cache_dir=model_cache),
                         options=IngestOptions(batch_size=4), ray=RayOptions(write_batch=8, progress=False))
     watcher.join()
     assert "pid" in killed and killed["stored"] < 160, killed  # the kill happened mid-job

@@ -80,3 +80,15 @@ def test_an_unknown_scheme_is_a_config_error_naming_the_known_ones() -> None:
 
     with pytest.raises(ConfigError, match="unknown store scheme 'nosuch'.*memory"):
         backend_class("nosuch://x")
+
+
+def test_the_library_opens_only_the_store_it_is_given_and_the_public_api_fills_in_the_default(monkeypatch, tmp_path):
+    import crossmodal
+    from crossmodal.errors import ConfigError
+
+    monkeypatch.setenv("CROSSMODAL_STORE", str(tmp_path / "from-env"))
+    with pytest.raises(ConfigError, match="crossmodal.open_store"):
+        open_store(None)  # library code does not read the environment
+    assert not (tmp_path / "from-env").exists()
+    with crossmodal.open_store() as st:  # the public API's edge reads the settings
+        assert st.uri == str(tmp_path / "from-env")

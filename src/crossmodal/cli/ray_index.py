@@ -61,6 +61,7 @@ def run_ray_index(ctx: click.Context, address: str, paths: tuple[Path, ...], opt
                   collection: str, store: str | None, quiet: bool, as_json: bool, model_opts: dict[str, Any]) -> None:
     """Run ``crossmodal index`` on Ray and print its report like the single-machine command does."""
     from ..distributed import RayOptions, check_server_store, ray_ingest
+    from ..loader import LoadOptions
     from ..store import open_store
 
     if not _ADDRESS.match(address) and Path(address).expanduser().exists():
@@ -77,9 +78,9 @@ def run_ray_index(ctx: click.Context, address: str, paths: tuple[Path, ...], opt
             info = next((i for i in st.collections() if i.name == collection), None)
         model = (info.model_source or info.space.model) if info is not None else s.model
         mode = mode or (info.space.mode if info is not None else None)
-    load = {"runtime": model_opts.get("runtime") or s.runtime, "mode": mode or s.mode, "cache_dir": s.cache_dir,
-            "hub_cache": s.hub_cache, "offline": bool(model_opts.get("offline")) or s.offline,
-            "hub_endpoint": s.hub_endpoint}
+    load = LoadOptions(runtime=model_opts.get("runtime") or s.runtime, mode=mode or s.mode, cache_dir=s.cache_dir,
+                       hub_cache=s.hub_cache, offline=bool(model_opts.get("offline")) or s.offline,
+                       hub_endpoint=s.hub_endpoint)
     report = ray_ingest(uri, collection, list(paths), model=model, load=load, options=options,
                         ray=RayOptions(address=address, progress=not quiet and not as_json))
     shown = _masked(uri)

@@ -42,6 +42,7 @@ from ..ingest.discover import SourceFile, discover
 from ..ingest.options import IngestOptions
 from ..ingest.plan import given_for, image_items, plan_files, stored_by_source
 from ..ingest.run import same_except_hash
+from ..inputs import WITH_IMAGE
 from ..stores.base import Record, check_metadata
 
 __all__ = ["MANIFEST_SUFFIXES", "Plan", "WorkRow", "plan_inputs"]
@@ -158,7 +159,7 @@ def _manifest_rows(col: Collection, path: Path, image_weight: float | None, plan
 
 def _image_row(item: Any, location: str) -> WorkRow:
     """Images and pairs read the image; a caption's text item does not."""
-    if item.record.modality == "text":
+    if item.record.modality not in WITH_IMAGE:
         return WorkRow(item.record)
     return WorkRow(item.record, location=location, caption_key=item.caption or "")
 

@@ -40,6 +40,7 @@ from typing import Any
 from ..errors import ConfigError, RuntimeUnavailable
 from ..ingest import IngestReport, adopt_root
 from ..ingest.options import IngestOptions
+from ..loader import LoadOptions
 from ..stores.uri import backend_class
 from .plan import plan_inputs
 
@@ -134,15 +135,15 @@ def ray_ingest(
     inputs: Sequence[str | os.PathLike[str]],
     *,
     model: str,
-    load: Mapping[str, Any] | None = None,
+    load: LoadOptions | None = None,
     options: IngestOptions | None = None,
     ray: RayOptions | None = None,
     store_options: Mapping[str, Any] | None = None,
 ) -> IngestReport:
     """Index ``inputs`` (folders, files, CSV/Parquet manifests) into ``collection`` of a server ``store`` on Ray.
 
-    ``load``: how to load ``model`` (``load_model``'s keywords: runtime, mode, cache_dir, ...), on the driver and
-    on every model actor. ``options``: what to index and how (``batch_size`` is rows per model actor batch;
+    ``load``: how to load ``model`` (:class:`~crossmodal.loader.LoadOptions`), on the driver and on every model
+    actor (each actor on its own device and cores). ``options``: what to index and how (``batch_size`` is rows per model actor batch;
     decoding workers are Ray's tasks, so ``workers`` and ``processes`` do not apply; ``prune`` is refused).
     Returns the same report as single-machine ingest (added, updated, skipped, failed).
     """
@@ -156,8 +157,8 @@ def ray_ingest(
         raise ConfigError("prune does not combine with a distributed ingest; run a single-machine ingest with "
                           "prune to drop items whose files are gone")
     check_server_store(store)
-    load_options = dict(load or {})
-    loaded = load_model(model, **load_options)
+    load_options = load or LoadOptions()
+    loaded = load_model(model, options=load_options)
     with open_store(store, **dict(store_options or {})) as st:
         col = st.collection(collection, model=loaded)
         adopt_root(col, inputs)
@@ -188,7 +189,7 @@ def _tables(rows: list[Any], blocks: int) -> list[Any]:
 
 
 def _run(rows: list[Any], report: IngestReport, options: RayOptions, *, store: str, collection: str,
-         store_options: dict[str, Any], model: str, load_options: dict[str, Any], cfg: Any, max_pixels: int | None,
+         store_options: dict[str, Any], model: str, load_options: LoadOptions, cfg: Any, max_pixels: int | None,
          draft: bool, image_weight: float | None, batch_size: int) -> None:
     started_ray = _connect(options.address)
     import ray
@@ -206,9 +207,9 @@ def _run(rows: list[Any], report: IngestReport, options: RayOptions, *, store: s
         ds: Any = ray.data.from_arrow(_tables(rows, blocks))
         ds = ds.map_batches(prepare, fn_kwargs={"cfg": cfg, "max_pixels": max_pixels, "draft": draft},
                             batch_size=max(1, batch_size // 2), batch_format="pyarrow", num_cpus=res.prepare_cpus)
-        actor_load = {**load_options, "device": res.device, "threads": max(1, int(res.actor_cpus))}
+        actor_load = load_options.with_(device=res.device, threads=max(1, int(res.actor_cpus)))
         ds = ds.map_batches(Embedder, fn_constructor_kwargs={"model": model, "image_weight": image_weight,
-                                                             **actor_load},
+                                                             "load": actor_load},
                             batch_size=batch_size, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(size=res.actors),
                             num_cpus=res.actor_cpus, num_gpus=res.actor_gpus or None)

@@ -27,8 +27,9 @@ import numpy as np
 
 from ..dispatch import embed_inputs
 from ..errors import CrossmodalError, InputError
-from ..identity import hash_bytes, pair_hash
+from ..identity import content_hash, hash_bytes
 from ..inputs import Input
+from ..loader import LoadOptions
 from ..models.spec import ImagePreprocess
 from ..pipeline import prepare_image
 
@@ -45,11 +46,11 @@ def _read(location: str) -> bytes:
         return fh.read()
 
 
-def _prepare_one(location: str, caption_key: str, content_hash: str, cfg: ImagePreprocess, max_pixels: int | None,
+def _prepare_one(location: str, caption_key: str, text_hash: str, cfg: ImagePreprocess, max_pixels: int | None,
                  draft: bool) -> tuple[bytes | None, str, str, str]:
     """(pixels, shape, content hash, error) of one row."""
     if not location:  # a text: nothing to read
-        return None, "", content_hash, ""
+        return None, "", text_hash, ""
     try:
         data = _read(location)
     except (OSError, ValueError) as exc:
@@ -59,7 +60,7 @@ def _prepare_one(location: str, caption_key: str, content_hash: str, cfg: ImageP
     if isinstance(prepared, InputError):
         return None, "", image_hash, f"{location}: {prepared}"
     arr = np.ascontiguousarray(prepared, dtype=np.uint8)
-    full_hash = pair_hash(image_hash, caption_key) if caption_key else image_hash
+    full_hash = content_hash("pair" if caption_key else "image", text=caption_key, image_hash=image_hash)
     return arr.tobytes(), ",".join(map(str, arr.shape)), full_hash, ""
 
 
@@ -94,10 +95,10 @@ def _array(data: bytes, shape: str) -> np.ndarray:
 class Embedder:
     """A model actor: loads the model once, then embeds batch after batch."""
 
-    def __init__(self, model: str, image_weight: float | None = None, **load_options: Any) -> None:
+    def __init__(self, model: str, image_weight: float | None = None, load: LoadOptions | None = None) -> None:
         from ..loader import load_model
 
-        self.model = load_model(model, **load_options)
+        self.model = load_model(model, options=load)
         self.image_weight = image_weight
 
     def __call__(self, batch: Any) -> Any:

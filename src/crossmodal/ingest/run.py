@@ -13,7 +13,7 @@ from typing import Any
 from ..collection import WRITE_BATCH, Collection
 from ..dispatch import iter_inputs
 from ..errors import ConfigError
-from ..identity import change, hash_file, pair_hash
+from ..identity import change, content_hash, hash_file
 from ..inputs import Input
 from ..stores.base import Record
 from .discover import SourceFile, discover
@@ -61,12 +61,11 @@ def same_except_hash(old: Record, new: Record) -> bool:
 
 
 def _with_hash(rec: Record, item: Item, hashes: _Hashes) -> Record:
+    """The record with its content hash (a text's is known when planned; an image's needs its file read)."""
     if rec.modality == "text":
         return rec
-    image_hash = hashes(item.file.path)
-    if rec.modality == "image":
-        return replace(rec, content_hash=image_hash)
-    return replace(rec, content_hash=pair_hash(image_hash, item.caption or ""))
+    return replace(rec, content_hash=content_hash(rec.modality, text=item.caption or "",
+                                                  image_hash=hashes(item.file.path)))
 
 
 def _size(stamp: str) -> str:
