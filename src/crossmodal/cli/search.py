@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..duplicates import DEFAULT_THRESHOLD
 from ..errors import ConfigError
 from .collections import collection_for, collection_option
 from .embed import note_truncated
@@ -54,11 +55,17 @@ def _human(rank: int, hit: Any) -> str:
 @click.option("--filter", "filter_json", default=None, metavar="JSON",
               help='Full filter language, e.g. \'{"$or": [{"album": "2024"}, {"starred": true}]}\'.')
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair query.")
+@click.option("--hide-duplicates", is_flag=True,
+              help="Leave out hits that a better hit duplicates (same content, or nearly the same vector; "
+                   "see `crossmodal duplicates`).")
+@click.option("--duplicate-threshold", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_THRESHOLD,
+              show_default=True, help="With --hide-duplicates: the cosine similarity that makes a near-duplicate.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.pass_context
 def search(ctx: click.Context, query: str | None, text: str | None, image: Path | None, like: str | None,
            collection: str, store: str | None, modality: str, top_k: int, where: tuple[str, ...],
-           filter_json: str | None, image_weight: float | None, as_json: bool, **kwargs: Any) -> None:
+           filter_json: str | None, image_weight: float | None, hide_duplicates: bool, duplicate_threshold: float,
+           as_json: bool, **kwargs: Any) -> None:
     """Search a collection by text, by image, by image+text, or by likeness to an item.
 
     \b
@@ -92,7 +99,8 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
         note_truncated(col.model, ["the query"] if over_context(col.model.tokenizer, [text])[0] else [],
                        refusable=False)
     hits = col.search(text=text, image=str(image) if image is not None else None, like=like, top_k=top_k,
-                      modality=None if modality == "all" else modality, where=filters, image_weight=image_weight)
+                      modality=None if modality == "all" else modality, where=filters, image_weight=image_weight,
+                      hide_duplicates=duplicate_threshold if hide_duplicates else False)
     if as_json:
         for hit in hits:
             click.echo(json_line(hit.to_dict()))

@@ -22,7 +22,10 @@ better:
   nothing; Qdrant builds payload indexes for them);
 * ``maintain()``: bring derived indexes up to date and save them now
   (default: nothing; the embedded store saves its HNSW files, which it
-  otherwise does every so often while writing and on close).
+  otherwise does every so often while writing and on close);
+* ``near_pairs(threshold, neighbours)``: pairs of items at least this
+  similar, for near-duplicate detection (default: one search per item; the
+  embedded store searches its HNSW indexes in batches on every core).
 
 A store class subclasses :class:`StoreBase` and writes create, open, list,
 update and drop; ``check`` (default: counts only) and ``close`` (default:
@@ -263,6 +266,23 @@ class BackendBase(ABC):
 
     def maintain(self) -> None:  # noqa: B027 (a default, deliberately empty)
         """Nothing derived to save."""
+
+    def near_pairs(self, threshold: float, neighbours: int, modalities: Sequence[str] | None = None,
+                   progress: Any = None) -> Iterator[tuple[str, str, float]]:
+        """Pairs of items of one modality whose vectors have cosine >= ``threshold``, as ``(id, id, cosine)``,
+        each pair once: among each item's ``neighbours`` nearest, found with the backend's own search (one query
+        per item). ``progress(done, total)`` is called as items are done."""
+        selection = Selection(modalities=tuple(modalities) if modalities else None)
+        total, done, seen = self.count(selection), 0, set()
+        for r in self.scan(selection, vectors=True):
+            for other, score in self.query(r.vector, neighbours + 1, Selection(modalities=(r.modality,))):
+                pair = (min(r.id, other.id), max(r.id, other.id))
+                if other.id != r.id and score >= threshold and pair not in seen:
+                    seen.add(pair)
+                    yield pair[0], pair[1], float(score)
+            done += 1
+            if progress is not None and (done % 256 == 0 or done == total):
+                progress(done, total)
 
 
 @runtime_checkable
