@@ -51,10 +51,10 @@ def duplicates(ctx: click.Context, collection: str, store: str | None, threshold
     """List groups of duplicates: the same content, or nearly the same vector.
 
     Exact duplicates have the same content; near duplicates a cosine similarity of at least --threshold.
-    \b
-    Each item is compared with its nearest neighbours in the collection's index, so this takes minutes,
-    not hours, on a million items. Items linked through others form one group. Groups are printed
-    largest first, each member on its own line.
+    Each item is compared with its nearest neighbours in the collection's index (no comparison of every
+    pair), and items linked through others form one group. Groups are printed largest first, each
+    member on its own line.
+
     \b
     Examples:
       crossmodal duplicates
