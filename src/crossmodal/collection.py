@@ -428,6 +428,7 @@ class Collection:
         using: str = "dense",
         keywords: str | None = None,
         fusion: Fusion | None = None,
+        hide_duplicates: bool | float = False,
     ) -> list[Hit]:
         """The ``top_k`` items closest to one query, best first.
 
@@ -445,6 +446,9 @@ class Collection:
         :mod:`crossmodal.retrieval.search`. ``keywords`` is the text they match
         (default: the query's text). Their hits say in ``signals`` which
         signals found them, with what score.
+
+        ``hide_duplicates`` (True, or a cosine threshold) leaves out hits that a better hit duplicates (see
+        :mod:`crossmodal.duplicates`).
         """
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise ConfigError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
@@ -458,9 +462,37 @@ class Collection:
         if keywords is not None:
             raise ConfigError("keywords= is for using='keyword' or 'hybrid'; a dense search has no keyword part")
         vec = self.query_vector(text=text, image=image, pair=pair, vector=vector, like=like, image_weight=image_weight)
+        if hide_duplicates is not False:
+            return self._distinct(vec, top_k, selection, like, hide_duplicates)
         found = self.backend.query(vec, top_k + (1 if like is not None else 0), selection)
         hits = [self._hit(r, s) for r, s in found if r.id != like]
         return hits[:top_k]
+
+    def _distinct(self, vec: np.ndarray, top_k: int, selection: Any, like: str | None,
+                  threshold: bool | float) -> list[Hit]:
+        """Search hits without duplicates of better hits, asking for more until ``top_k`` remain (or no more)."""
+        from .duplicates import DEFAULT_THRESHOLD, check_threshold, hide_duplicates
+
+        cut = DEFAULT_THRESHOLD if threshold is True else check_threshold(threshold)
+        ask = min(MAX_TOP_K, 4 * top_k)
+        while True:
+            found = self.backend.query(vec, ask + (1 if like is not None else 0), selection)
+            hits = [(self._hit(r, s), r.id) for r, s in found if r.id != like]
+            stored = {r.id: r for r in self.backend.get([i for _, i in hits], vectors=True)}
+            kept = hide_duplicates([h for h, _ in hits], [getattr(stored.get(i), "vector", None) for _, i in hits],
+                                   [getattr(stored.get(i), "content_hash", "") for _, i in hits], cut)
+            if len(kept) >= top_k or len(found) < ask or ask >= MAX_TOP_K:
+                return kept[:top_k]
+            ask = min(MAX_TOP_K, 4 * ask)
+
+    def duplicates(self, threshold: float | None = None, *, modality: str | None = None,
+                   progress: Any = None) -> list[Any]:
+        """Groups of duplicate items, largest first: the same content, or cosine >= ``threshold`` (see
+        :func:`crossmodal.duplicates.find_duplicates`)."""
+        from .duplicates import DEFAULT_THRESHOLD, find_duplicates
+
+        return find_duplicates(self, DEFAULT_THRESHOLD if threshold is None else threshold, modality=modality,
+                               progress=progress)
 
     def _hit(self, r: Record, score: float) -> Hit:
         r = decode_record(r)

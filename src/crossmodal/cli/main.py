@@ -23,6 +23,7 @@ def cli(ctx: click.Context) -> None:
 
 def _register() -> None:
     from .collections import collections
+    from .duplicates import duplicates
     from .embed import embed, similarity
     from .eval import eval_group
     from .index import index
@@ -31,7 +32,7 @@ def _register() -> None:
     from .serve import serve
     from .store import store
 
-    for command in (models, embed, similarity, index, search, collections, store, serve, eval_group):
+    for command in (models, embed, similarity, index, search, duplicates, collections, store, serve, eval_group):
         cli.add_command(command)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..duplicates import DEFAULT_THRESHOLD
 from ..errors import ConfigError
 from ..retrieval.highlight import highlight_spans
 from .collections import collection_for, collection_option
@@ -61,11 +62,17 @@ def _human(rank: int, hit: Any) -> str:
 @click.option("--using", type=click.Choice(["dense", "keyword", "hybrid"]), default="dense", show_default=True,
               help="dense: by meaning (vectors); keyword: by the words themselves (BM25 over texts, captions, file "
                    "names); hybrid: both, fused by rank.")
+@click.option("--hide-duplicates", is_flag=True,
+              help="Leave out hits that a better hit duplicates (same content, or nearly the same vector; "
+                   "see `crossmodal duplicates`).")
+@click.option("--duplicate-threshold", type=click.FloatRange(0, 1, min_open=True), default=DEFAULT_THRESHOLD,
+              show_default=True, help="With --hide-duplicates: the cosine similarity that makes a near-duplicate.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 @click.pass_context
 def search(ctx: click.Context, query: str | None, text: str | None, image: Path | None, like: str | None,
            collection: str, store: str | None, modality: str, top_k: int, where: tuple[str, ...],
-           filter_json: str | None, image_weight: float | None, using: str, as_json: bool, **kwargs: Any) -> None:
+           filter_json: str | None, image_weight: float | None, using: str, hide_duplicates: bool,
+           duplicate_threshold: float, as_json: bool, **kwargs: Any) -> None:
     """Search a collection by text, by image, by image+text, or by likeness to an item.
 
     \b
@@ -103,7 +110,7 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
                        refusable=False)
     hits = col.search(text=text, image=str(image) if image is not None else None, like=like, top_k=top_k,
                       modality=None if modality == "all" else modality, where=filters, image_weight=image_weight,
-                      using=using)
+                      using=using, hide_duplicates=duplicate_threshold if hide_duplicates else False)
     if as_json:
         for hit in hits:
             out = hit.to_dict()

@@ -27,6 +27,9 @@ better:
   terms (:mod:`~crossmodal.stores.keywords`); the default reads every
   selected item, and each built-in backend answers from its own index
   (SQLite FTS5, a PostgreSQL ``tsvector`` GIN index, a Qdrant sparse vector).
+* ``near_pairs(threshold, neighbours)``: pairs of items at least this
+  similar, for near-duplicate detection (default: one search per item; the
+  embedded store searches its HNSW indexes in batches on every core).
 
 A store class subclasses :class:`StoreBase` and writes create, open, list,
 update and drop; ``check`` (default: counts only) and ``close`` (default:
@@ -298,6 +301,23 @@ class BackendBase(ABC):
         ranked = sorted((i for i, s in enumerate(scores) if s > 0 and select(every[i], selection)),
                         key=lambda i: (-scores[i], chosen[i].id))
         return [(chosen[i], float(scores[i])) for i in ranked[:top_k]]
+
+    def near_pairs(self, threshold: float, neighbours: int, modalities: Sequence[str] | None = None,
+                   progress: Any = None) -> Iterator[tuple[str, str, float]]:
+        """Pairs of items of one modality whose vectors have cosine >= ``threshold``, as ``(id, id, cosine)``,
+        each pair once: among each item's ``neighbours`` nearest, found with the backend's own search (one query
+        per item). ``progress(done, total)`` is called as items are done."""
+        selection = Selection(modalities=tuple(modalities) if modalities else None)
+        total, done, seen = self.count(selection), 0, set()
+        for r in self.scan(selection, vectors=True):
+            for other, score in self.query(r.vector, neighbours + 1, Selection(modalities=(r.modality,))):
+                pair = (min(r.id, other.id), max(r.id, other.id))
+                if other.id != r.id and score >= threshold and pair not in seen:
+                    seen.add(pair)
+                    yield pair[0], pair[1], float(score)
+            done += 1
+            if progress is not None and (done % 256 == 0 or done == total):
+                progress(done, total)
 
 
 @runtime_checkable

@@ -391,6 +391,13 @@ class EmbeddedCollection(BackendBase):
         """The derived view of one modality (for ``store check``)."""
         return self._derived[modality]
 
+    def near_pairs(self, threshold: float, neighbours: int, modalities: Sequence[str] | None = None,
+                   progress: Any = None) -> Iterator[tuple[str, str, float]]:
+        """Pairs at least ``threshold`` similar, from the views in batches (see :mod:`.neighbours`)."""
+        from .neighbours import near_pairs
+
+        return near_pairs(self, threshold, neighbours, modalities, progress)
+
     def keysets(self) -> KeySets:
         """The metadata key-set index (for ``store check``)."""
         return self._keysets

@@ -94,6 +94,13 @@ class ExactView:
         self._consolidate()
         return self._keys[self._alive]
 
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (key, vector) held, as two arrays."""
+        self._consolidate()
+        if self._alive.all():
+            return self._keys, self._matrix
+        return self._keys[self._alive], self._matrix[self._alive]
+
     def search(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The best ``k`` keys (plus any tied with the k-th) and their scores, among ``allowed`` keys if given."""
         self._consolidate()

@@ -1,0 +1,118 @@
+"""Duplicate groups equal a brute-force computation; hiding duplicates in search keeps each group's best hit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossmodal import Record
+from crossmodal.duplicates import find_duplicates
+from crossmodal.errors import ConfigError
+from crossmodal.store import open_store
+
+from .stores.embedded.test_store import SpaceOnly, clustered
+
+DIM = 32
+THRESHOLD = 0.95
+
+
+def planted(seed: int = 0) -> tuple[list[Record], np.ndarray]:
+    """600 clustered items; 40 of them with 1-3 near copies (cosine > 0.98 to each other); 10 exact copies
+    (the same content hash and vector under another id); a few pairs just below and above the threshold."""
+    rng = np.random.default_rng(seed)
+    base = clustered(600, DIM, seed=seed)
+    vectors, hashes, mods = list(base), [f"sha256:{i}" for i in range(600)], [("image", "text")[i % 2] for i in range(600)]
+    for i in rng.choice(600, 40, replace=False):
+        for c in range(int(rng.integers(1, 4))):
+            v = base[i] + 0.02 * rng.standard_normal(DIM).astype(np.float32)
+            vectors.append(v / np.linalg.norm(v))
+            hashes.append(f"sha256:{i}-near{c}")
+            mods.append(mods[i])
+    for i in rng.choice(600, 10, replace=False):
+        vectors.append(base[i].copy())
+        hashes.append(hashes[i])
+        mods.append(mods[i])
+    for j, cos in enumerate((0.94, 0.96)):  # around the threshold: an orthogonal step of the right size
+        i = int(rng.integers(0, 600))
+        step = rng.standard_normal(DIM).astype(np.float32)
+        step -= (step @ base[i]) * base[i]
+        step /= np.linalg.norm(step)
+        vectors.append(cos * base[i] + np.sqrt(1 - cos**2) * step)
+        hashes.append(f"sha256:edge{j}")
+        mods.append(mods[i])
+    x = np.stack(vectors).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    records = [Record(f"i{k:04d}", mods[k], f"file{k}.png", x[k], content_hash=hashes[k]) for k in range(len(x))]
+    return records, x
+
+
+def brute_force(records: list[Record], x: np.ndarray, threshold: float) -> set[frozenset[str]]:
+    n = len(records)
+    parent = list(range(n))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    sims = x @ x.T
+    for a in range(n):
+        for b in range(a + 1, n):
+            same_kind = records[a].modality == records[b].modality
+            if same_kind and (sims[a, b] >= threshold or records[a].content_hash == records[b].content_hash):
+                parent[find(a)] = find(b)
+    groups: dict[int, set[str]] = {}
+    for k in range(n):
+        groups.setdefault(find(k), set()).add(records[k].id)
+    return {frozenset(g) for g in groups.values() if len(g) > 1}
+
+
+@pytest.mark.parametrize("uri", ["embedded", "memory://"])
+def test_duplicate_groups_equal_brute_force(tmp_path: Path, uri: str) -> None:
+    records, x = planted()
+    # exact_limit=100 puts every modality on its HNSW index in the embedded store; memory: one query per item
+    st = open_store(tmp_path / "s", exact_limit=100) if uri == "embedded" else open_store(uri)
+    col = st.collection("c", model=SpaceOnly(DIM))
+    col.upsert(records)
+    calls: list[tuple[int, int]] = []
+    groups = find_duplicates(col, THRESHOLD, progress=lambda done, total: calls.append((done, total)))
+    expected = brute_force(records, x, THRESHOLD)
+    assert len(expected) == 50 and any(f"i{len(records) - 1:04d}" in g for g in expected)  # the 0.96 pair, not 0.94
+    assert {frozenset(g.ids) for g in groups} == expected
+    assert calls and calls[-1][0] == calls[-1][1] == len(records)
+    by_id = {r.id: r for r in records}
+    for g in groups:
+        assert len({by_id[i].modality for i in g.ids}) == 1 and g.modality == by_id[g.ids[0]].modality
+        if g.kind == "exact":
+            assert len({by_id[i].content_hash for i in g.ids}) == 1 and g.similarity == 1.0
+        else:
+            assert THRESHOLD <= g.similarity <= 1.0
+    assert [len(g.ids) for g in groups] == sorted((len(g.ids) for g in groups), reverse=True)
+    assert col.duplicates(THRESHOLD, modality="text") == [g for g in groups if g.modality == "text"]
+    with pytest.raises(ConfigError, match="threshold"):
+        col.duplicates(1.5)
+    st.close()
+
+
+def test_hide_duplicates_keeps_the_best_hit_of_every_group(tmp_path: Path) -> None:
+    records, x = planted(seed=1)
+    st = open_store(tmp_path / "s", exact_limit=100)
+    col = st.collection("c", model=SpaceOnly(DIM))
+    col.upsert(records)
+    group_of = {i: g for g in brute_force(records, x, THRESHOLD) for i in g}
+    queries = [x[k] for k in range(600, 640)] + list(clustered(10, DIM, seed=7))
+    for q in queries:
+        full = col.search(vector=q, top_k=200)
+        shown = col.search(vector=q, top_k=10, hide_duplicates=True)
+        seen: set[frozenset[str]] = set()
+        expected = []
+        for h in full:  # walking the full ranking: the first (best) hit of each group is the one shown
+            g = group_of.get(h.id, frozenset([h.id]))
+            if g not in seen:
+                seen.add(g)
+                expected.append(h.id)
+        assert [h.id for h in shown] == expected[:10]
+    st.close()
