@@ -102,7 +102,7 @@ class EmbeddedStore(StoreBase):
         col = self.open_collection(name)
         with self.db.write() as conn:
             files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=?", (col.cid,))]
-            for table in ("attrs", "items", "removed", "counts", "ann", "collections"):
+            for table in ("attrs", "items", "removed", "counts", "ann", "sparse", "multivec", "collections"):
                 conn.execute(f"DELETE FROM {table} WHERE cid=?", (col.cid,))
             keywords.drop(conn, col.cid)
         for f in files:
