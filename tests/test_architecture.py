@@ -20,15 +20,17 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "crossmodal"
 #: bottom to top; a part may import parts of lower layers only (never its own layer's other parts)
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "jsontext"),
-    ("models", "space", "identity", "manifests"),  # data: specs, catalog, resolution, hub; spaces; ids and hashes
+    ("models", "space", "identity", "manifests", "inputs"),  # inputs: typed text/image/pair inputs; data: specs, catalog, resolution, hub; spaces; ids and hashes
     ("preprocessing", "stores"),
-    ("pipeline",),
+    ("pipeline", "retrieval"),  # retrieval: keyword/sparse/multi-vector signals and their fusion
     ("runtimes",),
     ("embedder",),
-    ("families", "bge"),  # one module per model family; bge: the BAAI graphs the next families will wrap
+    ("families", "bge", "dispatch"),  # one module per model family; bge: the BAAI graphs; dispatch: mixed batches
+    ("adding", "duplicates"),  # a collection's add path and its near-duplicate finder
     ("loader", "collection"),
     ("settings", "ingest"),  # settings: the one reader of the environment, at the edge
     ("store", "testing"),
+    ("defaults",),  # the public API's defaults, from the settings
     ("<root>",),  # crossmodal/__init__.py: the public API
     ("eval", "distributed"),
     ("fidelity",),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .dispatch import iter_inputs
 from .embedder import Failure
@@ -21,11 +21,27 @@ from .errors import InputError
 from .identity import change, content_hash, hash_image_input, hash_text, make_id, pair_id, pair_key
 from .inputs import Input
 from .preprocessing.images import describe_input
+from .retrieval.tokens import with_token_vectors
 from .stores.base import Record, check_metadata
 from .stores.codec import decode_record
 
 if TYPE_CHECKING:
-    from .collection import Collection
+    from .embedder import Model
+
+
+class Collection(Protocol):
+    """What adding needs of a :class:`crossmodal.collection.Collection` (a protocol, so this module need not import it)."""
+
+    backend: Any
+
+    @property
+    def backend_holds_token_vectors(self) -> bool: ...
+
+    def reference_for(self, path: str | os.PathLike[str]) -> str: ...
+
+    def upsert(self, records: Any, *, delete: Sequence[str] | None = None) -> list[str]: ...
+
+    def _need_model(self, what: str) -> Model: ...
 
 __all__ = ["AddResult", "Planned", "add", "as_list", "pending", "per_item", "plan"]
 
@@ -133,7 +149,8 @@ def add(col: Collection, planned: list[Planned], on_error: str, *, batch_size: i
     todo, refresh, result.unchanged, existing = pending(col, planned)
     if refresh:  # new metadata for unchanged content: reuse the stored vectors
         stored = {r.id: r for r in col.backend.get([r.id for r in refresh], vectors=True)}
-        col.upsert([replace(r, vector=stored[r.id].vector) for r in refresh])
+        col.upsert([replace(r, vector=stored[r.id].vector, sparse=stored[r.id].sparse,
+                            multivector=stored[r.id].multivector) for r in refresh])
         result.updated += len(refresh)
     if not todo:
         return result
@@ -148,6 +165,8 @@ def add(col: Collection, planned: list[Planned], on_error: str, *, batch_size: i
             result.ids[p.index] = None
             result.failures.append(Failure(index=p.index, input=f.input, error=f.error))
         records = [replace(todo[i].record, vector=v) for i, v in zip(batch.indices.tolist(), batch.vectors)]
+        if col.backend_holds_token_vectors:
+            records = with_token_vectors(model, records)
         for r in records:
             if r.id in existing:
                 result.updated += 1

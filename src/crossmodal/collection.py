@@ -37,6 +37,7 @@ from .embedder import l2_normalize
 from .errors import ConfigError, InputError, ItemNotFound
 from .inputs import Input, query_kind
 from .retrieval import Fusion, search_signals
+from .retrieval.tokens import check_sparse
 from .space import Space
 from .stores.base import (
     MAX_ID_LENGTH,
@@ -71,6 +72,19 @@ def model_source(model: Model) -> str:
     return model.name
 
 
+def _token_checked(r: Record) -> Record:
+    """``r`` with its sparse vector and multi-vector (if any) checked: InputError naming the item otherwise."""
+    if r.sparse is None and r.multivector is None:
+        return r
+    multi = r.multivector
+    if multi is not None:
+        multi = np.asarray(multi, dtype=np.float32)
+        if multi.ndim != 2 or not np.isfinite(multi).all():
+            raise InputError(f"item {r.id!r}: a multi-vector is a finite (tokens, dim) array, got shape {multi.shape}")
+        multi = multi.astype(np.float16)
+    return replace(r, sparse=None if r.sparse is None else check_sparse(r.sparse, f"item {r.id!r}"), multivector=multi)
+
+
 class Collection:
     """One named collection in a store, bound to one embedding space. Get it from ``store.collection(...)``."""
 
@@ -93,6 +107,11 @@ class Collection:
     @property
     def space(self) -> Space:
         return self.backend.info.space
+
+    @property
+    def backend_holds_token_vectors(self) -> bool:
+        """Whether this collection's store keeps sparse vectors and multi-vectors (see :mod:`crossmodal.retrieval.tokens`)."""
+        return bool(getattr(type(self.backend), "holds_token_vectors", False))
 
     @property
     def info(self) -> CollectionInfo:
@@ -212,7 +231,7 @@ class Collection:
         for r, vec in zip(batch, matrix):
             if r.modality not in MODALITIES:
                 return [self._checked(r) for r in batch]
-            out.append(encode_record(replace(r, vector=vec, metadata=check_metadata(r.metadata),
+            out.append(encode_record(replace(_token_checked(r), vector=vec, metadata=check_metadata(r.metadata),
                                              reference=str(r.reference))))
         return out
 
@@ -228,7 +247,8 @@ class Collection:
         if vec.shape[0] != 1:
             raise InputError(f"item {r.id!r}: one vector per item, got {vec.shape[0]}")
         vec = l2_normalize(vec)[0] if self.space.normalized else vec[0]
-        return encode_record(replace(r, vector=vec, metadata=check_metadata(r.metadata), reference=str(r.reference)))
+        return encode_record(replace(_token_checked(r), vector=vec, metadata=check_metadata(r.metadata),
+                                     reference=str(r.reference)))
 
     def add_images(
         self,
@@ -429,6 +449,7 @@ class Collection:
         keywords: str | None = None,
         fusion: Fusion | None = None,
         hide_duplicates: bool | float = False,
+        rerank: str | None = None,
     ) -> list[Hit]:
         """The ``top_k`` items closest to one query, best first.
 
@@ -444,8 +465,12 @@ class Collection:
         the metadata marked as text; ``using="hybrid"`` fuses dense and keyword
         results (reciprocal rank fusion, k = 60, or ``fusion=``); see
         :mod:`crossmodal.retrieval.search`. ``keywords`` is the text they match
-        (default: the query's text). Their hits say in ``signals`` which
-        signals found them, with what score.
+        (default: the query's text). With a model that has sparse outputs
+        (BGE-M3), ``using="sparse"`` ranks by the dot product of sparse
+        vectors, and hybrid fuses it too; ``rerank="multivector"`` reorders the
+        best candidates by MaxSim of the model's multi-vectors (see
+        :mod:`crossmodal.retrieval.tokens`). Their hits say in ``signals``
+        which signals found them, with what score.
 
         ``hide_duplicates`` (True, or a cosine threshold) leaves out hits that a better hit duplicates (see
         :mod:`crossmodal.duplicates`).
@@ -453,10 +478,10 @@ class Collection:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise ConfigError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
         selection = self._selection(modality, where)
-        if using != "dense":
+        if using != "dense" or rerank is not None:
             return search_signals(
                 self.backend, using=using, top_k=top_k, selection=selection, text=text, image=image, pair=pair,
-                like=like, keywords=keywords, hit=self._hit, fusion=fusion,
+                like=like, keywords=keywords, hit=self._hit, fusion=fusion, rerank=rerank, model=self.model,
                 dense_vector=lambda: self.query_vector(text=text, image=image, pair=pair, vector=vector, like=like,
                                                        image_weight=image_weight))
         if keywords is not None:

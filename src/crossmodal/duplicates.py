@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,8 +25,11 @@ from .errors import ConfigError
 from .stores.base import Hit
 from .stores.filters import Selection
 
-if TYPE_CHECKING:
-    from .collection import Collection
+
+class Collection(Protocol):
+    """What duplicate finding needs of a collection: its store backend (a protocol, so no import of the collection)."""
+
+    backend: Any
 
 __all__ = ["DEFAULT_NEIGHBOURS", "DEFAULT_THRESHOLD", "DuplicateGroup", "find_duplicates", "hide_duplicates"]
 

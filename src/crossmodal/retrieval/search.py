@@ -1,4 +1,4 @@
-"""``Collection.search(using=...)``: a dense, keyword or hybrid search of one collection.
+"""``Collection.search(using=..., rerank=...)``: dense, keyword, sparse or hybrid search, optionally reranked.
 
 * ``dense``: the query's vector against the items' vectors (cosine); what a
   search has always been.
@@ -7,15 +7,23 @@
   collection marks as text; see :mod:`crossmodal.stores.keywords`). It needs a
   text: ``text=`` alone, the text of an image+text query, or ``keywords=``
   (which also lets a hybrid search pair an image or a vector with words).
-* ``hybrid``: dense and keyword, each asked for ``candidates`` items (default
-  ``max(3 * top_k, 50)``), fused by reciprocal rank fusion with k = 60 (or as
-  :class:`~crossmodal.retrieval.fusion.Fusion` says).
+* ``sparse``: the dot product of the query text's sparse vector with the
+  items' (ids shared), for a model with a sparse output (BGE-M3); see
+  :mod:`crossmodal.retrieval.tokens`.
+* ``hybrid``: dense, keyword and (when the model has it) sparse, each asked
+  for ``candidates`` items (``max(3 * top_k, 50)``), fused by reciprocal rank
+  fusion with k = 60 (or as :class:`~crossmodal.retrieval.fusion.Fusion` says).
+
+``rerank="multivector"`` takes the best ``candidates`` of any of these and
+orders them by MaxSim between the query text's multi-vector and each item's
+(items without one keep their order, after those that have one).
 
 Modality and metadata filters apply inside every signal, before ranking, so
-a filtered hybrid search fuses two filtered lists. Keyword and hybrid hits
-carry ``signals``: each signal that returned the item, with its score there
-(cosine for ``dense``, BM25 for ``keyword``); a hybrid hit's ``score`` is the
-fused score.
+a filtered hybrid search fuses filtered lists. Hits of everything but a plain
+dense search carry ``signals``: each signal that returned the item, with its
+score there (cosine for ``dense``, BM25 for ``keyword``, the dot product for
+``sparse``, MaxSim for ``multivector``); ``score`` is the final one (fused, or
+MaxSim when reranked).
 """
 
 from __future__ import annotations
@@ -28,14 +36,18 @@ from ..errors import ConfigError
 from ..stores.base import Hit, Record, Selection
 from ..stores.keywords import query_terms
 from .fusion import Fusion, fuse
+from .tokens import MultivectorOutput, SparseOutput, check_sparse, maxsim
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["USING", "candidate_count", "search_signals"]
+__all__ = ["RERANK", "USING", "candidate_count", "search_signals"]
 
-USING = ("dense", "keyword", "hybrid")
+USING = ("dense", "keyword", "sparse", "hybrid")
+RERANK = ("multivector",)
 MAX_CANDIDATES = 10_000
+
+Found = Sequence[tuple[Record, float]]
 
 
 def candidate_count(top_k: int) -> int:
@@ -50,6 +62,18 @@ def _keyword_text(text: str | None, pair: Any) -> str | None:
     return None
 
 
+def _token_model(backend: Any, model: Any, protocol: type, what: str) -> Any:
+    if not getattr(type(backend), "holds_token_vectors", False):
+        raise ConfigError(f"{what} is not available on this store yet: it keeps no sparse vectors or multi-vectors "
+                          "(the embedded and in-memory stores do)")
+    if model is None or not isinstance(model, protocol):
+        name = getattr(model, "name", None) or "none"
+        output = "sparse" if protocol is SparseOutput else "multi-vector"
+        raise ConfigError(f"{what} needs a model with a {output} output (such as BGE-M3); this collection's model "
+                          f"({name}) has none")
+    return model
+
+
 def search_signals(
     backend: Any,
     *,
@@ -60,35 +84,51 @@ def search_signals(
     image: Any,
     pair: Any,
     like: str | None,
-    keywords: str | None = None,
     dense_vector: Callable[[], np.ndarray],
     hit: Callable[[Record, float], Hit],
+    keywords: str | None = None,
     fusion: Fusion | None = None,
+    rerank: str | None = None,
+    model: Any = None,
 ) -> list[Hit]:
-    """The ``top_k`` best hits of a keyword or hybrid search (a dense one stays in ``Collection.search``)."""
+    """The ``top_k`` best hits of a search that is not a plain dense one."""
     if using not in USING:
         raise ConfigError(f"using must be one of {', '.join(USING)}, got {using!r}")
-    if like is not None and keywords is None:
-        raise ConfigError(f"a {using} search needs a text query; like= searches by vector only (using='dense')")
+    if rerank is not None and rerank not in RERANK:
+        raise ConfigError(f"rerank must be None or one of {', '.join(RERANK)}, got {rerank!r}")
     words = keywords if keywords is not None else _keyword_text(text, pair)
-    if words is None:
-        raise ConfigError(f"a {using} search needs a text: give text= (alone, or with image= for an image+text "
-                          "query)")
-    if not isinstance(words, str):
-        raise ConfigError(f"text must be a string, got {type(words).__name__}")
-    terms = query_terms(words)
-    if using == "keyword":
-        found = backend.keyword(terms, top_k, selection)
-        return [_with_signals(hit(r, s), {"keyword": s}) for r, s in found]
-    n = candidate_count(top_k)
-    dense = backend.query(dense_vector(), n, selection)
-    keyword = backend.keyword(terms, n, selection) if terms else []
-    lists = {"dense": dense, "keyword": keyword}
-    return _fused(lists, top_k, hit, fusion)
+    if using != "dense" or rerank is not None:
+        if like is not None and keywords is None and using != "dense":
+            raise ConfigError(f"a {using} search needs a text query; like= searches by vector only (using='dense')")
+        if words is None and (using != "dense" or rerank is not None):
+            raise ConfigError(f"a {using} search{' reranked by multivector' if rerank else ''} needs a text: give "
+                              "text= (alone, or with image= for an image+text query), or keywords=")
+        if not isinstance(words, str):
+            raise ConfigError(f"text must be a string, got {type(words).__name__}")
+    assert words is not None
+    n = candidate_count(top_k) if (using == "hybrid" or rerank) else top_k
+    lists: dict[str, Found] = {}
+    if using in ("dense", "hybrid"):
+        lists["dense"] = backend.query(dense_vector(), n, selection)
+    if using in ("keyword", "hybrid"):
+        terms = query_terms(words)
+        lists["keyword"] = backend.keyword(terms, n, selection) if terms else []
+    sparse_model = model if isinstance(model, SparseOutput) and getattr(type(backend), "holds_token_vectors", False) \
+        else None
+    if using == "sparse":
+        sparse_model = _token_model(backend, model, SparseOutput, "sparse search")
+    if using in ("sparse", "hybrid") and sparse_model is not None:
+        query = check_sparse(sparse_model.embed_sparse([words])[0], "the query's sparse vector")
+        lists["sparse"] = backend.sparse_query(query, n, selection)
+    hits = _fused(lists, n, hit, fusion) if len(lists) > 1 else \
+        [replace(hit(r, s), signals={name: s}) for name, found in lists.items() for r, s in found]
+    if rerank is not None:
+        multi_model = _token_model(backend, model, MultivectorOutput, "rerank='multivector'")
+        hits = _reranked(backend, hits, multi_model.embed_multivectors([words])[0])
+    return hits[:top_k]
 
 
-def _fused(lists: dict[str, Sequence[tuple[Record, float]]], top_k: int, hit: Callable[[Record, float], Hit],
-           fusion: Fusion | None) -> list[Hit]:
+def _fused(lists: dict[str, Found], n: int, hit: Callable[[Record, float], Hit], fusion: Fusion | None) -> list[Hit]:
     records: dict[str, Record] = {}
     scores: dict[str, dict[str, float]] = {}
     for signal, found in lists.items():
@@ -96,8 +136,17 @@ def _fused(lists: dict[str, Sequence[tuple[Record, float]]], top_k: int, hit: Ca
             records.setdefault(r.id, r)
             scores.setdefault(r.id, {})[signal] = float(s)
     fused = fuse({signal: [(r.id, s) for r, s in found] for signal, found in lists.items()}, fusion)
-    return [_with_signals(hit(records[i], s), scores[i]) for i, s in fused[:top_k]]
+    return [replace(hit(records[i], s), signals=scores[i]) for i, s in fused[:n]]
 
 
-def _with_signals(h: Hit, signals: dict[str, float]) -> Hit:
-    return replace(h, signals=signals)
+def _reranked(backend: Any, hits: list[Hit], query: np.ndarray) -> list[Hit]:
+    stored = backend.multivectors([h.id for h in hits])
+    scored = []
+    for order, h in enumerate(hits):
+        if h.id in stored:
+            s = maxsim(query, stored[h.id])
+            scored.append((0, -s, h.id, order, replace(h, score=s, signals={**h.signals, "multivector": s})))
+        else:
+            scored.append((1, 0.0, "", order, h))
+    scored.sort(key=lambda t: t[:4])
+    return [t[4] for t in scored]

@@ -151,9 +151,16 @@ class Record:
     source: str = ""
     stamp: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: a sparse (lexical) vector of the item's text, {token id: weight > 0}, when the model has one (BGE-M3)
+    sparse: Mapping[int, float] | None = None
+    #: one vector per token of the item's text (n, C), unit rows, when the model has them (ColBERT, BGE-M3)
+    multivector: np.ndarray | None = None
 
     def without_vector(self) -> Record:
-        return self if self.vector is None else replace(self, vector=None)
+        """The record without its vectors (dense, sparse and multi-vector), as searches return items."""
+        if self.vector is None and self.sparse is None and self.multivector is None:
+            return self
+        return replace(self, vector=None, sparse=None, multivector=None)
 
 
 @dataclass(frozen=True)
@@ -253,6 +260,9 @@ class BackendBase(ABC):
     """What a collection backend inherits: the defaults of the optional methods of :class:`CollectionBackend`."""
 
     info: CollectionInfo
+    #: whether the backend keeps records' sparse vectors and multi-vectors (``get``/``scan`` with ``vectors=True``
+    #: return them); the collection neither computes them for, nor searches them in, a backend that does not
+    holds_token_vectors: ClassVar[bool] = False
 
     @abstractmethod
     def upsert(self, records: Sequence[Record]) -> None: ...
@@ -318,6 +328,26 @@ class BackendBase(ABC):
             done += 1
             if progress is not None and (done % 256 == 0 or done == total):
                 progress(done, total)
+
+    def sparse_query(self, query: Mapping[int, float], top_k: int, selection: Selection | None = None
+                     ) -> list[tuple[Record, float]]:
+        """The ``top_k`` selected items with the largest dot product of their sparse vector with ``query`` (ids
+        shared), best first, ties by id; items sharing no id are left out. This default reads every item."""
+        if top_k <= 0 or not query:
+            return []
+        found = []
+        for r in self.scan(selection, vectors=True):
+            if r.sparse:
+                score = sum(float(w) * float(r.sparse[i]) for i, w in query.items() if i in r.sparse)
+                if score > 0:
+                    found.append((r.without_vector(), score))
+        found.sort(key=lambda rs: (-rs[1], rs[0].id))
+        return found[:top_k]
+
+    def multivectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored multi-vectors of these items (those that have one)."""
+        return {r.id: np.asarray(r.multivector, dtype=np.float32) for r in self.get(ids, vectors=True)
+                if r.multivector is not None}
 
 
 @runtime_checkable

@@ -22,6 +22,8 @@ __all__ = ["MemoryCollection", "MemoryStore"]
 
 
 class MemoryCollection(BackendBase):
+    holds_token_vectors = True
+
     def __init__(self, info: CollectionInfo) -> None:
         self.info = info
         self._items: dict[str, Record] = {}
@@ -31,7 +33,9 @@ class MemoryCollection(BackendBase):
         with self._lock:
             for r in records:
                 vec = np.array(r.vector, dtype=np.float32, copy=True)
-                self._items[r.id] = replace(r, vector=vec, metadata=dict(r.metadata))
+                multi = None if r.multivector is None else np.array(r.multivector, dtype=np.float16, copy=True)
+                self._items[r.id] = replace(r, vector=vec, metadata=dict(r.metadata), multivector=multi,
+                                            sparse=None if r.sparse is None else dict(r.sparse))
 
     def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
         with self._lock:

@@ -250,6 +250,21 @@ def _strays(db: Database, report: CheckReport, repair: bool) -> None:
             report.notes.append(f"{path.name}: an index file no record names (an interrupted save)")
 
 
+def _check_token_vectors(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
+    """Sparse postings and multi-vectors belong to items that exist; those of items that are gone are deleted."""
+    for table in ("sparse", "multivec"):
+        orphan = f"FROM {table} WHERE cid=? AND key NOT IN (SELECT key FROM items WHERE cid=?)"
+        with db.read() as conn:
+            n = int(conn.execute(f"SELECT count(*) {orphan}", (col.cid, col.cid)).fetchone()[0])
+        if not n:
+            continue
+        if repair:
+            with db.write() as conn:
+                conn.execute(f"DELETE {orphan}", (col.cid, col.cid))
+            report.repairs.append(f"{col.info.name}: deleted {n} {table} row(s) of items that are gone")
+        _problem(report, f"{col.info.name}: {n} {table} row(s) belong to no item", repair)
+
+
 def _check_keywords(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
     """The keyword index (FTS5) holds exactly each item's terms; otherwise it is rebuilt from the items."""
     with db.read() as conn:
@@ -280,6 +295,7 @@ def check_store(db: Database, list_collections: Callable[[], list[CollectionInfo
         report.collections[info.name] = _check_counts(db, col, report, repair)
         _check_rows(db, col, report, repair)
         _check_keywords(db, col, report, repair)
+        _check_token_vectors(db, col, report, repair)
         for modality in MODALITIES:
             _check_ann(db, col, modality, report, repair)
         _check_keysets(db, col, report, repair)

@@ -32,7 +32,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ from ...errors import CollectionNotFound, StoreCorrupt
 from ..base import MODALITIES, BackendBase, CollectionInfo, Record
 from ..filters import Selection
 from . import keywords as fts
+from . import tokens
 from .database import Database
 from .derived import Derived, ann_rows, read_snapshot, vectors_of
 from .keysets import KeySets, log_changed
@@ -78,6 +80,8 @@ def _marks(n: int) -> str:
 
 class EmbeddedCollection(BackendBase):
     """One collection's items in the embedded store (see the module docstring for the search plan)."""
+
+    holds_token_vectors = True
 
     def __init__(self, db: Database, options: EmbeddedOptions, cid: int, info: CollectionInfo) -> None:
         self.db = db
@@ -170,6 +174,7 @@ class EmbeddedCollection(BackendBase):
                 conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(old[0], self.cid, r.metadata))
                 log_changed(conn, self.cid, [old[0]])
                 fts.write(conn, self.cid, old[0], self._terms(r))
+                tokens.write(conn, self.cid, old[0], r.sparse, r.multivector)
                 continue
             if old is not None:
                 self._remove(conn, [(old[0], old[1])])
@@ -181,6 +186,8 @@ class EmbeddedCollection(BackendBase):
             ).lastrowid
             conn.executemany("INSERT INTO attrs VALUES (?, ?, ?, ?, ?)", attr_rows(int(key or 0), self.cid, r.metadata))
             fts.write(conn, self.cid, int(key or 0), self._terms(r))
+            if r.sparse or r.multivector is not None:
+                tokens.write(conn, self.cid, int(key or 0), r.sparse, r.multivector)
             delta[r.modality] += 1
 
     def _terms(self, r: Record) -> str:
@@ -193,6 +200,7 @@ class EmbeddedCollection(BackendBase):
             conn.execute(f"DELETE FROM attrs WHERE key IN ({_marks(len(keys))})", keys)
             log_changed(conn, self.cid, keys)
             fts.remove(conn, self.cid, keys)
+            tokens.remove(conn, keys)
             conn.executemany("INSERT INTO removed (cid, modality, key) VALUES (?, ?, ?)",
                              [(self.cid, m, k) for k, m in chunk])
 
@@ -232,11 +240,22 @@ class EmbeddedCollection(BackendBase):
         with self.db.read() as conn:
             self._alive(conn)
             unique = list(dict.fromkeys(ids))
+            keys: dict[str, int] = {}
             for chunk in _chunks(unique):
                 for row in conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE cid=? AND id IN "
                                         f"({_marks(len(chunk))})", (self.cid, *chunk)):
                     found[row[1]] = _record(row, self.dim, vectors)
+                    keys[row[1]] = row[0]
+            if vectors:
+                found = self._with_tokens(conn, found, keys)
         return [found[i] for i in ids if i in found]
+
+    @staticmethod
+    def _with_tokens(conn: sqlite3.Connection, found: dict[str, Record], keys: dict[str, int]) -> dict[str, Record]:
+        sparse, multi = tokens.read(conn, list(keys.values()))
+        if not sparse and not multi:
+            return found
+        return {i: replace(r, sparse=sparse.get(keys[i]), multivector=multi.get(keys[i])) for i, r in found.items()}
 
     def count(self, selection: Selection | None = None) -> int:
         with self.db.read() as conn:
@@ -256,10 +275,12 @@ class EmbeddedCollection(BackendBase):
                 self._alive(conn)
                 rows = conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE cid=? AND id>?{sql} "
                                     "ORDER BY id LIMIT 1000", (self.cid, after, *params)).fetchall()
+                page = {row[1]: _record(row, self.dim, vectors) for row in rows}
+                if vectors and rows:
+                    page = self._with_tokens(conn, page, {row[1]: row[0] for row in rows})
             if not rows:
                 return
-            for row in rows:
-                yield _record(row, self.dim, vectors)
+            yield from page.values()
             after = rows[-1][1]
 
     # -- searching ----------------------------------------------------------------------------------------------------
@@ -311,11 +332,38 @@ class EmbeddedCollection(BackendBase):
         with self.db.read() as conn:
             self._alive(conn)
             found = fts.search(conn, self.cid, terms, top_k, sql, params)
-            rows = {}
-            for chunk in _chunks([k for k, _ in found]):
-                for row in conn.execute(f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(chunk))})",
-                                        chunk):
-                    rows[row[0]] = row
+            return self._records_of(conn, found)
+
+    def sparse_query(self, query: Mapping[int, float], top_k: int, selection: Selection | None = None
+                     ) -> list[tuple[Record, float]]:
+        """The sparse dot product from the inverted index in SQLite (see :mod:`~crossmodal.stores.embedded.tokens`)."""
+        if top_k <= 0 or not query:
+            return []
+        sql, params = self._where(selection)
+        with self.db.read() as conn:
+            self._alive(conn)
+            found = tokens.search(conn, self.cid, query, top_k, sql, params)
+            return self._records_of(conn, found)
+
+    def multivectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        with self.db.read() as conn:
+            self._alive(conn)
+            keys = dict(self._id_keys(conn, ids))
+            _, multi = tokens.read(conn, list(keys.values()))
+        return {i: multi[k].astype(np.float32) for i, k in keys.items() if k in multi}
+
+    def _id_keys(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            found += conn.execute(f"SELECT id, key FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+                                  (self.cid, *chunk)).fetchall()
+        return found
+
+    def _records_of(self, conn: sqlite3.Connection, found: list[tuple[int, float]]) -> list[tuple[Record, float]]:
+        rows = {}
+        for chunk in _chunks([k for k, _ in found]):
+            for row in conn.execute(f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(chunk))})", chunk):
+                rows[row[0]] = row
         return [(_record(rows[k], self.dim, False), s) for k, s in found if k in rows]
 
     def _ann_candidates(self, view: AnnView, q: np.ndarray, top_k: int, allowed: np.ndarray | None) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -22,7 +22,18 @@ from .derived import read_snapshot, vectors_of
 from .views import AnnView, dot
 
 if TYPE_CHECKING:
-    from .collection import EmbeddedCollection
+    from .database import Database
+    from .derived import Derived
+
+
+class EmbeddedCollection(Protocol):
+    """What the neighbour pages read of an embedded collection (a protocol, so no import of its module)."""
+
+    db: Database
+    cid: int
+    dim: int
+
+    def derived(self, modality: str) -> Derived: ...
 
 __all__ = ["MARGIN", "near_pairs"]
 

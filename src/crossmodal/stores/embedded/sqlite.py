@@ -101,8 +101,10 @@ def connect(path: Path, *, read_only: bool = False, durable: bool = True) -> sql
 
 
 def init_schema(conn: sqlite3.Connection) -> None:
+    from .tokens import SCHEMA as TOKEN_SCHEMA
+
     try:
-        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + KEYSETS_SCHEMA + "COMMIT;")
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + KEYSETS_SCHEMA + TOKEN_SCHEMA + "COMMIT;")
     except sqlite3.DatabaseError as exc:
         raise StoreCorrupt(f"cannot read the store's schema: {exc}") from exc
     conn.execute("BEGIN IMMEDIATE")

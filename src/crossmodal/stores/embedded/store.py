@@ -103,7 +103,7 @@ class EmbeddedStore(StoreBase):
         with self.db.write() as conn:
             files = [f for (f,) in conn.execute("SELECT file FROM ann WHERE cid=? UNION ALL "
                                                 "SELECT file FROM keysets WHERE cid=?", (col.cid, col.cid))]
-            for table in ("attrs", "items", "removed", "counts", "ann", "keysets", "attr_log", "collections"):
+            for table in ("attrs", "items", "removed", "counts", "ann", "keysets", "attr_log", "sparse", "multivec", "collections"):
                 conn.execute(f"DELETE FROM {table} WHERE cid=?", (col.cid,))
             keywords.drop(conn, col.cid)
         for f in files:
