@@ -23,7 +23,7 @@ from .errors import ConfigError, InputError
 from .models.registry import ResolvedModel
 from .models.spec import ModelSpec
 from .pipeline import ImagePipeline, auto_batch_size, auto_workers
-from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, load_image
+from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
 from .preprocessing.texts import Tokenizer, Tokens, pad
 from .runtimes.base import Encoder, RuntimeOptions
 from .space import Space, space_fingerprint
@@ -272,7 +272,7 @@ class Model:
 
     def preprocess_image(self, image: ImageInput) -> np.ndarray:
         """The float32 (3, H, W) tensor the vision tower receives for ``image``."""
-        return self.transform(load_image(image, max_pixels=self.max_pixels))
+        return self.transform(self.transform.load(image, max_pixels=self.max_pixels))
 
     # -- pairs -----------------------------------------------------------------
 

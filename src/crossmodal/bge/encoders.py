@@ -17,7 +17,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError, InputError, ModelLoadError
-from .images import ImageRule, decode_image, preprocess_batch
+from ..models.spec import ImagePreprocess
+from ..preprocessing.images import DEFAULT_MAX_PIXELS, ImageTransform
+from .images import visualized_image
 from .m3_outputs import M3Output, m3_outputs, normalize
 from .tokens import BgeTokenizer
 
@@ -62,21 +64,23 @@ class VisualizedEncoder:
     """Visualized-BGE's three inputs: texts, images (an empty prompt) and image+text pairs.
 
     Vectors are L2-normalized unless ``normalized=False``. Images are decoded
-    with crossmodal's rules (EXIF orientation, 16-bit scaling: ``exif`` and
-    ``scale_wide``), then preprocessed by ``rule``. Texts over their budget are
-    cut, or raise :class:`TextTooLong` with ``truncate=False``.
+    with crossmodal's rules (EXIF orientation, 16-bit scaling, a
+    decompression-bomb guard of ``max_pixels``), then preprocessed by ``image``
+    (by default the reference's: :func:`.images.visualized_image`). Texts over
+    their budget are cut, or raise :class:`TextTooLong` with ``truncate=False``.
     """
 
     def __init__(self, graphs: VisualizedGraphs, tokenizer: BgeTokenizer, limits: VisualizedLimits, *,
-                 rule: ImageRule | None = None, exif: bool = True, scale_wide: bool = True) -> None:
+                 image: ImagePreprocess | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.graphs = graphs
         self.tokenizer = tokenizer
         self.limits = limits
-        self.rule = rule or ImageRule(size=limits.image_size)
-        if self.rule.size != limits.image_size:
-            raise ConfigError(f"the image rule's size {self.rule.size} differs from the model's {limits.image_size}")
-        self.exif = exif
-        self.scale_wide = scale_wide
+        self.image = image or visualized_image(limits.image_size)
+        if self.image.output_size != (limits.image_size, limits.image_size):
+            raise ConfigError(f"the image preprocessing gives {self.image.output_size} pixels, the model takes "
+                              f"{limits.image_size}")
+        self.transform = ImageTransform(self.image)
+        self.max_pixels = max_pixels
         self._empty_prompt = tokenizer.ids("")
 
     def _finish(self, vectors: np.ndarray, normalized: bool) -> np.ndarray:
@@ -87,10 +91,10 @@ class VisualizedEncoder:
         decoded = []
         for i, item in enumerate(images):
             try:
-                decoded.append(decode_image(item, exif=self.exif, scale_wide=self.scale_wide))
+                decoded.append(self.transform.load(item, max_pixels=self.max_pixels))
             except InputError as exc:
                 raise exc.at(i) from None
-        return preprocess_batch(decoded, self.rule)
+        return self.transform.batch(decoded)
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.limits.dim), dtype=np.float32)
