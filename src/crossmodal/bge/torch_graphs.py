@@ -55,9 +55,12 @@ def visualized_limits(model: VisualizedBGE) -> VisualizedLimits:
                             dim=cfg.text.hidden_size)
 
 
-def load_visualized_encoder(root: str | Path, **options: Any) -> VisualizedEncoder:
-    """A Visualized-BGE directory (``Visualized_*.pth`` + the BGE model's config and tokenizer) on torch."""
-    model = load_visualized(root)
+def load_visualized_encoder(root: str | Path, *, weights: str | Path | None = None, **options: Any) -> VisualizedEncoder:
+    """A Visualized-BGE directory (``Visualized_*.pth`` + the BGE model's config and tokenizer) on torch.
+
+    ``weights`` names the ``.pth`` when it is not in ``root`` (the hub keeps it in another repo).
+    """
+    model = load_visualized(root, weights)
     return VisualizedEncoder(TorchVisualizedGraphs(model), BgeTokenizer.from_dir(root), visualized_limits(model), **options)
 
 
