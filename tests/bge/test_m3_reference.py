@@ -116,3 +116,20 @@ def test_sparsevec_refuses_ids_beyond_its_dimension(m3) -> None:
     vec = m3.encode(["a photo of a cat"], sparse=True).sparse[0]
     with pytest.raises(ConfigError, match="does not fit"):
         vec.to_sparsevec(int(vec.indices.max()))
+
+
+def test_dense_is_a_raw_automodels_normalized_cls_token_not_its_pooler_output(m3, m3_dir) -> None:
+    """What users of a raw transformers AutoModel get right (CLS) and wrong (pooler_output)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(m3_dir)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(m3_dir))
+    with torch.no_grad():
+        out = model(**tokenizer(M3_TEXTS, padding=True, truncation=True, max_length=M3_MAX_LENGTH,
+                                return_tensors="pt"))
+    cls = torch.nn.functional.normalize(out.last_hidden_state[:, 0], dim=-1).numpy()
+    pooled = torch.nn.functional.normalize(out.pooler_output, dim=-1).numpy()
+    ours = m3.encode(M3_TEXTS, max_tokens=M3_MAX_LENGTH).dense
+    assert np.abs(ours - cls).max() <= ATOL
+    assert np.abs(ours - pooled).max() > 0.1
