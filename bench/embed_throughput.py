@@ -245,10 +245,10 @@ def run_raw(kind: str, paths: list[Path], captions: list[str], dirs: dict[str, P
 
         run(texts[:16])
         return (lambda: [run(texts[i : i + size]) for i in range(0, len(texts), size)]), len(texts), {"batch": size}
-    from crossmodal.models.layout import detect_layout, spec_from_files
+    from crossmodal.families import FAMILIES
     from crossmodal.preprocessing.images import ImageTransform, load_image
 
-    spec = spec_from_files(detect_layout(dirs["onnx"]), "bench")
+    spec = FAMILIES.read_spec(FAMILIES.detect(dirs["onnx"]), "bench")
     transform = ImageTransform(spec.image)
     pixels = np.stack([transform(load_image(p)) for p in paths])
     session = _raw_session(dirs["onnx"] / "onnx" / "vision_model.onnx", threads)

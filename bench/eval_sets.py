@@ -58,7 +58,7 @@ def write_shapes(out: Path, *, per_class: int, size: int, seed: int) -> Path:
 
 
 def write_tiny_model(out: Path) -> Path:
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
     from crossmodal.testing.models import find_clip_bpe
     from crossmodal.testing.train import train_tiny_clip
 

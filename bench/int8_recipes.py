@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import crossmodal  # noqa: E402
-from crossmodal.models.verify import compare_modes  # noqa: E402
+from crossmodal.fidelity import compare_modes  # noqa: E402
 from crossmodal.runtimes import quantize  # noqa: E402
 from crossmodal.runtimes.quantize import RECIPES, Int8Recipe  # noqa: E402
 
@@ -43,7 +43,7 @@ def corpus() -> tuple[list[Path], list[str]]:
 
 
 def tiny_models(work: Path) -> dict[str, Path]:
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
     from crossmodal.testing.models import build_model, find_clip_bpe
 
     bpe = find_clip_bpe(search=[ROOT / ".cache" / "test-assets"])

@@ -69,7 +69,7 @@ def fastembed_layout(onnx_dir: Path, out: Path) -> tuple[Path, Path]:
 
 def make_models(out: Path = DEFAULT_OUT, *, force: bool = False, seed: int = 0) -> dict[str, Path]:
     """Build (or reuse) the benchmark models; returns their directories by role."""
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
     from crossmodal.testing.models import build_model, find_clip_bpe
 
     out = Path(out)

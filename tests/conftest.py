@@ -57,7 +57,7 @@ def _build(tmp_path_factory: pytest.TempPathFactory, family: str, bpe: bytes | N
 
 
 def _export(tmp_path_factory: pytest.TempPathFactory, src: Path) -> Path:
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
 
     out = tmp_path_factory.mktemp(src.name + "-onnx") / "model"
     export_onnx(src, out)

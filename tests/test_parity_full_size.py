@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def base_clip(tmp_path_factory: pytest.TempPathFactory, clip_bpe: bytes) -> tuple[Path, Path]:
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
     from crossmodal.testing.models import build_model
 
     src = build_model(tmp_path_factory.mktemp("b32") / "hf", family="clip", size="base", bpe=clip_bpe)

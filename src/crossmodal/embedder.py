@@ -19,16 +19,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ConfigError, InputError
-from .models.registry import ResolvedModel
-from .models.spec import ModelSpec
+from .errors import ConfigError, InputError, UnsupportedInput
+from .models.files import ResolvedModel
+from .models.spec import Capabilities, ModelSpec
 from .pipeline import ImagePipeline, auto_batch_size, auto_workers
 from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
 from .preprocessing.texts import Tokenizer, Tokens, pad
-from .runtimes.base import Encoder, RuntimeOptions
+from .runtimes.base import Encoder, PairEncoder, RuntimeOptions, SparseVector, TextOutputsEncoder
 from .space import Space, space_fingerprint
 
-__all__ = ["EmbeddingBatch", "Embeddings", "Failure", "Model", "l2_normalize"]
+__all__ = ["EmbeddingBatch", "Embeddings", "Failure", "Model", "TextEmbeddings", "l2_normalize"]
 
 OnError = Literal["raise", "skip"]
 
@@ -73,6 +73,15 @@ class Embeddings:
         return len(self.vectors)
 
 
+@dataclass
+class TextEmbeddings:
+    """:meth:`Model.embed_text_outputs`: per text, the dense row and the other outputs asked for (else None)."""
+
+    dense: np.ndarray  # float32 (n, dim)
+    sparse: list[SparseVector] | None = None
+    multivector: list[np.ndarray] | None = None
+
+
 def _check_on_error(on_error: str) -> None:
     if on_error not in ("raise", "skip"):
         raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -109,7 +118,11 @@ def _windows(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 class Model:
-    """One loaded CLIP-family model. Build it with :func:`crossmodal.load_model`."""
+    """One loaded model. Build it with :func:`crossmodal.load_model`.
+
+    ``capabilities`` (its family's) say which inputs it embeds and which
+    outputs it gives; asking for another raises :class:`UnsupportedInput`.
+    """
 
     def __init__(
         self,
@@ -119,17 +132,19 @@ class Model:
         *,
         runtime: str,
         options: RuntimeOptions,
+        capabilities: Capabilities | None = None,
         batch_size: int | None = None,
         workers: int | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.spec: ModelSpec = resolved.spec
+        self.capabilities = capabilities or Capabilities()
         self.resolved = resolved
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.runtime = runtime
         self.options = options
-        self.transform = ImageTransform(self.spec.image)
+        self.transform = ImageTransform(self.spec.image) if self.spec.image is not None else None
         self.batch_size = batch_size or auto_batch_size(options.device)
         self.workers = workers
         self.max_pixels = max_pixels
@@ -156,6 +171,12 @@ class Model:
     def name(self) -> str:
         return self.spec.name
 
+    def _require(self, modality: str) -> None:
+        if not self.capabilities.accepts(modality):
+            kinds = {"text": "texts", "image": "images", "pair": "image+text pairs"}
+            accepted = ", ".join(kinds[m] for m in self.capabilities.inputs)
+            raise UnsupportedInput(f"model {self.name!r} does not embed {kinds[modality]}; it embeds {accepted}")
+
     # -- texts -----------------------------------------------------------------
 
     def iter_texts(
@@ -173,6 +194,7 @@ class Model:
         is padded no further than it must be (CLIP), and put back in order.
         """
         _check_on_error(on_error)
+        self._require("text")
         if isinstance(texts, str):
             raise InputError("texts must be a list of strings, not one string; wrap it: [text]", input=texts[:60])
         size = batch_size or max(self.batch_size, 64)
@@ -212,6 +234,8 @@ class Model:
     # -- images ----------------------------------------------------------------
 
     def _pipeline(self, workers: int | None, batch_size: int, processes: bool = False) -> ImagePipeline:
+        if self.spec.image is None:
+            raise UnsupportedInput(f"model {self.name!r} has no image tower")
         if workers is None:
             workers = self.workers if self.workers is not None else auto_workers(device=self.options.device)
         return ImagePipeline(
@@ -244,6 +268,7 @@ class Model:
         ``if __name__ == "__main__":`` guard.
         """
         _check_on_error(on_error)
+        self._require("image")
         _check_many_images(images)
         size = batch_size or self.batch_size
         with self._pipeline(workers, size, processes) as pipeline:
@@ -272,6 +297,8 @@ class Model:
 
     def preprocess_image(self, image: ImageInput) -> np.ndarray:
         """The float32 (3, H, W) tensor the vision tower receives for ``image``."""
+        self._require("image")
+        assert self.transform is not None
         return self.transform(self.transform.load(image, max_pixels=self.max_pixels))
 
     # -- pairs -----------------------------------------------------------------
@@ -293,8 +320,16 @@ class Model:
         For CLIP-family spaces the pair vector is
         ``normalize(w * normalize(image) + (1 - w) * normalize(text))`` with
         ``w = image_weight`` (default: the spec's fusion weight, 0.5). A pair
-        fails when either half does.
+        fails when either half does. A family with its own fused graph
+        (fusion kind ``graph``) computes the pair vector itself.
         """
+        self._require("pair")
+        if self.spec.fusion.kind == "graph":
+            if image_weight is not None:
+                raise ConfigError(f"image_weight does not apply to {self.name!r}: its own graph fuses each pair")
+            yield from self._fused_pairs(images, texts, normalize=normalize, truncate=truncate,
+                                         batch_size=batch_size, on_error=on_error, workers=workers)
+            return
         weight = self.spec.fusion.image_weight if image_weight is None else float(image_weight)
         if not 0.0 <= weight <= 1.0:
             raise ConfigError(f"image_weight must be in [0, 1], got {weight}")
@@ -342,6 +377,71 @@ class Model:
             batch_size=batch_size, on_error=on_error, workers=workers,
         )
         return _collect(batches, self.dim, on_error)
+
+    def _fused_pairs(self, images: Iterable[ImageInput], texts: Iterable[str], *, normalize: bool, truncate: bool,
+                     batch_size: int | None, on_error: OnError, workers: int | None) -> Iterator[EmbeddingBatch]:
+        """Pairs through the family's fused graph: pixels and tokens of the same pairs in one call."""
+        if isinstance(texts, str):
+            raise InputError("texts must be a list of strings, not one string", input=texts[:60])
+        encoder: PairEncoder = self.encoder  # type: ignore[assignment]  # fusion "graph" promises encode_pairs
+        size = batch_size or self.batch_size
+        sentinel = object()
+        offset = 0
+        for window in _windows(itertools.zip_longest(images, texts, fillvalue=sentinel), size * 4):
+            if any(img is sentinel or txt is sentinel for img, txt in window):
+                raise InputError("embed_pairs needs as many texts as images")
+            pixels: dict[int, np.ndarray] = {}
+            bad: dict[int, tuple[str, InputError]] = {}
+            with self._pipeline(workers, size) as pipeline:
+                for batch in pipeline.batches([p[0] for p in window]):
+                    pixels.update((i, batch.pixels[row]) for row, i in enumerate(batch.indices))
+                    for i, name, error in batch.failures:
+                        bad.setdefault(i, (name, error))
+            tokens = self.tokenizer.tokenize([p[1] for p in window], truncate=truncate)
+            for i, tok in enumerate(tokens):
+                if isinstance(tok, InputError):
+                    bad.setdefault(i, (describe_text(window[i][1]), tok))
+            failures = [self._fail(offset + i, name, error, on_error) for i, (name, error) in sorted(bad.items())]
+            good = [i for i in range(len(window)) if i not in bad]
+            rows = np.empty((len(good), self.dim), dtype=np.float32)
+            for start in range(0, len(good), size):
+                chunk = good[start : start + size]
+                inputs = pad(self.tokenizer, [tokens[i] for i in chunk])  # type: ignore[misc]
+                rows[start : start + len(chunk)] = encoder.encode_pairs(np.stack([pixels[i] for i in chunk]), inputs)
+            yield EmbeddingBatch(l2_normalize(rows) if normalize else rows, np.asarray(good, dtype=np.int64) + offset,
+                                 failures)
+            offset += len(window)
+
+    # -- outputs beyond one dense row ------------------------------------------------
+
+    def embed_text_outputs(self, texts: Sequence[str], *, outputs: Sequence[str] = ("dense",), normalize: bool = True,
+                           truncate: bool = True, batch_size: int | None = None) -> TextEmbeddings:
+        """Texts -> the dense rows plus the ``outputs`` asked for (``sparse``, ``multivector``), in input order.
+
+        ``normalize`` applies to the dense rows; sparse weights and token
+        vectors are returned as the family computes them. A text that cannot
+        be embedded raises (naming it).
+        """
+        self._require("text")
+        missing = [o for o in outputs if not self.capabilities.gives(o)]
+        if missing:
+            raise UnsupportedInput(f"model {self.name!r} gives no {', '.join(missing)} output; it gives "
+                                   f"{', '.join(self.capabilities.outputs)}")
+        wanted = {"dense", *outputs}
+        if wanted == {"dense"}:
+            return TextEmbeddings(self.embed_texts(texts, normalize=normalize, truncate=truncate, batch_size=batch_size))
+        encoder: TextOutputsEncoder = self.encoder  # type: ignore[assignment]  # promised by the capabilities
+        size = batch_size or max(self.batch_size, 64)
+        tokens = self.tokenizer.tokenize(list(texts), truncate=truncate)
+        self._failures(list(texts), tokens, 0, "raise")
+        dense, sparse, multi = [np.zeros((0, self.dim), dtype=np.float32)], [], []
+        for start in range(0, len(tokens), size):
+            out = encoder.encode_text_outputs(pad(self.tokenizer, tokens[start : start + size]), wanted)  # type: ignore[arg-type]
+            dense.append(l2_normalize(out.dense) if normalize else out.dense)
+            sparse += out.sparse or []
+            multi += out.multivector or []
+        return TextEmbeddings(np.concatenate(dense), sparse if "sparse" in wanted else None,
+                              multi if "multivector" in wanted else None)
 
     # -- helpers -----------------------------------------------------------------
 

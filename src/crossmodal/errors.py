@@ -10,6 +10,7 @@ exactly one place (``cli/errors.py`` and ``server/errors.py``).
 
     CrossmodalError                      (code)
     ├── ConfigError                      bad option or setting            "config"
+    │   └── UnsupportedInput             a modality or output the model lacks "unsupported_input"
     ├── ModelError
     │   ├── ModelNotFound                unknown name, missing directory  "model_not_found"
     │   ├── ModelLoadError               files missing / unreadable       "model_load"
@@ -71,6 +72,7 @@ __all__ = [
     "StoreUnavailable",
     "TextTooLong",
     "Unauthorized",
+    "UnsupportedInput",
 ]
 
 
@@ -84,6 +86,12 @@ class ConfigError(CrossmodalError, ValueError):
     """An option, setting or argument is invalid."""
 
     code = "config"
+
+
+class UnsupportedInput(ConfigError):
+    """The model has no tower for this kind of input or output (images for a text-only model)."""
+
+    code = "unsupported_input"
 
 
 class ModelError(CrossmodalError):

@@ -1,62 +1,110 @@
-"""load_model: a name or path -> a ready :class:`~crossmodal.embedder.Model`."""
+"""load_model: a name or path -> a ready :class:`~crossmodal.embedder.Model`.
+
+Load options travel as one frozen :class:`LoadOptions`, built once where the
+user's choices arrive (the CLI and the server build it from their settings)
+and passed down whole; ``load_model``'s keyword arguments build one for
+callers who prefer them.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from .embedder import Model
-from .models.registry import resolve
+from .errors import ConfigError, ModelLoadError
+from .families import FAMILIES, FamilyRegistry
+from .models.registry import RUNTIMES, resolve
 from .preprocessing.images import DEFAULT_MAX_PIXELS
-from .preprocessing.texts import load_tokenizer
-from .runtimes import load_encoder
-from .runtimes.base import Mode, RuntimeOptions
-from .settings import default_cache_dir
+from .runtimes.base import MODES, Mode, RuntimeOptions
 
-__all__ = ["load_model"]
+__all__ = ["LoadOptions", "load_model"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load and run a model.
+
+    ``runtime``: ``onnx`` (default; no torch) or ``torch``. ``mode``: ``exact``
+    (fp32, equal to the reference within 1e-5) or ``fast`` (int8 weights on
+    CPU, bf16 on GPU). ``cache_dir`` holds derived files (ONNX exports, int8
+    graphs; default ``~/.cache/crossmodal``); ``hub_cache`` holds hub
+    downloads (default: the Hugging Face cache, shared with other tools).
+    ``offline=True`` never touches the network;
+    ``hub_endpoint`` names a hub mirror. ``threads``, ``device``,
+    ``batch_size``, ``workers`` and ``max_pixels``: see :class:`Model`.
+    """
+
+    runtime: str = "onnx"
+    mode: Mode = "exact"
+    device: str | None = None
+    threads: int | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    cache_dir: Path | None = None
+    hub_cache: Path | None = None
+    offline: bool = False
+    hub_endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ModelLoadError(f"unknown runtime {self.runtime!r}; expected one of {', '.join(RUNTIMES)}")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be 'exact' or 'fast', got {self.mode!r}")
+        for name in ("cache_dir", "hub_cache"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value).expanduser())
+
+    def with_(self, **changes: Any) -> LoadOptions:
+        return replace(self, **changes)
+
+    def runtime_options(self) -> RuntimeOptions:
+        return RuntimeOptions(mode=self.mode, threads=self.threads, device=self.device, cache_dir=self.cache_dir)
+
+
+_FIELDS = {f.name for f in fields(LoadOptions)}
 
 
 def load_model(
     name: str | os.PathLike[str],
     *,
-    runtime: str = "onnx",
-    mode: Mode = "exact",
-    device: str | None = None,
-    threads: int | None = None,
-    batch_size: int | None = None,
-    workers: int | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    cache_dir: str | os.PathLike[str] | None = None,
-    hub_cache: str | os.PathLike[str] | None = None,
-    offline: bool = False,
-    hub_endpoint: str | None = None,
+    options: LoadOptions | None = None,
+    families: FamilyRegistry = FAMILIES,
+    **overrides: Any,
 ) -> Model:
     """Load a model for embedding.
 
     ``name`` is a catalog name (``openai/clip-vit-base-patch32``), ``hf-hub:ORG/NAME``,
-    ``local-dir:PATH`` or a directory path. ``runtime`` is ``onnx`` (default; no
-    torch) or ``torch``. ``mode`` is ``exact`` (fp32, equal to the reference
-    within 1e-5) or ``fast`` (int8 weights on CPU, bf16 on GPU). Hub files are
-    cached in ``cache_dir`` (default: the Hugging Face cache) and load offline
-    once cached; ``offline=True`` never touches the network. ``cache_dir``
-    holds derived files (ONNX exports, int8 graphs; default
-    ``~/.cache/crossmodal``) and, unless ``hub_cache`` says otherwise, hub
-    downloads under ``hub/``; with neither given, downloads share the Hugging
-    Face cache. ``hub_endpoint`` names a hub mirror.
+    ``local-dir:PATH`` or a directory path. ``options`` is a :class:`LoadOptions`;
+    keyword arguments (``runtime="torch"``, ``mode="fast"``, ``cache_dir=...``, any
+    :class:`LoadOptions` field) override its fields; a ``cache_dir`` given this way
+    without a ``hub_cache`` also holds the hub downloads, under ``hub/``.
+    ``families`` recognizes and loads the model (default: the built-in families).
     """
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else None
-    hub = Path(hub_cache).expanduser() if hub_cache is not None else (cache / "hub" if cache is not None else None)
-    resolved = resolve(os.fspath(name), runtime=runtime, cache_dir=hub, offline=offline, endpoint=hub_endpoint)
-    options = RuntimeOptions(mode=mode, threads=threads, device=device, cache_dir=cache or default_cache_dir())
-    encoder = load_encoder(runtime, resolved, options)
-    tokenizer = load_tokenizer(resolved.files.root, resolved.spec.text)
+    unknown = sorted(set(overrides) - _FIELDS)
+    if unknown:
+        raise TypeError(f"load_model() got unexpected keyword argument(s): {', '.join(unknown)}")
+    if overrides.get("cache_dir") is not None and overrides.get("hub_cache") is None:
+        overrides["hub_cache"] = Path(overrides["cache_dir"]).expanduser() / "hub"
+    opts = (options or LoadOptions()).with_(**overrides)
+    resolved = resolve(os.fspath(name), families=families, runtime=opts.runtime, cache_dir=opts.hub_cache,
+                       offline=opts.offline, endpoint=opts.hub_endpoint)
+    family = families.get(resolved.spec.family)
+    runtime_options = opts.runtime_options()
+    encoder = family.load_encoder(resolved, opts.runtime, runtime_options)
+    tokenizer = family.load_tokenizer(resolved)
     return Model(
         resolved,
         encoder,
         tokenizer,
-        runtime=runtime,
-        options=options,
-        batch_size=batch_size,
-        workers=workers,
-        max_pixels=max_pixels,
+        runtime=opts.runtime,
+        options=runtime_options,
+        capabilities=family.capabilities,
+        batch_size=opts.batch_size,
+        workers=opts.workers,
+        max_pixels=opts.max_pixels,
     )

@@ -25,8 +25,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .models.catalog import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from .loader import LoadOptions
 
 __all__ = ["Settings", "default_cache_dir", "default_store_path"]
 
@@ -63,6 +67,29 @@ class Settings:
     hub_cache: Path | None = None
     offline: bool = False
     hub_endpoint: str | None = None
+    #: crossmodal's cache as the environment names it (CROSSMODAL_CACHE, else $XDG_CACHE_HOME/crossmodal)
+    derived_cache: Path | None = None
+
+    @property
+    def hub_dir(self) -> Path | None:
+        """Where hub downloads go: CROSSMODAL_HUB_CACHE, else $CROSSMODAL_CACHE/hub, else the Hugging Face cache."""
+        if self.hub_cache is not None:
+            return self.hub_cache
+        return self.cache_dir / "hub" if self.cache_dir is not None else None
+
+    def load_options(self, **overrides: Any) -> LoadOptions:
+        """The :class:`~crossmodal.loader.LoadOptions` these settings name; ``overrides`` replace fields."""
+        from .loader import LoadOptions
+
+        base = LoadOptions(
+            runtime=self.runtime,
+            mode=self.mode,  # type: ignore[arg-type]
+            cache_dir=self.cache_dir or self.derived_cache,
+            hub_cache=self.hub_dir,
+            offline=self.offline,
+            hub_endpoint=self.hub_endpoint,
+        )
+        return base.with_(**overrides)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -77,4 +104,5 @@ class Settings:
             hub_cache=Path(hub).expanduser() if hub else None,
             offline=_flag(env.get("CROSSMODAL_OFFLINE")) or _flag(env.get("HF_HUB_OFFLINE")),
             hub_endpoint=env.get("CROSSMODAL_HUB_ENDPOINT") or None,
+            derived_cache=default_cache_dir(env),
         )

@@ -17,6 +17,7 @@ import pytest
 
 import crossmodal
 from crossmodal.errors import ModelLoadError, ModelNotFound, ModelUnavailableOffline
+from crossmodal.families import FAMILIES
 from crossmodal.models.catalog import CATALOG
 from crossmodal.models.registry import find_entry, looks_like_path, resolve
 
@@ -28,7 +29,7 @@ TEXTS = ["a dog", "a red circle", "一条龙"]
 @pytest.fixture(scope="module")
 def base_dim_clip(tmp_path_factory: pytest.TempPathFactory, clip_bpe: bytes) -> tuple[Path, Path]:
     """A tiny CLIP with the catalog's dim (512), in the transformers layout and exported to ONNX."""
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
     from crossmodal.testing.models import build_model
 
     src = build_model(tmp_path_factory.mktemp("clip512") / "hf", family="clip", bpe=clip_bpe, projection_dim=512)
@@ -141,8 +142,8 @@ def test_hf_hub_names_outside_the_catalog(tiny_clip_onnx_dir: Path, tmp_path: Pa
 
 def test_local_directories_load_in_both_layouts(tiny_clip_dir: Path, tiny_clip_onnx_dir: Path, model_cache: Path) -> None:
     for name in (tiny_clip_onnx_dir, str(tiny_clip_onnx_dir), f"local-dir:{tiny_clip_onnx_dir}"):
-        assert resolve(str(name)).files.layout == "onnx"
-    assert resolve(str(tiny_clip_dir), runtime="torch").files.layout == "transformers"
+        assert resolve(str(name), families=FAMILIES).files.layout == "onnx"
+    assert resolve(str(tiny_clip_dir), families=FAMILIES, runtime="torch").files.layout == "transformers"
     # A transformers-layout directory also loads on the ONNX runtime: exported once (verified), then cached.
     model = crossmodal.load_model(tiny_clip_dir, cache_dir=model_cache)
     assert model.space == crossmodal.load_model(tiny_clip_onnx_dir).space
@@ -152,25 +153,25 @@ def test_local_directories_load_in_both_layouts(tiny_clip_dir: Path, tiny_clip_o
 
 def test_unknown_names_and_bad_directories(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match="Did you mean 'openai/clip-vit-large-patch14'"):
-        resolve("openai/clip-vit-large-patch41")
+        resolve("openai/clip-vit-large-patch41", families=FAMILIES)
     with pytest.raises(ModelNotFound, match="use 'hf-hub:acme/model'"):
-        resolve("acme/model")
+        resolve("acme/model", families=FAMILIES)
     with pytest.raises(ModelNotFound, match="does not exist"):
-        resolve(f"local-dir:{tmp_path / 'nope'}")
+        resolve(f"local-dir:{tmp_path / 'nope'}", families=FAMILIES)
     # A name written as a path is a directory that does not exist, never a hub repo to try.
     for name in ("./models/mine", "../mine", "~/no-such-model", str(tmp_path / "nope"), "a/b/c", "mine/", ".\\mine"):
         with pytest.raises(ModelNotFound, match=f"model directory {re.escape(repr(name))} does not exist") as info:
-            resolve(name)
+            resolve(name, families=FAMILIES)
         assert "hf-hub:" not in str(info.value)
     (tmp_path / "model.onnx").write_bytes(b"")
     with pytest.raises(ModelNotFound, match="is a file, not a model directory"):
-        resolve(str(tmp_path / "model.onnx"))
+        resolve(str(tmp_path / "model.onnx"), families=FAMILIES)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("hi")
     with pytest.raises(ModelLoadError, match="neither a transformers model directory.*notes.txt"):
-        resolve(str(tmp_path / "empty"))
+        resolve(str(tmp_path / "empty"), families=FAMILIES)
     with pytest.raises(ModelLoadError, match="unknown runtime 'tensorrt'"):
-        resolve(str(tmp_path / "empty"), runtime="tensorrt")
+        resolve(str(tmp_path / "empty"), families=FAMILIES, runtime="tensorrt")
 
 
 def test_which_names_look_like_paths() -> None:

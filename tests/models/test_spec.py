@@ -43,7 +43,17 @@ def test_invalid_specs_are_refused() -> None:
     with pytest.raises(ConfigError, match="image_weight"):
         Fusion(image_weight=1.5)
     with pytest.raises(ConfigError, match="family"):
-        CATALOG["openai/clip-vit-base-patch32"].spec.with_(family="blip")
+        CATALOG["openai/clip-vit-base-patch32"].spec.with_(family="")
+
+
+def test_a_family_name_is_checked_against_the_registry() -> None:
+    """A spec names its family as data; the family registry refuses a name it does not hold, listing its own."""
+    from crossmodal.errors import ModelLoadError
+    from crossmodal.families import FAMILIES
+
+    with pytest.raises(ModelLoadError, match="unknown model family 'blip'; expected one of clip, siglip, chinese_clip"):
+        FAMILIES.get(CATALOG["openai/clip-vit-base-patch32"].spec.with_(family="blip").family)
+    assert {entry.spec.family for entry in CATALOG.values()} <= set(FAMILIES.names())
 
 
 def test_preprocessing_digest_changes_with_anything_that_changes_a_vector() -> None:

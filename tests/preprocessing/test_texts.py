@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from crossmodal.errors import EmptyText, InputError, TextTooLong
-from crossmodal.models.layout import detect_layout, spec_from_files
+from crossmodal.families import FAMILIES
 from crossmodal.preprocessing.texts import FastTokenizer, SentencePieceTokenizer, encode, load_tokenizer, over_context
 
 transformers = pytest.importorskip("transformers")
@@ -39,7 +39,7 @@ def _reference_ids(root: Path, family: str, texts: list[str], context: int) -> n
 @pytest.mark.parametrize("fixture", ["tiny_clip_dir", "tiny_chinese_clip_dir", "tiny_siglip_dir"])
 def test_token_ids_equal_the_reference_tokenizer(fixture: str, request: pytest.FixtureRequest) -> None:
     root: Path = request.getfixturevalue(fixture)
-    spec = spec_from_files(detect_layout(root), "tiny")
+    spec = FAMILIES.read_spec(FAMILIES.detect(root), "tiny")
     tokenizer = load_tokenizer(root, spec.text)
     ours = encode(tokenizer, TEXTS)["input_ids"]
     ref = _reference_ids(root, spec.family, TEXTS, spec.text.context_length)
@@ -50,7 +50,7 @@ def test_token_ids_equal_the_reference_tokenizer(fixture: str, request: pytest.F
 def test_exported_tokenizer_files_give_the_same_ids(fixture: str, request: pytest.FixtureRequest) -> None:
     root: Path = request.getfixturevalue(fixture)
     source: Path = request.getfixturevalue(fixture.replace("_onnx", ""))
-    spec = spec_from_files(detect_layout(root), "tiny")
+    spec = FAMILIES.read_spec(FAMILIES.detect(root), "tiny")
     np.testing.assert_array_equal(
         encode(load_tokenizer(root, spec.text), TEXTS)["input_ids"],
         encode(load_tokenizer(source, spec.text), TEXTS)["input_ids"],
@@ -58,18 +58,18 @@ def test_exported_tokenizer_files_give_the_same_ids(fixture: str, request: pytes
 
 
 def test_backends_match_the_family(tiny_clip_dir: Path, tiny_siglip_dir: Path) -> None:
-    clip = spec_from_files(detect_layout(tiny_clip_dir), "c")
-    siglip = spec_from_files(detect_layout(tiny_siglip_dir), "s")
+    clip = FAMILIES.read_spec(FAMILIES.detect(tiny_clip_dir), "c")
+    siglip = FAMILIES.read_spec(FAMILIES.detect(tiny_siglip_dir), "s")
     assert isinstance(load_tokenizer(tiny_clip_dir, clip.text), FastTokenizer)
     assert isinstance(load_tokenizer(tiny_siglip_dir, siglip.text), SentencePieceTokenizer)
 
 
 def test_clip_pads_to_the_longest_and_siglip_to_max_length(tiny_clip_dir: Path, tiny_siglip_dir: Path) -> None:
-    clip = spec_from_files(detect_layout(tiny_clip_dir), "c")
+    clip = FAMILIES.read_spec(FAMILIES.detect(tiny_clip_dir), "c")
     ids = encode(load_tokenizer(tiny_clip_dir, clip.text), ["a dog", "a photo of a cat"])
     assert ids["input_ids"].shape == (2, 7)  # <start> a photo of a cat <end>
     assert ids["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0, 0], [1] * 7]
-    siglip = spec_from_files(detect_layout(tiny_siglip_dir), "s")
+    siglip = FAMILIES.read_spec(FAMILIES.detect(tiny_siglip_dir), "s")
     assert siglip.text.padding == "max_length" and siglip.text.inputs == ("input_ids",)
     ids = encode(load_tokenizer(tiny_siglip_dir, siglip.text), ["a dog", "a photo of a cat"])
     assert set(ids) == {"input_ids"}  # SigLIP was trained without an attention mask
@@ -77,7 +77,7 @@ def test_clip_pads_to_the_longest_and_siglip_to_max_length(tiny_clip_dir: Path, 
 
 
 def test_over_long_text_is_truncated_by_default_and_refused_on_request(tiny_clip_dir: Path) -> None:
-    spec = spec_from_files(detect_layout(tiny_clip_dir), "c")
+    spec = FAMILIES.read_spec(FAMILIES.detect(tiny_clip_dir), "c")
     tok = load_tokenizer(tiny_clip_dir, spec.text)
     ids = encode(tok, [LONG])["input_ids"]
     assert ids.shape == (1, 77)
@@ -90,7 +90,7 @@ def test_over_long_text_is_truncated_by_default_and_refused_on_request(tiny_clip
 @pytest.mark.parametrize("fixture", ["tiny_clip_dir", "tiny_siglip_dir", "tiny_chinese_clip_dir"])
 def test_every_tokenizer_says_which_texts_it_cut(fixture: str, request: pytest.FixtureRequest) -> None:
     root = request.getfixturevalue(fixture)
-    spec = spec_from_files(detect_layout(root), "m")
+    spec = FAMILIES.read_spec(FAMILIES.detect(root), "m")
     tok = load_tokenizer(root, spec.text)
     context = spec.text.context_length
     tokens = tok.tokenize(["a dog", LONG, ""])
@@ -102,7 +102,7 @@ def test_every_tokenizer_says_which_texts_it_cut(fixture: str, request: pytest.F
 
 
 def test_empty_and_non_string_texts_are_refused_by_position(tiny_clip_dir: Path) -> None:
-    spec = spec_from_files(detect_layout(tiny_clip_dir), "c")
+    spec = FAMILIES.read_spec(FAMILIES.detect(tiny_clip_dir), "c")
     tok = load_tokenizer(tiny_clip_dir, spec.text)
     with pytest.raises(EmptyText, match="input #2: empty text '  '"):
         encode(tok, ["a", "b", "  "])

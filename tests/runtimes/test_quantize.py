@@ -9,7 +9,7 @@ import pytest
 
 import crossmodal
 from crossmodal.errors import SpaceMismatch
-from crossmodal.models.verify import MIN_COSINE, MIN_OVERLAP, compare_modes
+from crossmodal.fidelity import MIN_COSINE, MIN_OVERLAP, compare_modes
 from crossmodal.runtimes import quantize
 
 from ..conftest import IMAGES, shared_images
@@ -94,7 +94,7 @@ def test_the_cache_keeps_each_recipe_apart(tiny_clip_onnx_dir: Path, tmp_path: P
 
 @pytest.mark.slow
 def test_fast_mode_stays_within_the_bounds_on_the_full_size_architecture(tmp_path: Path, clip_bpe: bytes) -> None:
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
     from crossmodal.testing.models import build_model
 
     src = build_model(tmp_path / "vit-b-32", family="clip", size="base", seed=0, bpe=clip_bpe)

@@ -45,7 +45,7 @@ def measure(out: Path, seed: int, threads: int) -> dict:
     import numpy as np
 
     import crossmodal
-    from crossmodal.models.export import export_onnx
+    from crossmodal.families import export_onnx
     from crossmodal.testing.demo import demo_pictures
     from crossmodal.testing.models import find_clip_bpe
     from crossmodal.testing.shapes import COLORS, SHAPES, caption, render

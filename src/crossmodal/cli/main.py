@@ -7,6 +7,7 @@ import click
 from .. import __version__
 from ..settings import Settings
 from .errors import CrossmodalGroup
+from .options import CliContext
 
 __all__ = ["cli", "main"]
 
@@ -16,7 +17,7 @@ __all__ = ["cli", "main"]
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Text, images and image+text pairs in one vector space: embed, index, search."""
-    if not isinstance(ctx.obj, Settings):
+    if not isinstance(ctx.obj, (Settings, CliContext)):
         ctx.obj = Settings.from_env()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .options import hub_cache, settings
+from .options import families, hub_cache, settings
 
 __all__ = ["models"]
 
@@ -105,7 +105,7 @@ def info(ctx: click.Context, name: str, runtime: str) -> None:
         out = {**entry.spec.describe(), "weights": entry.weights, "aliases": list(entry.aliases), "origin": "catalog"}
     else:
         s = settings(ctx)
-        resolved = resolve(name, runtime=runtime, cache_dir=hub_cache(s), offline=True)
+        resolved = resolve(name, families=families(ctx), runtime=runtime, cache_dir=hub_cache(s), offline=True)
         out = {**resolved.spec.describe(), "weights": resolved.weights, "origin": resolved.origin,
                "layout": resolved.files.layout, "path": str(resolved.files.root)}
     click.echo(json.dumps(out, indent=2, ensure_ascii=False))
@@ -127,12 +127,13 @@ def download(ctx: click.Context, name: str, runtime: str, mode: str) -> None:
     if runtime == "all" and entry is None:
         runtimes = ["onnx", "torch"]
     for rt in runtimes:
-        resolved = resolve(name, runtime=rt, cache_dir=hub, offline=s.offline, endpoint=s.hub_endpoint)
+        resolved = resolve(name, families=families(ctx), runtime=rt, cache_dir=hub, offline=s.offline,
+                           endpoint=s.hub_endpoint)
         click.echo(f"{rt}: {resolved.files.root}")
         if mode == "fast" and rt == "onnx":
             from ..loader import load_model
 
-            load_model(name, runtime="onnx", mode="fast", cache_dir=s.cache_dir, hub_cache=hub, offline=True)
+            load_model(name, options=s.load_options(runtime="onnx", mode="fast", offline=True), families=families(ctx))
             click.echo("onnx: int8 graphs ready")
 
 
@@ -148,14 +149,15 @@ def export(ctx: click.Context, src: str, out: Path, atol: float, overwrite: bool
     The export is run against its source on the same inputs and only written
     when both towers agree within --atol.
     """
-    from ..models.export import export_onnx
+    from ..families import export_onnx
     from ..models.registry import resolve
 
     path = Path(src).expanduser()
     if not path.is_dir():
         s = settings(ctx)
-        path = resolve(src, runtime="torch", cache_dir=hub_cache(s), offline=s.offline, endpoint=s.hub_endpoint).files.root
-    report = export_onnx(path, out, atol=atol, overwrite=overwrite)
+        path = resolve(src, families=families(ctx), runtime="torch", cache_dir=hub_cache(s), offline=s.offline,
+                       endpoint=s.hub_endpoint).files.root
+    report = export_onnx(path, out, atol=atol, overwrite=overwrite, families=families(ctx))
     click.echo(
         f"exported {src} -> {report.out_dir}\n"
         f"checked against the source: max |diff| image {report.max_abs_diff_image:.2e}, "
@@ -181,15 +183,15 @@ def verify(ctx: click.Context, name: str, mode: str, runtime: str, images_path: 
 
     Exits with status 1 when a bound is not met.
     """
-    from ..models.verify import images_in, verify_model
+    from ..fidelity import images_in, verify_model
 
     s = settings(ctx)
     images = images_in(images_path) if images_path is not None else None
     texts = None
     if texts_path is not None:
         texts = [line.strip() for line in texts_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    report = verify_model(name, mode=mode, images=images, texts=texts, k=k, runtime=runtime, threads=threads,
-                          cache_dir=s.cache_dir, offline=s.offline)
+    report = verify_model(name, mode=mode, images=images, texts=texts, k=k,
+                          options=s.load_options(runtime=runtime, threads=threads), families=families(ctx))
     if as_json:
         click.echo(json.dumps(report.to_dict()))
     else:

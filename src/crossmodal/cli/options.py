@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
+from ..families import FAMILIES, FamilyRegistry
 from ..models.catalog import DEFAULT_MODEL
 from ..settings import Settings
 
-__all__ = ["hub_cache", "load_model_from_options", "model_options", "settings"]
+__all__ = ["CliContext", "families", "hub_cache", "load_model_from_options", "model_options", "settings"]
+
+
+@dataclass(frozen=True)
+class CliContext:
+    """What a program embedding the CLI may hand it as ``obj``: settings and the model families it knows."""
+
+    settings: Settings
+    families: FamilyRegistry = FAMILIES
 
 
 def settings(ctx: click.Context) -> Settings:
     obj = ctx.find_root().obj
+    if isinstance(obj, CliContext):
+        return obj.settings
     if not isinstance(obj, Settings):
         obj = ctx.find_root().obj = Settings.from_env()
     return obj
 
 
-def hub_cache(s: Settings):
+def families(ctx: click.Context) -> FamilyRegistry:
+    """The model families commands recognize and load (the built-in ones unless the caller passed others)."""
+    obj = ctx.find_root().obj
+    return obj.families if isinstance(obj, CliContext) else FAMILIES
+
+
+def hub_cache(s: Settings) -> Any:
     """Where hub downloads live for these settings (None: the Hugging Face cache)."""
-    if s.hub_cache is not None:
-        return s.hub_cache
-    return s.cache_dir / "hub" if s.cache_dir is not None else None
+    return s.hub_dir
 
 
 def model_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,17 +70,14 @@ def load_model_from_options(ctx: click.Context, *, named_by: str | None = None, 
     s = settings(ctx)
     name = opts.get("model") or s.model
     try:
-        return load_model(
-            name,
+        options = s.load_options(
             runtime=opts.get("runtime") or s.runtime,
-            mode=opts.get("mode") or s.mode,  # type: ignore[arg-type]
+            mode=opts.get("mode") or s.mode,
             device=opts.get("device"),
             threads=opts.get("threads"),
-            cache_dir=s.cache_dir,
-            hub_cache=s.hub_cache,
             offline=bool(opts.get("offline")) or s.offline,
-            hub_endpoint=s.hub_endpoint,
         )
+        return load_model(name, options=options, families=families(ctx))
     except ModelUnavailableOffline as exc:
         asked = _asked(name, typed=bool(opts.get("model")) and named_by is None, named_by=named_by)
         raise ModelUnavailableOffline(_ways_out(asked, name, exc.reason), model=name, reason=exc.reason) from exc

@@ -20,29 +20,31 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from ..errors import ModelLoadError, ModelNotFound, ModelUnavailableOffline
 from .catalog import CATALOG, CatalogEntry
+from .files import MANIFEST, ModelFiles, ResolvedModel, read_json, weight_paths, weights_digest
 from .hub import allow_patterns, fetch_repo, unavailable_message
-from .layout import MANIFEST, ModelFiles, detect_layout, read_json, spec_from_files, weight_paths, weights_digest
 from .spec import ModelSpec, Source
 
-__all__ = ["ResolvedModel", "find_entry", "list_models", "looks_like_path", "resolve"]
+__all__ = ["RUNTIMES", "SpecReader", "find_entry", "list_models", "looks_like_path", "resolve"]
 
 RUNTIMES = ("onnx", "torch")
 
 
-@dataclass(frozen=True)
-class ResolvedModel:
-    """A spec plus the files that realise it, ready for a runtime."""
+class SpecReader(Protocol):
+    """What resolution asks of the model families (:class:`crossmodal.families.FamilyRegistry` is one)."""
 
-    spec: ModelSpec
-    files: ModelFiles
-    #: identity of the trained weights, shared by every packaging of them
-    weights: str
-    origin: str  # "catalog", "hub" or "local"
+    def detect(self, root: Path) -> ModelFiles:
+        """The files of the model directory ``root``, in the layout of the family that recognizes it."""
+        ...
+
+    def read_spec(self, files: ModelFiles, name: str) -> ModelSpec:
+        """The spec ``files`` describe, read from their own config files."""
+        ...
 
 
 def list_models() -> list[ModelSpec]:
@@ -87,18 +89,18 @@ def _not_found(name: str) -> ModelNotFound:
     )
 
 
-def _local(path: Path, runtime: str) -> ResolvedModel:
-    files = detect_layout(path)
+def _local(path: Path, families: SpecReader) -> ResolvedModel:
+    files = families.detect(path)
     manifest = read_json(path / MANIFEST) if (path / MANIFEST).is_file() else {}
     name = str(manifest.get("name") or path)
-    spec = spec_from_files(files, name)
+    spec = families.read_spec(files, name)
     weights = str(manifest.get("weights") or f"sha256:{weights_digest(weight_paths(files))}")
     return ResolvedModel(spec=spec, files=files, weights=weights, origin="local")
 
 
-def _hub_files(root: Path, source: Source, vision_root: Path | None) -> ModelFiles:
+def _hub_files(root: Path, source: Source, vision_root: Path | None, families: SpecReader) -> ModelFiles:
     if source.layout == "transformers":
-        files = detect_layout(root)
+        files = families.detect(root)
         if files.layout != "transformers":
             raise ModelLoadError(f"{source.repo} was expected in the transformers layout")
         return files
@@ -115,17 +117,19 @@ def _hub_files(root: Path, source: Source, vision_root: Path | None) -> ModelFil
     )
 
 
-def _fetch(asked: str, source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None) -> ModelFiles:
+def _fetch(asked: str, source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None,
+           families: SpecReader) -> ModelFiles:
     """The files of ``source``; a model that cannot be fetched is named as it was ``asked`` for, not by its repos."""
     try:
-        return _fetch_repos(source, cache_dir, offline, endpoint)
+        return _fetch_repos(source, cache_dir, offline, endpoint, families)
     except ModelUnavailableOffline as exc:
         reason = exc.reason or "cannot be fetched"
         raise ModelUnavailableOffline(unavailable_message(asked, reason, cache_dir), model=asked,
                                       reason=reason) from exc
 
 
-def _fetch_repos(source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None) -> ModelFiles:
+def _fetch_repos(source: Source, cache_dir: Path | None, offline: bool, endpoint: str | None,
+                 families: SpecReader) -> ModelFiles:
     roots: dict[str, Path] = {}
     for repo in source.repos():
         required: list[str] = ["config.json"]
@@ -144,7 +148,7 @@ def _fetch_repos(source: Source, cache_dir: Path | None, offline: bool, endpoint
             endpoint=endpoint,
         )
     vision_repo = source.vision.repo if source.vision and source.vision.repo else None
-    return _hub_files(roots[source.repo], source, roots[vision_repo] if vision_repo else None)
+    return _hub_files(roots[source.repo], source, roots[vision_repo] if vision_repo else None, families)
 
 
 def _hub_source(repo: str, runtime: str) -> Source:
@@ -158,12 +162,17 @@ def _hub_source(repo: str, runtime: str) -> Source:
 def resolve(
     name: str,
     *,
+    families: SpecReader,
     runtime: str = "onnx",
     cache_dir: Path | None = None,
     offline: bool = False,
     endpoint: str | None = None,
 ) -> ResolvedModel:
-    """Resolve ``name`` to a spec and local files for ``runtime``, fetching if needed."""
+    """Resolve ``name`` to a spec and local files for ``runtime``, fetching if needed.
+
+    ``families`` recognizes directory layouts and reads specs from config files
+    (pass :data:`crossmodal.families.FAMILIES`, or a registry of your own).
+    """
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
     if not isinstance(name, str) or not name.strip():
@@ -172,34 +181,34 @@ def resolve(
         path = Path(name[len("local-dir:") :]).expanduser()
         if not path.is_dir():
             raise ModelNotFound(f"model directory {str(path)!r} does not exist")
-        return _local(path, runtime)
+        return _local(path, families)
     asked = name
     if name.startswith("hf-hub:"):
         repo = name[len("hf-hub:") :]
         entry = find_entry(repo)
         if entry is None:
-            files = _fetch(name, _hub_source(repo, runtime), cache_dir, offline, endpoint)
-            spec = spec_from_files(files, repo)
+            files = _fetch(name, _hub_source(repo, runtime), cache_dir, offline, endpoint, families)
+            spec = families.read_spec(files, repo)
             return ResolvedModel(spec=spec, files=files, weights=repo, origin="hub")
         name = entry.spec.name
     path = Path(name).expanduser()
     entry = find_entry(name)
     if entry is None:
         if path.is_dir():
-            return _local(path, runtime)
+            return _local(path, families)
         raise _not_found(name)
     source = entry.spec.source(runtime)
     if source is None:
         available = ", ".join(n for n, _ in entry.spec.sources)
         raise ModelLoadError(f"catalog model {entry.spec.name!r} has no {runtime} source; use runtime {available}")
-    files = _fetch(asked, source, cache_dir, offline, endpoint)
-    spec = _checked_spec(entry, files)
+    files = _fetch(asked, source, cache_dir, offline, endpoint, families)
+    spec = _checked_spec(entry, files, families)
     return ResolvedModel(spec=spec, files=files, weights=entry.weights, origin="catalog")
 
 
-def _checked_spec(entry: CatalogEntry, files: ModelFiles) -> ModelSpec:
+def _checked_spec(entry: CatalogEntry, files: ModelFiles, families: SpecReader) -> ModelSpec:
     """The repo's own files decide preprocessing; they must agree with the catalog on family and dim."""
-    from_files = spec_from_files(files, entry.spec.name)
+    from_files = families.read_spec(files, entry.spec.name)
     if from_files.family != entry.spec.family or from_files.dim != entry.spec.dim:
         raise ModelLoadError(
             f"the files of {entry.spec.name!r} describe a {from_files.family} model of dim {from_files.dim}, "

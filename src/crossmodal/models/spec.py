@@ -17,6 +17,7 @@ from typing import Any, Literal
 from ..errors import ConfigError
 
 __all__ = [
+    "Capabilities",
     "Fusion",
     "ImagePreprocess",
     "ModelSpec",
@@ -25,7 +26,12 @@ __all__ = [
     "TowerFiles",
 ]
 
-Family = Literal["clip", "siglip", "chinese_clip"]
+#: a model family's name (``clip``, ``siglip``, ...), checked against the family registry when a model loads
+Family = str
+Modality = Literal["text", "image", "pair"]
+Output = Literal["dense", "sparse", "multivector"]
+MODALITIES: tuple[str, ...] = ("text", "image", "pair")
+OUTPUTS: tuple[str, ...] = ("dense", "sparse", "multivector")
 ResizeMode = Literal["shortest", "squash"]
 Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
 Padding = Literal["longest", "max_length"]
@@ -41,7 +47,6 @@ PIL_RESAMPLE: dict[int, Interpolation] = {
     4: "box",
     5: "hamming",
 }
-FAMILIES: tuple[str, ...] = ("clip", "siglip", "chinese_clip")
 
 
 @dataclass(frozen=True)
@@ -190,19 +195,46 @@ class Fusion:
     """How an image+text pair becomes one vector.
 
     ``weighted-sum``: normalize(w * normalize(image) + (1 - w) * normalize(text)),
-    the composition that works for any CLIP-family space. A learned fused encoder
-    (BAAI's Visualized-BGE) will plug in here as another ``kind`` whose runtime
-    takes both inputs at once.
+    the composition that works for any CLIP-family space. ``graph``: the
+    family's own fused encoder takes the image and the text at once
+    (:meth:`crossmodal.runtimes.base.PairEncoder.encode_pairs`) and
+    ``image_weight`` does not apply.
     """
 
-    kind: Literal["weighted-sum"] = "weighted-sum"
+    kind: Literal["weighted-sum", "graph"] = "weighted-sum"
     image_weight: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.kind != "weighted-sum":
+        if self.kind not in ("weighted-sum", "graph"):
             raise ConfigError(f"unknown fusion kind {self.kind!r}")
         if not 0.0 <= self.image_weight <= 1.0:
             raise ConfigError(f"image_weight must be in [0, 1], got {self.image_weight}")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model family takes and gives.
+
+    ``inputs``: the modalities ``embed_*`` accepts (a text-only family has no
+    image tower). ``outputs``: ``dense`` (one vector per input, always),
+    ``sparse`` (token id -> weight per text) and ``multivector`` (one vector
+    per token of a text) beside it.
+    """
+
+    inputs: tuple[Modality, ...] = ("text", "image", "pair")
+    outputs: tuple[Output, ...] = ("dense",)
+
+    def __post_init__(self) -> None:
+        if not self.inputs or any(m not in MODALITIES for m in self.inputs):
+            raise ConfigError(f"inputs must be some of {', '.join(MODALITIES)}, got {self.inputs!r}")
+        if "dense" not in self.outputs or any(o not in OUTPUTS for o in self.outputs):
+            raise ConfigError(f"outputs must include 'dense' and be some of {', '.join(OUTPUTS)}, got {self.outputs!r}")
+
+    def accepts(self, modality: str) -> bool:
+        return modality in self.inputs
+
+    def gives(self, output: str) -> bool:
+        return output in self.outputs
 
 
 @dataclass(frozen=True)
@@ -244,12 +276,12 @@ class Source:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One CLIP-family model: both towers, one space."""
+    """One model of a registered family: its towers, one space."""
 
     name: str
     family: Family
     dim: int
-    image: ImagePreprocess
+    image: ImagePreprocess | None  # None: the family has no image tower (it embeds texts only)
     text: TextPreprocess
     #: how each tower's pooled output reaches the shared space, for humans and fingerprints
     projection: str = "linear"
@@ -260,8 +292,8 @@ class ModelSpec:
     license: str = ""
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ConfigError(f"unknown model family {self.family!r}; expected one of {', '.join(FAMILIES)}")
+        if not isinstance(self.family, str) or not self.family:
+            raise ConfigError(f"a model family must be a non-empty name, got {self.family!r}")
         if self.dim < 1:
             raise ConfigError(f"dim must be positive, got {self.dim}")
 
@@ -279,7 +311,7 @@ class ModelSpec:
         payload = {
             "family": self.family,
             "dim": self.dim,
-            "image": self.image.digest_fields(),
+            "image": self.image.digest_fields() if self.image is not None else None,
             "text": asdict(self.text),
             "projection": self.projection,
         }
@@ -293,7 +325,7 @@ class ModelSpec:
             "family": self.family,
             "dim": self.dim,
             "projection": self.projection,
-            "image": asdict(self.image),
+            "image": asdict(self.image) if self.image is not None else None,
             "text": asdict(self.text),
             "fusion": asdict(self.fusion),
             "sources": {name: asdict(src) for name, src in self.sources},

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import EmptyText, InputError, ModelLoadError, RuntimeUnavailable, TextTooLong
-from ..models.layout import read_json
+from ..models.files import read_json
 from ..models.spec import TextPreprocess
 
 __all__ = ["FastTokenizer", "SentencePieceTokenizer", "Tokenizer", "Tokens", "check_text", "encode", "load_tokenizer",

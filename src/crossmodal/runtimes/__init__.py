@@ -1,29 +1,14 @@
-"""Runtimes: one module per inference engine, each with ``load(resolved, options) -> Encoder``.
+"""Runtimes: one module per inference engine (ONNX Runtime, PyTorch).
 
-Adding a runtime means adding one module and one line in :data:`RUNTIMES`, and
-passing the shared parity tests. Modules are imported only when used, so the
-default ONNX runtime never imports torch.
+A runtime module holds what is particular to its engine (sessions, devices,
+precision, int8 graphs); a model family (:mod:`crossmodal.families`) uses it to
+load its towers. Modules are imported only when used, so the default ONNX
+runtime never imports torch.
 """
 
 from __future__ import annotations
 
-import importlib
+from .base import Encoder, PairEncoder, RuntimeOptions, SparseVector, TextOutputs, TextOutputsEncoder
 
-from ..errors import ModelLoadError
-from ..models.registry import ResolvedModel
-from .base import Encoder, RuntimeOptions
+__all__ = ["Encoder", "PairEncoder", "RuntimeOptions", "SparseVector", "TextOutputs", "TextOutputsEncoder"]
 
-__all__ = ["RUNTIMES", "Encoder", "RuntimeOptions", "load_encoder"]
-
-RUNTIMES: dict[str, str] = {
-    "onnx": "crossmodal.runtimes.onnx",
-    "torch": "crossmodal.runtimes.torch",
-}
-
-
-def load_encoder(runtime: str, resolved: ResolvedModel, options: RuntimeOptions) -> Encoder:
-    try:
-        module = importlib.import_module(RUNTIMES[runtime])
-    except KeyError:
-        raise ModelLoadError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}") from None
-    return module.load(resolved, options)

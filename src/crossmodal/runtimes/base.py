@@ -1,14 +1,22 @@
 """The seam between crossmodal and an inference engine.
 
-A runtime turns a :class:`~crossmodal.models.registry.ResolvedModel` into an
-:class:`Encoder`: two methods, preprocessed arrays in, raw (unnormalized)
+A model family (:mod:`crossmodal.families`) loads its towers on a runtime into
+an :class:`Encoder`: two methods, preprocessed arrays in, raw (unnormalized)
 tower outputs out. Everything else (decoding, tokenizing, batching,
 normalizing, fusing) lives above it and is shared by every runtime, which is
 why the same input gives the same vector on ONNX and on PyTorch.
+
+Two optional widenings of the seam, for families that need them:
+
+* :class:`PairEncoder`: the family's own fused graph takes an image and a text
+  at once (its spec's fusion kind is ``graph``);
+* :class:`TextOutputsEncoder`: texts give sparse lexical weights and/or one
+  vector per token beside the dense row (:class:`TextOutputs`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -17,7 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["Encoder", "RuntimeOptions"]
+__all__ = ["Encoder", "PairEncoder", "RuntimeOptions", "SparseVector", "TextOutputs", "TextOutputsEncoder"]
 
 Mode = Literal["exact", "fast"]
 MODES = ("exact", "fast")
@@ -30,7 +38,12 @@ class RuntimeOptions:
     mode: Mode = "exact"
     threads: int | None = None  # intra-op threads; None = all physical cores
     device: str | None = None  # "cpu", "cuda", "cuda:1"; None = cpu
-    cache_dir: Path | None = None  # where derived artifacts (int8 graphs, exports) are cached
+    cache_dir: Path | None = None  # where derived artifacts (int8 graphs, exports) are cached; None: see derived_cache
+
+    @property
+    def derived_cache(self) -> Path:
+        """``cache_dir``, or ``~/.cache/crossmodal`` (the CLI and the server pass the one their settings name)."""
+        return self.cache_dir if self.cache_dir is not None else Path.home() / ".cache" / "crossmodal"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -51,4 +64,45 @@ class Encoder(Protocol):
 
     def encode_texts(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """int64 token arrays (n, L) by input name -> float32 (n, dim) raw text features."""
+        ...
+
+
+class PairEncoder(Encoder, Protocol):
+    """An encoder whose family fuses an image and a text in its own graph."""
+
+    def encode_pairs(self, pixel_values: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 (n, 3, H, W) and token arrays (n, L) of the same n pairs -> float32 (n, dim) raw pair rows."""
+        ...
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Lexical weights of one text: token ids (int64, ascending) and their weights (float32, > 0)."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    def as_dict(self) -> dict[int, float]:
+        return dict(zip(self.indices.tolist(), self.values.tolist()))
+
+
+@dataclass(frozen=True)
+class TextOutputs:
+    """What a text tower gives beyond one dense row: each list holds one entry per input text, in order.
+
+    ``dense``: float32 (n, dim) raw rows. ``sparse``: a :class:`SparseVector`
+    per text. ``multivector``: a float32 (n_tokens, multivector_dim) array per
+    text. Outputs not asked for are ``None``.
+    """
+
+    dense: np.ndarray
+    sparse: list[SparseVector] | None = None
+    multivector: list[np.ndarray] | None = None
+
+
+class TextOutputsEncoder(Encoder, Protocol):
+    """An encoder whose texts also give sparse and/or multi-vector outputs."""
+
+    def encode_text_outputs(self, inputs: dict[str, np.ndarray], outputs: Collection[str]) -> TextOutputs:
+        """Token arrays (n, L) -> the ``outputs`` asked for (``dense`` always, ``sparse``, ``multivector``)."""
         ...

@@ -3,7 +3,8 @@
 Each tower is one ONNX graph (``vision_model.onnx``: pixel_values ->
 image_embeds; ``text_model.onnx``: input_ids[, attention_mask, ...] ->
 text_embeds), as in the hub's Xenova and Qdrant repos and in what
-``crossmodal models export`` writes. Inputs are fed by the names the graph
+``crossmodal models export`` writes. Which graphs a model has, and exporting
+them, is its family's business (:mod:`crossmodal.families`). Inputs are fed by the names the graph
 declares; the output is read by name.
 """
 
@@ -16,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError, RuntimeUnavailable
-from ..models.registry import ResolvedModel
 from .base import RuntimeOptions
 
-__all__ = ["OnnxEncoder", "load", "session_options"]
+__all__ = ["OnnxEncoder", "load_graphs", "session_options"]
 
 _OUTPUT_NAMES = {"vision": ("image_embeds", "image_features", "embeddings"), "text": ("text_embeds", "text_features", "embeddings")}
 _ORT_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -147,17 +147,11 @@ class OnnxEncoder:
         return out
 
 
-def load(resolved: ResolvedModel, options: RuntimeOptions) -> OnnxEncoder:
-    """Load both tower graphs of ``resolved`` (exporting a transformers directory first if needed)."""
-    files = resolved.files
-    if files.layout != "onnx":
-        from ..models.export import ensure_onnx
-
-        files = ensure_onnx(resolved, options.cache_dir)
-    assert files.vision_graph is not None and files.text_graph is not None
-    vision, text = files.vision_graph, files.text_graph
+def load_graphs(vision: Path, text: Path, dim: int, options: RuntimeOptions, *, weights: str,
+                vision_output: str | None = None, text_output: str | None = None) -> OnnxEncoder:
+    """Both tower graphs as sessions; in ``fast`` mode their cached int8 versions (built on first use)."""
     if options.mode == "fast":
         from .quantize import quantized_pair
 
-        vision, text = quantized_pair(vision, text, resolved.weights, options.cache_dir)
-    return OnnxEncoder(vision, text, resolved.spec.dim, options, files.vision_output, files.text_output)
+        vision, text = quantized_pair(vision, text, weights, options.derived_cache)
+    return OnnxEncoder(vision, text, dim, options, vision_output, text_output)

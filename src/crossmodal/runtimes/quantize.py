@@ -273,13 +273,11 @@ def _key(path: Path, weights: str, recipe: Int8Recipe) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def quantized_pair(vision: Path, text: Path, weights: str, cache_dir: Path | None,
+def quantized_pair(vision: Path, text: Path, weights: str, cache_dir: Path,
                    recipe: Int8Recipe | None = None) -> tuple[Path, Path]:
-    """Cached int8 versions of both tower graphs (``recipe``: :func:`choose_recipe`'s for this CPU)."""
-    from ..settings import default_cache_dir
-
+    """Cached int8 versions of both tower graphs, under ``cache_dir`` (``recipe``: :func:`choose_recipe`'s for this CPU)."""
     recipe = recipe or choose_recipe()
-    root = (cache_dir or default_cache_dir()) / "int8"
+    root = cache_dir / "int8"
     out = []
     for graph in (vision, text):
         dst = root / _key(graph, weights, recipe) / graph.name

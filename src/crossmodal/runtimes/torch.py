@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelLoadError, RuntimeUnavailable
-from ..models.registry import ResolvedModel
 from .base import RuntimeOptions
 
-__all__ = ["TorchEncoder", "load", "load_reference_model"]
+__all__ = ["TorchEncoder", "features", "load_reference_model", "quiet_transformers"]
 
 
 def _import_torch() -> Any:
@@ -141,12 +140,3 @@ class TorchEncoder:
 
     def encode_texts(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self._run(self.model.get_text_features, **inputs)
-
-
-def load(resolved: ResolvedModel, options: RuntimeOptions) -> TorchEncoder:
-    if resolved.files.layout != "transformers":
-        raise ModelLoadError(
-            f"runtime 'torch' needs a transformers-layout model (config.json + model.safetensors); "
-            f"{resolved.files.root} is an ONNX export. Use runtime='onnx' for it"
-        )
-    return TorchEncoder(load_reference_model(resolved.files.root), resolved.spec.dim, options)

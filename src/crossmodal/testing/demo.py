@@ -47,7 +47,7 @@ def make_demo(
     from .train import import_torch, train_tiny_clip
 
     import_torch()
-    from ..models.export import export_onnx
+    from ..families import export_onnx
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,7 @@ import numpy as np
 
 from ..embedder import Model
 from ..errors import InputError
-from ..models.layout import ModelFiles
-from ..models.registry import ResolvedModel
+from ..models.files import ModelFiles, ResolvedModel
 from ..models.spec import ImagePreprocess, ModelSpec, TextPreprocess
 from ..preprocessing.texts import Tokens, _too_long, check_text
 from ..runtimes.base import RuntimeOptions

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import os
 import io
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator

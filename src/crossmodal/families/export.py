@@ -1,6 +1,11 @@
-"""Export a transformers-layout CLIP / SigLIP / Chinese-CLIP directory to the ONNX layout.
+"""Export a model to the ONNX layout, checked against its source before anything is written.
 
-The output mirrors the hub's ONNX repos (``onnx/vision_model.onnx``,
+:func:`write_export` is shared by every family: it reads the source's weights
+identity, lets the family write and check its graphs in a temporary
+directory, writes ``crossmodal.json`` and moves the result into place.
+:func:`export_two_towers` and :func:`check_two_towers` are the graph export
+and its check for the transformers two-tower families (CLIP, SigLIP,
+Chinese-CLIP): the output mirrors the hub's ONNX repos (``onnx/vision_model.onnx``,
 ``onnx/text_model.onnx``, ``tokenizer.json``, ``preprocessor_config.json``,
 ``config.json``) plus ``crossmodal.json``, which carries the source's weights
 identity so both formats load into the same space. An export is checked
@@ -14,31 +19,23 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ExportError, ModelLoadError
-from .layout import MANIFEST, ModelFiles, detect_layout, read_json, spec_from_files, weight_paths, weights_digest
-from .registry import ResolvedModel
+from ..models.files import MANIFEST, ModelFiles, read_json, weight_paths, weights_digest
+from ..models.spec import ModelSpec
+from .base import ExportReport, Family
 
-__all__ = ["ExportReport", "ensure_onnx", "export_onnx"]
+__all__ = ["check_two_towers", "export_two_towers", "write_export"]
 
 OPSET = 17
 _COPY = ("config.json", "preprocessor_config.json", "tokenizer_config.json", "special_tokens_map.json",
          "tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "spiece.model")
 VERIFY_TEXTS = ["a photo of a cat", "a red circle on a white background", "一条龙", "x",
                 "a much longer caption that goes on and on about a dog running on a sunny beach at dawn"]
-
-
-@dataclass(frozen=True)
-class ExportReport:
-    out_dir: Path
-    max_abs_diff_image: float
-    max_abs_diff_text: float
-    weights: str
 
 
 def _wrappers(model: Any, text_inputs: tuple[str, ...]) -> tuple[Any, Any]:
@@ -65,10 +62,12 @@ def _wrappers(model: Any, text_inputs: tuple[str, ...]) -> tuple[Any, Any]:
     return Vision().eval(), Text().eval()
 
 
-def _export_graphs(model: Any, spec: Any, out: Path) -> None:
+def export_two_towers(model: Any, spec: ModelSpec, out: Path) -> None:
+    """Both towers of the transformers ``model`` as ``out/onnx/vision_model.onnx`` and ``text_model.onnx``."""
     import torch
 
     vision, text = _wrappers(model, spec.text.inputs)
+    assert spec.image is not None  # both towers
     h, w = spec.image.output_size
     (out / "onnx").mkdir(parents=True, exist_ok=True)
     pixels = torch.zeros(2, 3, h, w)
@@ -88,7 +87,8 @@ def _export_graphs(model: Any, spec: Any, out: Path) -> None:
         )
 
 
-def _write_tokenizer(src: Path, out: Path) -> None:
+def write_tokenizer(src: Path, out: Path) -> None:
+    """The tokenizer files of ``src`` in ``out``, with a ``tokenizer.json`` where ``src`` has only vocab files."""
     for name in _COPY:
         if (src / name).is_file():
             shutil.copy2(src / name, out / name)
@@ -103,7 +103,8 @@ def _write_tokenizer(src: Path, out: Path) -> None:
         backend.save(str(out / "tokenizer.json"))
 
 
-def _verify(src: ModelFiles, out: Path, model: Any, spec: Any, atol: float) -> tuple[float, float]:
+def check_two_towers(src: ModelFiles, out: Path, model: Any, spec: ModelSpec, atol: float) -> dict[str, float]:
+    """Run both exported graphs in ``out`` and the source ``model`` on the same inputs; refuse a gap over ``atol``."""
     import torch
 
     from ..embedder import l2_normalize
@@ -112,10 +113,10 @@ def _verify(src: ModelFiles, out: Path, model: Any, spec: Any, atol: float) -> t
     from ..runtimes.onnx import OnnxEncoder
     from ..runtimes.torch import features
 
-    files = detect_layout(out)
-    assert files.vision_graph is not None and files.text_graph is not None
-    onnx = OnnxEncoder(files.vision_graph, files.text_graph, spec.dim, RuntimeOptions(threads=1))
+    onnx = OnnxEncoder(out / "onnx" / "vision_model.onnx", out / "onnx" / "text_model.onnx", spec.dim,
+                       RuntimeOptions(threads=1))
     rng = np.random.default_rng(0)
+    assert spec.image is not None  # both towers
     h, w = spec.image.output_size
     pixels = rng.standard_normal((3, 3, h, w)).astype(np.float32)
     inputs = encode(load_tokenizer(src.root, spec.text), VERIFY_TEXTS)
@@ -128,48 +129,32 @@ def _verify(src: ModelFiles, out: Path, model: Any, spec: Any, atol: float) -> t
         raise ExportError(
             f"the ONNX export disagrees with its source: max |diff| image {d_img:.2e}, text {d_txt:.2e} > {atol:.0e}"
         )
-    return d_img, d_txt
+    return {"image": d_img, "text": d_txt}
 
 
-def export_onnx(src: str | Path, out: str | Path, *, atol: float = 1e-5, overwrite: bool = False) -> ExportReport:
-    """Export the transformers model in ``src`` to the ONNX layout in ``out``, verified against ``src``."""
-    from ..runtimes.torch import load_reference_model, quiet_transformers
-
-    src, out = Path(src).expanduser(), Path(out).expanduser()
-    files = detect_layout(src)
-    if files.layout != "transformers":
+def write_export(family: Family, files: ModelFiles, out: str | Path, *, atol: float = 1e-5,
+                 overwrite: bool = False) -> ExportReport:
+    """Export the model in ``files`` (one ``family`` recognizes) to the ONNX layout in ``out``, checked first."""
+    src, out = files.root, Path(out).expanduser()
+    if files.layout == "onnx":
         raise ModelLoadError(f"{src} is already in the ONNX layout; export needs a transformers-layout directory")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
     manifest = read_json(src / MANIFEST) if (src / MANIFEST).is_file() else {}
     weights = str(manifest.get("weights") or f"sha256:{weights_digest(weight_paths(files))}")
-    spec = spec_from_files(files, str(manifest.get("name") or src))
-    model = load_reference_model(src)
+    spec = family.read_spec(files, str(manifest.get("name") or src))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
-        with quiet_transformers():
-            _export_graphs(model, spec, tmp)
-        _write_tokenizer(src, tmp)
+        diffs = family.export_onnx(files, spec, tmp, atol)
         (tmp / MANIFEST).write_text(json.dumps(
             {"name": spec.name, "weights": weights, "family": spec.family, "dim": spec.dim, "exported_from": str(src)},
             indent=2,
         ))
-        d_img, d_txt = _verify(files, tmp, model, spec, atol)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ExportReport(out_dir=out, max_abs_diff_image=d_img, max_abs_diff_text=d_txt, weights=weights)
-
-
-def ensure_onnx(resolved: ResolvedModel, cache_dir: Path | None) -> ModelFiles:
-    """ONNX files for a transformers-layout model: exported once into the cache, then reused."""
-    from ..settings import default_cache_dir
-
-    root = (cache_dir or default_cache_dir()) / "exports" / resolved.weights.replace(":", "-").replace("/", "--")
-    if not (root / MANIFEST).is_file():
-        export_onnx(resolved.files.root, root, overwrite=True)
-    return detect_layout(root)
+    return ExportReport(out_dir=out, weights=weights, diffs=diffs)

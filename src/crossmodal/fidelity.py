@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["AGREEMENT_KS", "MIN_COSINE", "MIN_OVERLAP", "FidelityReport", "agreement_recall", "compare_modes",
            "images_in", "synthetic_corpus", "topk_overlap", "verify_model"]
@@ -105,7 +105,7 @@ def topk_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
 def agreement_recall(reference: np.ndarray, candidate: np.ndarray, ks: Sequence[int] = AGREEMENT_KS) -> dict[str, float]:
     """recall@k of ``candidate`` against ``reference`` (two score matrices, one row per query): the share of rows
     whose best column under ``reference`` ranks in ``candidate``'s top k (ties: the first column ranks first)."""
-    from ..eval.metrics import recall_at_k
+    from .eval.metrics import recall_at_k
 
     if reference.shape != candidate.shape:
         raise ValueError(f"score matrices differ in shape: {reference.shape} vs {candidate.shape}")
@@ -119,7 +119,7 @@ def agreement_recall(reference: np.ndarray, candidate: np.ndarray, ks: Sequence[
 
 
 def _name(item: Any) -> str:
-    from ..preprocessing.images import describe_input
+    from .preprocessing.images import describe_input
 
     return describe_input(item)
 
@@ -170,7 +170,7 @@ def synthetic_corpus(n_images: int = 200, n_texts: int = 100, *, seed: int = 0) 
     """
     from PIL import Image, ImageDraw
 
-    from ..testing.shapes import COLORS, SHAPES, caption
+    from .testing.shapes import COLORS, SHAPES, caption
 
     rng = np.random.default_rng(seed)
     names = list(COLORS)
@@ -227,7 +227,7 @@ def verify_model(
     **load_kwargs: Any,
 ) -> FidelityReport:
     """Load ``name`` in ``exact`` and in ``mode`` and compare them (see :func:`compare_modes`)."""
-    from ..loader import load_model
+    from .loader import load_model
 
     reference = load_model(name, mode="exact", **load_kwargs)
     candidate = load_model(name, mode=mode, **load_kwargs)  # type: ignore[arg-type]

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from crossmodal import fidelity
 from crossmodal.cli.main import cli
-from crossmodal.models import verify
-from crossmodal.models.verify import FidelityReport, agreement_recall, compare_modes, synthetic_corpus, topk_overlap
+from crossmodal.fidelity import FidelityReport, agreement_recall, compare_modes, synthetic_corpus, topk_overlap
 from crossmodal.testing.fake import fake_model
 
-from ..conftest import IMAGES, shared_images
+from .conftest import IMAGES, shared_images
 
 
 def test_topk_overlap_counts_shared_neighbours() -> None:
@@ -92,7 +92,7 @@ def test_cli_verify_exits_1_when_a_bound_fails(monkeypatch, tiny_clip_onnx_dir: 
     failing = FidelityReport(model="m", mode="fast", reference_mode="exact", images=2, texts=1, image_cosine_min=0.95,
                              image_cosine_mean=0.97, text_cosine_min=0.999, text_cosine_mean=0.999, k=1,
                              text_to_image_overlap=1.0, image_to_image_overlap=1.0, worst_image="a.jpg", worst_text="'x'")
-    monkeypatch.setattr(verify, "verify_model", lambda *a, **k: failing)
+    monkeypatch.setattr(fidelity, "verify_model", lambda *a, **k: failing)
     result = CliRunner().invoke(cli, ["models", "verify", str(tiny_clip_onnx_dir)])
     assert result.exit_code == 1
     assert "FAIL" in result.stdout and "a.jpg" in result.stdout
