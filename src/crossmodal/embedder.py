@@ -23,7 +23,7 @@ from .errors import ConfigError, InputError, UnsupportedInput
 from .models.files import ResolvedModel
 from .models.spec import Capabilities, ModelSpec
 from .pipeline import ImagePipeline, auto_batch_size, auto_workers
-from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform, load_image
+from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
 from .preprocessing.texts import Tokenizer, Tokens, pad
 from .runtimes.base import Encoder, PairEncoder, RuntimeOptions, SparseVector, TextOutputsEncoder
 from .space import Space, space_fingerprint
@@ -299,7 +299,7 @@ class Model:
         """The float32 (3, H, W) tensor the vision tower receives for ``image``."""
         self._require("image")
         assert self.transform is not None
-        return self.transform(load_image(image, max_pixels=self.max_pixels))
+        return self.transform(self.transform.load(image, max_pixels=self.max_pixels))
 
     # -- pairs -----------------------------------------------------------------
 

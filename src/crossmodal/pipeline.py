@@ -52,7 +52,7 @@ from PIL import Image
 
 from .errors import ConfigError, ImageDecodeError, InputError
 from .models.spec import ImagePreprocess
-from .preprocessing.images import ImageTransform, _resize_shape, describe_input, load_image
+from .preprocessing.images import ImageTransform, _resize_shape, crop_offsets, describe_input
 
 __all__ = ["ImagePipeline", "PixelBatch", "auto_batch_size", "auto_workers", "available_cores", "prepare_image"]
 
@@ -99,10 +99,11 @@ def _fast_resize(transform: ImageTransform, img: Image.Image) -> np.ndarray:
     if cfg.crop is None or cfg.crop[0] > height or cfg.crop[1] > width:
         return transform.resize(img)
     ch, cw = cfg.crop
-    top, left = (height - ch) // 2, (width - cw) // 2
+    top, left = crop_offsets(height, width, cfg.crop, cfg.crop_rounding)
     sx, sy = img.width / width, img.height / height
     box = (left * sx, top * sy, (left + cw) * sx, (top + ch) * sy)
-    return np.asarray(img.resize((cw, ch), resample=transform.resample, box=box))
+    img = transform.to_rgb(img, resized=False)
+    return np.asarray(transform.to_rgb(img.resize((cw, ch), resample=transform.resample, box=box), resized=True))
 
 
 def _draft_size(cfg: ImagePreprocess) -> tuple[int, int]:
@@ -112,7 +113,7 @@ def _draft_size(cfg: ImagePreprocess) -> tuple[int, int]:
 
 
 def _resized(item: Any, transform: ImageTransform, max_pixels: int | None, fast: bool) -> np.ndarray:
-    image = load_image(item, max_pixels=max_pixels, draft=_draft_size(transform.cfg) if fast else None)
+    image = transform.load(item, max_pixels=max_pixels, draft=_draft_size(transform.cfg) if fast else None)
     if fast:
         return _fast_resize(transform, image)
     return transform.resize(image)

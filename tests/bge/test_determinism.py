@@ -105,3 +105,28 @@ def test_two_processes_give_bit_identical_vectors(visualized_dir: Path, visualiz
     assert sorted(first.files) == sorted(second.files) and len(first.files) == 10
     for key in first.files:
         assert np.array_equal(first[key], second[key]), key
+
+
+def test_length_sorted_chunks_cover_every_position_once_longest_first() -> None:
+    from crossmodal.bge.encoders import length_sorted_chunks
+
+    chunks = length_sorted_chunks([3, 9, 1, 9, 5], 2)
+    assert [c.tolist() for c in chunks] == [[1, 3], [4, 0], [2]]
+
+
+def test_batch_sizes_do_not_change_the_vectors(visualized_dir: Path, m3_dir: Path) -> None:
+    """Length-sorted batches of 2 give the rows, in input order, of one batch of everything."""
+    from crossmodal.bge.torch_graphs import load_m3_encoder, load_visualized_encoder
+
+    texts = _texts(7)
+    small = load_visualized_encoder(visualized_dir, batch_size=2, text_batch_size=2)
+    large = load_visualized_encoder(visualized_dir, batch_size=64, text_batch_size=64)
+    assert np.abs(small.embed_texts(texts) - large.embed_texts(texts)).max() <= BATCH_ATOL
+    images, pair_texts = PHOTOS[:3], ["a", PAIR_TEXTS[0] + " and more" * 4, PAIR_TEXTS[1]]
+    assert np.abs(small.embed_pairs(images, pair_texts) - large.embed_pairs(images, pair_texts)).max() <= BATCH_ATOL
+    m3_small, m3_large = load_m3_encoder(m3_dir, batch_size=2), load_m3_encoder(m3_dir, batch_size=64)
+    a, b = (m.encode(texts, sparse=True, colbert=True) for m in (m3_small, m3_large))
+    assert np.abs(a.dense - b.dense).max() <= BATCH_ATOL
+    for x, y in zip(a.colbert, b.colbert):
+        assert x.shape == y.shape and np.abs(x - y).max() <= BATCH_ATOL
+    assert all(np.array_equal(x.indices, y.indices) for x, y in zip(a.sparse, b.sparse))

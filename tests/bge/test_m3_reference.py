@@ -10,6 +10,7 @@ about 2e-7; the bound is 1e-5.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ..reference.bge_reference import sparse_of
 from .inputs import M3_MAX_LENGTH, M3_PAIRS, M3_SHORT, M3_TEXTS, M3_TRUNCATE_DIM, M3_WEIGHTS
@@ -90,3 +91,45 @@ def test_token_ids_equal_the_reference_tokenizer(m3, m3_reference) -> None:
 
 def test_reference_loaded_both_head_files(m3_reference) -> None:
     assert any("loading existing colbert_linear and sparse_linear" in line for line in m3_reference.meta["load_log"])
+
+
+def test_sparse_output_in_the_forms_qdrant_pgvector_and_the_reference_take(m3, m3_reference) -> None:
+    out = m3.encode(M3_TEXTS[:3], sparse=True, max_tokens=M3_MAX_LENGTH)
+    for i, vec in enumerate(out.sparse):
+        ids, weights = sparse_of(m3_reference, "all", i)
+        lexical = vec.as_lexical_weights()  # the reference's own {str(id): weight}
+        assert list(lexical) == [str(t) for t in ids.tolist()]
+        assert np.abs(np.float32(list(lexical.values())) - weights).max() <= ATOL
+        qdrant = vec.to_qdrant()
+        assert qdrant["indices"] == ids.tolist() and len(qdrant["values"]) == len(ids)
+        text = vec.to_sparsevec(m3.vocab_size)
+        body, dim = text[1:].split("}/")
+        assert int(dim) == m3.vocab_size > int(ids.max())
+        pairs = [item.split(":") for item in body.split(",")]
+        assert [int(k) - 1 for k, _ in pairs] == ids.tolist()  # sparsevec indices start at 1
+        np.testing.assert_array_equal(np.float32([float(v) for _, v in pairs]), vec.values)  # exact round trip
+
+
+def test_sparsevec_refuses_ids_beyond_its_dimension(m3) -> None:
+    from crossmodal.errors import ConfigError
+
+    vec = m3.encode(["a photo of a cat"], sparse=True).sparse[0]
+    with pytest.raises(ConfigError, match="does not fit"):
+        vec.to_sparsevec(int(vec.indices.max()))
+
+
+def test_dense_is_a_raw_automodels_normalized_cls_token_not_its_pooler_output(m3, m3_dir) -> None:
+    """What users of a raw transformers AutoModel get right (CLS) and wrong (pooler_output)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(str(m3_dir)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(m3_dir))
+    with torch.no_grad():
+        out = model(**tokenizer(M3_TEXTS, padding=True, truncation=True, max_length=M3_MAX_LENGTH,
+                                return_tensors="pt"))
+    cls = torch.nn.functional.normalize(out.last_hidden_state[:, 0], dim=-1).numpy()
+    pooled = torch.nn.functional.normalize(out.pooler_output, dim=-1).numpy()
+    ours = m3.encode(M3_TEXTS, max_tokens=M3_MAX_LENGTH).dense
+    assert np.abs(ours - cls).max() <= ATOL
+    assert np.abs(ours - pooled).max() > 0.1

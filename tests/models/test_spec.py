@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from crossmodal.errors import ConfigError
@@ -65,3 +67,19 @@ def test_preprocessing_digest_changes_with_anything_that_changes_a_vector() -> N
     assert len(digests) == 4
     # ...and not with the things that don't (description, sources)
     assert spec.with_(description="x", sources=()).preprocessing_digest() == spec.preprocessing_digest()
+
+
+def test_crop_rounding_and_rgb_stage_are_spec_fields_that_change_the_space() -> None:
+    spec = CATALOG["openai/clip-vit-base-patch32"].spec
+    image = spec.image
+    assert (image.crop_rounding, image.rgb) == ("floor", "before_resize")  # the Hugging Face processors' rules
+    # Models that do not set them keep the fingerprint they had before the fields existed.
+    assert "crop_rounding" not in image.digest_fields() and "rgb" not in image.digest_fields()
+    digests = {spec.preprocessing_digest(),
+               spec.with_(image=replace(image, crop_rounding="half_even")).preprocessing_digest(),
+               spec.with_(image=replace(image, rgb="after_resize")).preprocessing_digest()}
+    assert len(digests) == 3
+    with pytest.raises(ConfigError, match="crop_rounding"):
+        replace(image, crop_rounding="ceil")
+    with pytest.raises(ConfigError, match="rgb"):
+        replace(image, rgb="never")

@@ -115,8 +115,9 @@ class ReferenceRun:
         return results
 
 
-def start(tasks: list[dict[str, Any]], *, env: ReferenceEnv | None = None, timeout: float = 900) -> ReferenceRun:
-    """Launch one reference process for ``tasks`` (all visual ones, or one M3 task)."""
+def start(tasks: list[dict[str, Any]], *, env: ReferenceEnv | None = None, timeout: float = 900,
+          threads: int = 1) -> ReferenceRun:
+    """Launch one reference process for ``tasks`` (all visual ones, or one M3 task) on ``threads`` CPU threads."""
     env = env or prepare()
     tmp = Path(tempfile.mkdtemp(prefix="bge-reference-"))
     outs = [tmp / f"out{i}" for i in range(len(tasks))]
@@ -125,7 +126,8 @@ def start(tasks: list[dict[str, Any]], *, env: ReferenceEnv | None = None, timeo
     (tmp / "request.json").write_text(json.dumps(request))
     # One thread each: the visual and M3 references run side by side, next to the tests' own work.
     child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                 "PYTHONWARNINGS": "ignore", "PYTHONPATH": "", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+                 "PYTHONWARNINGS": "ignore", "PYTHONPATH": "", "OMP_NUM_THREADS": str(threads),
+                 "MKL_NUM_THREADS": str(threads)}
     with open(tmp / "stderr.txt", "wb") as stderr:  # a file, not a pipe: a full pipe would stall the child
         proc = subprocess.Popen([sys.executable, str(RUNNER), str(tmp / "request.json")], env=child_env, cwd=tmp,
                                 stdout=subprocess.DEVNULL, stderr=stderr)

@@ -24,6 +24,8 @@ What this process adds around the unmodified reference, and why:
   does (FlagOpen/FlagEmbedding research/visual_bge). The arithmetic is untouched.
 * The model is put in eval mode, which the reference never does (see the
   ``diagnostics`` call).
+
+Each call's wall time is recorded (``meta["seconds"]``), for bench/bge.py.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -114,6 +117,7 @@ def _visualized(req: dict[str, Any], arrays: dict[str, Any], meta: dict[str, Any
 
     for call in req["calls"]:
         name, op = call["name"], call["op"]
+        started = time.perf_counter()
         try:
             with torch.no_grad():
                 if op == "diagnostics":
@@ -146,6 +150,7 @@ def _visualized(req: dict[str, Any], arrays: dict[str, Any], meta: dict[str, Any
                     continue
                 else:
                     raise ValueError(f"unknown op {op!r}")
+            meta.setdefault("seconds", {})[name] = time.perf_counter() - started
             arrays[name] = out.numpy()
         except Exception as exc:  # recorded for the tests: the reference's own failures are findings
             meta[name] = {"error": type(exc).__name__, "message": str(exc)[:500]}
@@ -176,6 +181,7 @@ def _m3(req: dict[str, Any], arrays: dict[str, Any], meta: dict[str, Any]) -> No
     meta["load_log"] = list(log.lines)
     for call in req["calls"]:
         name, op = call["name"], call["op"]
+        started = time.perf_counter()
         try:
             if op == "encode":
                 model.truncate_dim = call.get("truncate_dim")
@@ -189,6 +195,7 @@ def _m3(req: dict[str, Any], arrays: dict[str, Any], meta: dict[str, Any]) -> No
                     ids = sorted(int(k) for k in weights)
                     arrays[f"{name}.sparse_ids.{i}"] = np.array(ids, dtype=np.int64)
                     arrays[f"{name}.sparse_values.{i}"] = np.array([weights[str(k)] for k in ids], dtype=np.float32)
+                meta.setdefault("seconds", {})[name] = time.perf_counter() - started
                 for i, vecs in enumerate(out["colbert_vecs"] or []):
                     arrays[f"{name}.colbert.{i}"] = np.asarray(vecs)
                 meta[name] = {"count": len(call["texts"])}

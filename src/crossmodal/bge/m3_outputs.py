@@ -48,6 +48,24 @@ class SparseVector:
     def as_dict(self) -> dict[int, float]:
         return dict(zip(self.indices.tolist(), self.values.tolist()))
 
+    def as_lexical_weights(self) -> dict[str, float]:
+        """The reference's form: ``{str(token_id): weight}``."""
+        return {str(i): v for i, v in zip(self.indices.tolist(), self.values.tolist())}
+
+    def to_qdrant(self) -> dict[str, list]:
+        """Qdrant's sparse vector form: ``{"indices": [...], "values": [...]}``."""
+        return {"indices": self.indices.tolist(), "values": self.values.tolist()}
+
+    def to_sparsevec(self, dim: int) -> str:
+        """pgvector's ``sparsevec`` text form, ``{i:v,...}/dim``: its indices start at 1, so token id t is t + 1.
+
+        ``dim`` is the model's vocabulary size (``M3Encoder.vocab_size``).
+        """
+        if len(self.indices) and int(self.indices[-1]) >= dim:
+            raise ConfigError(f"token id {int(self.indices[-1])} does not fit a sparsevec of dimension {dim}")
+        body = ",".join(f"{i + 1}:{float(v)!r}" for i, v in zip(self.indices.tolist(), self.values.tolist()))
+        return "{" + body + "}/" + str(dim)
+
 
 @dataclass(frozen=True)
 class M3Output:

@@ -92,8 +92,9 @@ def load_visualized_onnx(root: str | Path, *, threads: int | None = None, **opti
     return VisualizedEncoder(OnnxVisualizedGraphs(root, threads=threads), BgeTokenizer.from_dir(root), limits, **options)
 
 
-def load_m3_onnx(root: str | Path, *, threads: int | None = None) -> M3Encoder:
+def load_m3_onnx(root: str | Path, *, threads: int | None = None, **options: Any) -> M3Encoder:
     root = Path(root)
     m = read_manifest(root, "bge-m3")
     graphs = OnnxM3Graphs(root, threads=threads, missing_heads=tuple(m.get("missing_heads", ())))
-    return M3Encoder(graphs, BgeTokenizer.from_dir(root), M3Limits(int(m["max_tokens"]), int(m["hidden_size"])))
+    return M3Encoder(graphs, BgeTokenizer.from_dir(root), M3Limits(int(m["max_tokens"]), int(m["hidden_size"])),
+                     **options)

@@ -116,6 +116,11 @@ class BgeTokenizer:
                                  pad=pad, unk=token_id("unk_token"))
         return cls(backend, specials, str(root))
 
+    @property
+    def vocab_size(self) -> int:
+        """How many token ids there are (special tokens included)."""
+        return int(self._backend.get_vocab_size(with_added_tokens=True))
+
     def ids(self, text: str) -> list[int]:
         """The token ids of one text, special tokens included, never truncated."""
         return list(self._backend.encode(text).ids)

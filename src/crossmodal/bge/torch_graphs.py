@@ -55,14 +55,17 @@ def visualized_limits(model: VisualizedBGE) -> VisualizedLimits:
                             dim=cfg.text.hidden_size)
 
 
-def load_visualized_encoder(root: str | Path, **options: Any) -> VisualizedEncoder:
-    """A Visualized-BGE directory (``Visualized_*.pth`` + the BGE model's config and tokenizer) on torch."""
-    model = load_visualized(root)
+def load_visualized_encoder(root: str | Path, *, weights: str | Path | None = None, **options: Any) -> VisualizedEncoder:
+    """A Visualized-BGE directory (``Visualized_*.pth`` + the BGE model's config and tokenizer) on torch.
+
+    ``weights`` names the ``.pth`` when it is not in ``root`` (the hub keeps it in another repo).
+    """
+    model = load_visualized(root, weights)
     return VisualizedEncoder(TorchVisualizedGraphs(model), BgeTokenizer.from_dir(root), visualized_limits(model), **options)
 
 
-def load_m3_encoder(root: str | Path, *, heads: bool = True) -> M3Encoder:
+def load_m3_encoder(root: str | Path, *, heads: bool = True, **options: Any) -> M3Encoder:
     """A BGE-M3 directory on torch (without both head files: the dense output only)."""
     model = load_m3(root, heads=heads)
     limits = M3Limits(max_tokens=model.cfg.max_tokens, dim=model.cfg.hidden_size)
-    return M3Encoder(TorchM3Graphs(model), BgeTokenizer.from_dir(root), limits)
+    return M3Encoder(TorchM3Graphs(model), BgeTokenizer.from_dir(root), limits, **options)

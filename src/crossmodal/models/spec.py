@@ -35,6 +35,8 @@ OUTPUTS: tuple[str, ...] = ("dense", "sparse", "multivector")
 ResizeMode = Literal["shortest", "squash"]
 Interpolation = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
 Padding = Literal["longest", "max_length"]
+CropRounding = Literal["floor", "half_even"]
+RgbStage = Literal["before_resize", "after_resize"]
 
 #: PIL resampling ids, as written in preprocessor_config.json ("resample": 3).
 PIL_RESAMPLE: dict[int, Interpolation] = {
@@ -54,6 +56,19 @@ class ImagePreprocess:
     ``resize="shortest"`` scales the shortest side to ``size[0]`` (aspect kept,
     the long side floored like torchvision) and then center-crops to ``crop``;
     ``resize="squash"`` resizes straight to ``size`` = (height, width).
+
+    Two choices where reference pipelines differ:
+
+    * ``crop_rounding``: the crop's offset is ``(d - c) // 2`` (``"floor"``, the
+      Hugging Face processors) or ``round((d - c) / 2)`` with Python's round half
+      to even (``"half_even"``, torchvision's ``CenterCrop``); they differ by one
+      pixel when ``d - c`` is 3 mod 4;
+    * ``rgb``: when the decoded image becomes RGB. ``"before_resize"`` (the Hugging
+      Face processors): transparency is composited on white, then the RGB image is
+      resized. ``"after_resize"`` (torchvision transforms that end in
+      ``convert('RGB')``): Pillow resizes the image in its own mode (palette and
+      1-bit images always with NEAREST, RGBA premultiplied), and alpha is then
+      dropped, so fully transparent pixels come out black.
     """
 
     resize: ResizeMode
@@ -63,6 +78,8 @@ class ImagePreprocess:
     rescale: float | None = 1 / 255
     mean: tuple[float, float, float] | None = (0.48145466, 0.4578275, 0.40821073)
     std: tuple[float, float, float] | None = (0.26862954, 0.26130258, 0.27577711)
+    crop_rounding: CropRounding = "floor"
+    rgb: RgbStage = "before_resize"
 
     def __post_init__(self) -> None:
         if self.resize not in ("shortest", "squash"):
@@ -75,6 +92,22 @@ class ImagePreprocess:
             raise ConfigError(f"crop must be (height, width) of positive ints, got {self.crop!r}")
         if (self.mean is None) != (self.std is None):
             raise ConfigError("mean and std must both be set or both be None")
+        if self.crop_rounding not in ("floor", "half_even"):
+            raise ConfigError(f"crop_rounding must be 'floor' or 'half_even', got {self.crop_rounding!r}")
+        if self.rgb not in ("before_resize", "after_resize"):
+            raise ConfigError(f"rgb must be 'before_resize' or 'after_resize', got {self.rgb!r}")
+
+    def digest_fields(self) -> dict[str, Any]:
+        """The fields as a dict, leaving out the later-added ones at their defaults.
+
+        So that the spaces (and stored collections) of models that do not use
+        them keep their fingerprints.
+        """
+        fields = asdict(self)
+        for name, default in (("crop_rounding", "floor"), ("rgb", "before_resize")):
+            if fields[name] == default:
+                del fields[name]
+        return fields
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -278,7 +311,7 @@ class ModelSpec:
         payload = {
             "family": self.family,
             "dim": self.dim,
-            "image": asdict(self.image) if self.image is not None else None,
+            "image": self.image.digest_fields() if self.image is not None else None,
             "text": asdict(self.text),
             "projection": self.projection,
         }

@@ -6,12 +6,15 @@ Two steps, kept apart so that decoding can run in worker processes:
    an RGB PIL image: decompression-bomb guard, full decode (so corrupt and
    truncated files fail here, naming the input), first frame of animations,
    EXIF orientation, then RGB (alpha composited on white like the reference
-   processors; 16-bit and 32-bit integer images scaled, not clipped).
+   processors; 16-bit and 32-bit integer images scaled, not clipped). With
+   ``convert=False`` the image stays in its own mode after the orientation and
+   scaling, for models that convert to RGB after resizing.
 2. :class:`ImageTransform` applies one model's resize, crop, rescale and
-   normalize exactly as its Hugging Face PIL image processor does: the same PIL
-   resample call, the same integer arithmetic for sizes and crop offsets, and a
-   per-channel lookup table that reproduces the reference's float64 rescale
-   and float32 normalize bit for bit.
+   normalize exactly as its reference does (a Hugging Face PIL image processor,
+   or torchvision's transforms, per the spec's ``crop_rounding`` and ``rgb``):
+   the same PIL resample call, the same integer arithmetic for sizes and crop
+   offsets, and a per-channel lookup table that reproduces the reference's
+   float64 rescale and float32 normalize bit for bit.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageInput",
     "ImageTransform",
+    "crop_offsets",
     "describe_input",
     "load_image",
+    "orient",
     "to_rgb",
 ]
 
@@ -126,15 +131,21 @@ def _scale_wide(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """EXIF orientation first, then RGB; transparency is composited on white."""
+def orient(img: Image.Image) -> Image.Image:
+    """EXIF orientation applied, and 16/32-bit images scaled to 8-bit; otherwise the image's own mode."""
     # exif_transpose copies the whole image when there is nothing to turn: a quarter of a JPEG's decode time.
     if img.getexif().get(ExifTags.Base.Orientation, 1) in _EXIF_TRANSPOSED:
         img = ImageOps.exif_transpose(img)
-    if img.mode == "RGB":
-        return img
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         img = _scale_wide(img)
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """EXIF orientation first, then RGB; transparency is composited on white."""
+    img = orient(img)
+    if img.mode == "RGB":
+        return img
     has_alpha = "A" in img.getbands() or img.info.get("transparency") is not None
     if has_alpha:
         rgba = img.convert("RGBA")
@@ -143,11 +154,13 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(item: ImageInput, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft: tuple[int, int] | None = None) -> Image.Image:
+def load_image(item: ImageInput, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, draft: tuple[int, int] | None = None,
+               convert: bool = True) -> Image.Image:
     """Decode ``item`` fully into an RGB image, or raise an :class:`InputError` naming it.
 
     ``draft`` lets JPEG decoding downscale in the DCT domain to no smaller than
     that (width, height); only the fast mode uses it, since it changes pixels.
+    ``convert=False`` leaves the oriented image in its own mode (see :func:`orient`).
     """
     name = describe_input(item)
     if isinstance(item, np.ndarray):
@@ -169,7 +182,7 @@ def load_image(item: ImageInput, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
         if draft is not None and img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
             img.draft(img.mode, draft)
         img.load()
-        return to_rgb(img)
+        return to_rgb(img) if convert else orient(img)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"{name}: {exc}", input=name) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -186,12 +199,21 @@ def _resize_shape(height: int, width: int, cfg: ImagePreprocess) -> tuple[int, i
     return (new_long, new_short) if width <= height else (new_short, new_long)
 
 
-def _center_crop(arr: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+def crop_offsets(height: int, width: int, crop: tuple[int, int], rounding: str = "floor") -> tuple[int, int]:
+    """(top, left) of a centered ``crop`` = (height, width) of an image at least that large."""
+    ch, cw = crop
+    if rounding == "half_even":
+        return int(round((height - ch) / 2.0)), int(round((width - cw) / 2.0))
+    return (height - ch) // 2, (width - cw) // 2
+
+
+def _center_crop(arr: np.ndarray, crop: tuple[int, int], rounding: str = "floor") -> np.ndarray:
     """Center crop of an H x W x C array, zero-padded first when it is smaller (as the reference)."""
     height, width = arr.shape[:2]
     ch, cw = crop
     top, left = (height - ch) // 2, (width - cw) // 2
     if top >= 0 and left >= 0:
+        top, left = crop_offsets(height, width, crop, rounding)
         return arr[top : top + ch, left : left + cw]
     new_h, new_w = max(ch, height), max(cw, width)
     padded = np.zeros((new_h, new_w) + arr.shape[2:], dtype=arr.dtype)
@@ -221,13 +243,26 @@ class ImageTransform:
         std = np.asarray(cfg.std, dtype=np.float32)
         return np.stack([(x - mean[c]) / std[c] for c in range(3)]).astype(np.float32)
 
+    def load(self, item: ImageInput, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+             draft: tuple[int, int] | None = None) -> Image.Image:
+        """Decode ``item`` for this transform: RGB, or its own mode when the model converts after resizing."""
+        return load_image(item, max_pixels=max_pixels, draft=draft, convert=self.cfg.rgb == "before_resize")
+
+    def to_rgb(self, img: Image.Image, *, resized: bool) -> Image.Image:
+        """``img`` in RGB at the stage the spec converts it (``resized``: after the resize)."""
+        if img.mode == "RGB" or resized != (self.cfg.rgb == "after_resize"):
+            return img
+        # After the resize, as torchvision's convert('RGB'): alpha is dropped, not composited.
+        return img.convert("RGB") if resized else to_rgb(img)
+
     def resize(self, img: Image.Image) -> np.ndarray:
         """Resize (and crop) to the model's input size; uint8 H x W x 3."""
+        img = self.to_rgb(img, resized=False)
         height, width = _resize_shape(img.height, img.width, self.cfg)
-        resized = img.resize((width, height), resample=self.resample)
+        resized = self.to_rgb(img.resize((width, height), resample=self.resample), resized=True)
         arr = np.asarray(resized)
         if self.cfg.crop is not None:
-            arr = _center_crop(arr, self.cfg.crop)
+            arr = _center_crop(arr, self.cfg.crop, self.cfg.crop_rounding)
         return arr
 
     def normalize(self, arr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
