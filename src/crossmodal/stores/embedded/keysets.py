@@ -67,17 +67,18 @@ MIN_OVERLAY = 5_000
 _EMPTY = np.empty(0, dtype=np.int64)
 
 
-def log_changed(conn: sqlite3.Connection, cid: int, keys: list[int]) -> None:
-    """Record that these items' metadata changed or that they were deleted (in the writer's transaction)."""
-    conn.executemany("INSERT INTO attr_log (cid, key) VALUES (?, ?)", [(cid, k) for k in keys])
-
-
-def _typed(value: Any) -> tuple[str, Any]:
+def typed_value(value: Any) -> tuple[str, Any]:
+    """A metadata scalar as the attrs table stores it: (type tag, value), booleans as 0/1."""
     if isinstance(value, bool):
         return "b", int(value)
     if isinstance(value, (int, float)):
         return "n", value
     return "s", value
+
+
+def log_changed(conn: sqlite3.Connection, cid: int, keys: list[int]) -> None:
+    """Record that these items' metadata changed or that they were deleted (in the writer's transaction)."""
+    conn.executemany("INSERT INTO attr_log (cid, key) VALUES (?, ?)", [(cid, k) for k in keys])
 
 
 def _union(parts: list[np.ndarray]) -> np.ndarray:
@@ -213,7 +214,7 @@ class _Base:
             return _union([self._slice(m, a, b) for (n, _), (a, b) in self.runs.items() if n == cond.key])
         if cond.op in ("in", "nin"):
             return _union([self._positive(Cond(cond.key, "eq", v), m) for v in cond.value])
-        t, v = _typed(cond.value)
+        t, v = typed_value(cond.value)
         run = self.runs.get((cond.key, t))
         if run is None:
             return _EMPTY

@@ -25,6 +25,7 @@ from typing import Any
 from ...errors import StoreCorrupt, StoreUnavailable
 from ..filters import And, Cond, Filter, Not, values_of
 from .keysets import SCHEMA as KEYSETS_SCHEMA
+from .keysets import typed_value
 
 __all__ = ["SCHEMA_VERSION", "attr_rows", "connect", "filter_sql", "init_schema", "pack_metadata"]
 
@@ -127,19 +128,11 @@ def pack_metadata(metadata: Mapping[str, Any]) -> str:
     return json.dumps(dict(metadata), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def _typed(value: Any) -> tuple[str, Any]:
-    if isinstance(value, bool):
-        return "b", int(value)
-    if isinstance(value, (int, float)):
-        return "n", value
-    return "s", value
-
-
 def attr_rows(key: int, cid: int, metadata: Mapping[str, Any]) -> Iterable[tuple[int, int, str, str, Any]]:
     """The ``attrs`` rows of one item: one per value, lists flattened, nulls skipped."""
     for name in metadata:
         for value in values_of(metadata, name):
-            t, v = _typed(value)
+            t, v = typed_value(value)
             yield key, cid, name, t, v
 
 
@@ -150,19 +143,19 @@ def _cond_sql(cond: Cond, cid: int) -> tuple[str, list[Any]]:
     if op == "exists":
         return base, params
     if op in ("eq", "ne"):
-        t, v = _typed(cond.value)
+        t, v = typed_value(cond.value)
         return base + " AND t=? AND value=?", params + [t, v]
     if op in ("in", "nin"):
         groups: dict[str, list[Any]] = {}
         for value in cond.value:
-            t, v = _typed(value)
+            t, v = typed_value(value)
             groups.setdefault(t, []).append(v)
         ors = []
         for t, vs in groups.items():
             ors.append(f"(t=? AND value IN ({','.join('?' * len(vs))}))")
             params += [t, *vs]
         return base + " AND (" + " OR ".join(ors) + ")", params
-    t, v = _typed(cond.value)
+    t, v = typed_value(cond.value)
     sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
     return base + f" AND t=? AND value {sym} ?", params + [t, v]
 
