@@ -36,22 +36,19 @@ from .dispatch import embed_inputs
 from .embedder import l2_normalize
 from .errors import ConfigError, InputError, ItemNotFound
 from .inputs import Input, query_kind
+from .records import check_records
 from .retrieval import Fusion, search_signals
-from .retrieval.tokens import check_sparse
 from .space import Space
 from .stores.base import (
-    MAX_ID_LENGTH,
     MODALITIES,
     CollectionBackend,
     CollectionInfo,
     Hit,
     Record,
     Selection,
-    check_metadata,
     check_modalities,
-    valid_id,
 )
-from .stores.codec import decode_record, encode_filter, encode_record
+from .stores.codec import decode_record, encode_filter
 from .stores.filters import Filter, parse_where
 
 if TYPE_CHECKING:
@@ -70,19 +67,6 @@ def model_source(model: Model) -> str:
     if resolved is not None and resolved.origin == "local":
         return str(Path(resolved.files.root).resolve())
     return model.name
-
-
-def _token_checked(r: Record) -> Record:
-    """``r`` with its sparse vector and multi-vector (if any) checked: InputError naming the item otherwise."""
-    if r.sparse is None and r.multivector is None:
-        return r
-    multi = r.multivector
-    if multi is not None:
-        multi = np.asarray(multi, dtype=np.float32)
-        if multi.ndim != 2 or not np.isfinite(multi).all():
-            raise InputError(f"item {r.id!r}: a multi-vector is a finite (tokens, dim) array, got shape {multi.shape}")
-        multi = multi.astype(np.float16)
-    return replace(r, sparse=None if r.sparse is None else check_sparse(r.sparse, f"item {r.id!r}"), multivector=multi)
 
 
 class Collection:
@@ -200,7 +184,7 @@ class Collection:
             batch = list(records)
             written = {r.id for r in batch}
             gone = [i for i in dict.fromkeys(delete) if i not in written]
-            self.backend.replace(self._checked_batch(batch) if batch else [], gone)
+            self.backend.replace(check_records(self.space, batch) if batch else [], gone)
             return [r.id for r in batch]
         ids: list[str] = []
         batch: list[Record] = []
@@ -208,47 +192,11 @@ class Collection:
             batch.append(r)
             ids.append(r.id)
             if len(batch) >= WRITE_BATCH:
-                self.backend.upsert(self._checked_batch(batch))
+                self.backend.upsert(check_records(self.space, batch))
                 batch = []
         if batch:
-            self.backend.upsert(self._checked_batch(batch))
+            self.backend.upsert(check_records(self.space, batch))
         return ids
-
-    def _checked_batch(self, batch: list[Record]) -> list[Record]:
-        """:meth:`_checked` for a whole batch, with the vector checks and normalization done as one matrix."""
-        dim = self.space.dim
-        shapes_ok = all(isinstance(r.vector, np.ndarray) and r.vector.size == dim for r in batch)
-        if not shapes_ok:
-            return [self._checked(r) for r in batch]  # the per-item path names the bad item
-        if not all(valid_id(r.id) for r in batch):
-            return [self._checked(r) for r in batch]
-        matrix = np.stack([r.vector.reshape(dim) for r in batch]).astype(np.float32, copy=False)  # type: ignore[union-attr]
-        if not np.isfinite(matrix).all():
-            return [self._checked(r) for r in batch]
-        if self.space.normalized:
-            matrix = l2_normalize(matrix)
-        out = []
-        for r, vec in zip(batch, matrix):
-            if r.modality not in MODALITIES:
-                return [self._checked(r) for r in batch]
-            out.append(encode_record(replace(_token_checked(r), vector=vec, metadata=check_metadata(r.metadata),
-                                             reference=str(r.reference))))
-        return out
-
-    def _checked(self, r: Record) -> Record:
-        if not valid_id(r.id):
-            raise InputError(f"item id must be a non-empty string of at most {MAX_ID_LENGTH} characters of valid "
-                             f"Unicode, got {r.id!r}")
-        if r.modality not in MODALITIES:
-            raise InputError(f"item {r.id!r}: modality must be one of {', '.join(MODALITIES)}, got {r.modality!r}")
-        if r.vector is None:
-            raise InputError(f"item {r.id!r} has no vector")
-        vec = self.space.check_vectors(r.vector, what=f"the vector of item {r.id!r}")
-        if vec.shape[0] != 1:
-            raise InputError(f"item {r.id!r}: one vector per item, got {vec.shape[0]}")
-        vec = l2_normalize(vec)[0] if self.space.normalized else vec[0]
-        return encode_record(replace(_token_checked(r), vector=vec, metadata=check_metadata(r.metadata),
-                                     reference=str(r.reference)))
 
     def add_images(
         self,
