@@ -27,6 +27,7 @@ __all__ = [
     "AddItemsResponse",
     "CollectionInfo",
     "CollectionList",
+    "CrossmodalOptions",
     "EmbeddingData",
     "EmbeddingRequest",
     "EmbeddingResponse",
@@ -40,6 +41,7 @@ __all__ = [
     "ModelList",
     "SearchRequest",
     "SearchResponse",
+    "SparseEmbedding",
     "TextPart",
     "Usage",
 ]
@@ -66,6 +68,16 @@ Part = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 InputItem = str | Part | list[Part] | list[int]
 
 
+class CrossmodalOptions(BaseModel):
+    """crossmodal's extension of an embeddings request (OpenAI clients send it through ``extra_body``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outputs: list[str] = Field(default_factory=list, description="outputs besides the dense embedding, for texts: "
+                                                                 "'sparse' (token id weights) and/or 'multivector' "
+                                                                 "(one vector per token), where the model gives them")
+
+
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -78,6 +90,12 @@ class EmbeddingRequest(BaseModel):
     truncate: bool = Field(default=True, description="cut a text over the model's context length to fit (the "
                                                      "default, as the library and the CLI do); false: refuse it "
                                                      "(422 text_too_long)")
+    crossmodal: CrossmodalOptions | None = Field(default=None, description="crossmodal's extensions (extra outputs)")
+
+
+class SparseEmbedding(BaseModel):
+    indices: list[int] = Field(description="token ids, ascending")
+    values: list[float] = Field(description="their weights (> 0)")
 
 
 class EmbeddingData(BaseModel):
@@ -85,6 +103,9 @@ class EmbeddingData(BaseModel):
     index: int
     embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32 bytes")
     truncated: bool = Field(default=False, description="the item's text was over the context length and was cut")
+    sparse: SparseEmbedding | None = Field(default=None, description="with crossmodal.outputs ['sparse']")
+    multivector: list[list[float]] | None = Field(default=None, description="with crossmodal.outputs "
+                                                                            "['multivector']: one row per token")
 
 
 class Usage(BaseModel):
