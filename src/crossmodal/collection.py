@@ -127,6 +127,7 @@ class Collection:
             "mode": info.space.mode,
             "normalized": info.space.normalized,
             "fingerprint": info.space.fingerprint,
+            "pairs": info.space.to_dict()["pairs"],
             "model_source": info.model_source,
             "root": info.root,
             "created": info.created,

@@ -26,7 +26,7 @@ from .pipeline import ImagePipeline, auto_batch_size, auto_workers
 from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
 from .preprocessing.texts import Tokenizer, Tokens, pad
 from .runtimes.base import Encoder, PairEncoder, RuntimeOptions, SparseVector, TextOutputsEncoder
-from .space import Space, space_fingerprint
+from .space import PairRule, Space, space_fingerprint
 
 __all__ = ["EmbeddingBatch", "Embeddings", "Failure", "Model", "TextEmbeddings", "l2_normalize"]
 
@@ -154,6 +154,7 @@ class Model:
             normalized=True,
             fingerprint=space_fingerprint(resolved.weights, self.spec.preprocessing_digest(), options.mode),
             mode=options.mode,
+            pairs=pair_rule(self.spec, self.capabilities),
         )
 
     def __repr__(self) -> str:
@@ -471,6 +472,15 @@ class Model:
                 np.asarray(chunk, dtype=np.int64) + offset,
                 failures if start == 0 else [],
             )
+
+
+def pair_rule(spec: ModelSpec, capabilities: Capabilities) -> PairRule:
+    """How a model of ``spec`` makes pair vectors (recorded in its space)."""
+    if not capabilities.accepts("pair"):
+        return PairRule("none", None)
+    if spec.fusion.kind == "graph":
+        return PairRule("graph", None)
+    return PairRule("weighted-sum", spec.fusion.image_weight)
 
 
 def describe_text(text: Any) -> str:

@@ -94,7 +94,8 @@ async def list_collections(request: Request) -> dict[str, Any]:
             out.append({"name": info.name, "count": sum(counts.values()), "counts": counts,
                         "model": svc.model_name_of(space),
                         "dim": space.dim, "mode": space.mode,
-                        "searchable": (space.fingerprint, space.dim) == (model.space.fingerprint, model.space.dim)})
+                        "searchable": (space.fingerprint, space.dim, space.pairs) ==
+                                      (model.space.fingerprint, model.space.dim, model.space.pairs)})
         return out
 
     return {"object": "list", "data": await svc.in_store(describe)}
@@ -120,6 +121,12 @@ def _check_space(svc: Services, space: Any, name: str) -> None:
             f"{space.mode}); the served model {svc.model_id()!r} (dim {model.dim}, {model.mode}) embeds in "
             "another space, so text and image queries cannot search it and items cannot be added to it. "
             "Search it by vector or like, or serve the model it was built with"
+        )
+    if space.pairs != model.space.pairs:
+        raise SpaceMismatch(
+            f"collection {name!r} holds image+text pairs made by {space.pairs}; the served model "
+            f"{svc.model_id()!r} makes pairs by {model.space.pairs}, so its pairs and queries would mix with "
+            "vectors made by another rule. Search it by vector or like, or serve a model with its pair rule"
         )
 
 
