@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtimes",),
     ("embedder",),
     ("families", "bge", "dispatch"),  # one module per model family; bge: the BAAI graphs; dispatch: mixed batches
-    ("adding", "duplicates", "records"),  # a collection's add path, its near-duplicate finder, record checks
+    ("adding", "duplicates", "records", "scoring"),  # a collection's add path, its near-duplicate finder, record checks; BGE-M3's scores
     ("loader", "collection"),
     ("settings", "ingest"),  # settings: the one reader of the environment, at the edge
     ("store", "testing"),
