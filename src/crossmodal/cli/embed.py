@@ -157,7 +157,7 @@ def embed(ctx: click.Context, fmt: str, kind: str, out: Path | None, no_normaliz
     Examples:
       crossmodal embed --text "a dog" --image cat.jpg
       crossmodal embed --image cat.jpg --text "at night" --format npy -o pair.npy
-      crossmodal embed -m bge-m3 --output sparse --text "a dog" --text "一条龙"
+      crossmodal embed -m BAAI/bge-m3 --output sparse --text "a dog" --text "一条龙"
     """
     items = parse_flags(list(inputs))
     if kind != "dense":
