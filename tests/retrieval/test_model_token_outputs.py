@@ -9,9 +9,6 @@ import pytest
 
 import crossmodal
 from crossmodal.errors import ConfigError
-from crossmodal.retrieval.tokens import token_outputs
-from crossmodal.testing.fake import fake_model
-from crossmodal.testing.fake_tokens import fake_token_model
 from crossmodal.testing.outputs_family import OUTPUTS_DENSE_ONLY, build_outputs_model, outputs_registry
 
 REGISTRY = outputs_registry()
@@ -28,19 +25,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path):
 @pytest.fixture
 def model(tmp_path: Path) -> crossmodal.Model:
     return crossmodal.load_model(build_outputs_model(tmp_path / "m", seed=6), families=REGISTRY)
-
-
-def test_which_models_give_token_outputs(model: crossmodal.Model, tmp_path: Path) -> None:
-    sparse, multi = token_outputs(model)
-    assert sparse is not None and multi is not None
-    assert sparse.embed_sparse(["red red"])[0] == model.embed_text_outputs(["red red"], outputs=("sparse",)) \
-        .sparse[0].as_dict()  # type: ignore[index]
-    assert token_outputs(fake_model()) == (None, None)
-    dense_only = crossmodal.load_model(build_outputs_model(tmp_path / "d", family=OUTPUTS_DENSE_ONLY.name),
-                                       families=REGISTRY)
-    assert token_outputs(dense_only) == (None, None)
-    fake = fake_token_model()
-    assert token_outputs(fake) == (fake, fake)  # a model with the methods gives them itself
 
 
 def test_items_get_the_models_token_vectors_and_search_by_them(store, model: crossmodal.Model,

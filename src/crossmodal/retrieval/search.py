@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..stores.base import Hit, Record, Selection
 from ..stores.keywords import query_terms
 from .fusion import Fusion, fuse
-from .tokens import MultivectorOutput, SparseOutput, check_sparse, maxsim, token_outputs
+from .tokens import MultivectorOutput, SparseOutput, check_sparse, maxsim
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,14 +66,12 @@ def _token_model(backend: Any, model: Any, protocol: type, what: str) -> Any:
     if not getattr(type(backend), "holds_token_vectors", False):
         raise ConfigError(f"{what} is not available on this store yet: it keeps no sparse vectors or multi-vectors "
                           "(the embedded and in-memory stores do)")
-    sparse, multi = token_outputs(model) if model is not None else (None, None)
-    given = sparse if protocol is SparseOutput else multi
-    if given is None:
+    if model is None or not isinstance(model, protocol):
         name = getattr(model, "name", None) or "none"
         output = "sparse" if protocol is SparseOutput else "multi-vector"
         raise ConfigError(f"{what} needs a model with a {output} output (such as BGE-M3); this collection's model "
                           f"({name}) has none")
-    return given
+    return model
 
 
 def search_signals(
@@ -115,7 +113,7 @@ def search_signals(
     if using in ("keyword", "hybrid"):
         terms = query_terms(words)
         lists["keyword"] = backend.keyword(terms, n, selection) if terms else []
-    sparse_model = token_outputs(model)[0] if model is not None and getattr(type(backend), "holds_token_vectors", False) \
+    sparse_model = model if isinstance(model, SparseOutput) and getattr(type(backend), "holds_token_vectors", False) \
         else None
     if using == "sparse":
         sparse_model = _token_model(backend, model, SparseOutput, "sparse search")

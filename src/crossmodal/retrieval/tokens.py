@@ -3,10 +3,8 @@
 A model may have, besides its dense vectors, a **sparse** output (a weight per
 vocabulary token, as BGE-M3's lexical weights) and a **multi-vector** output
 (one vector per token, as ColBERT and BGE-M3's colbert head). A model says so
-by having the methods of :class:`SparseOutput` / :class:`MultivectorOutput`,
-or, as a loaded :class:`~crossmodal.Model` does, by its capabilities
-(``capabilities.gives("sparse")``) and ``embed_text_outputs``
-(:func:`token_outputs` finds either); nothing here depends on which model it is. The collection then stores each
+by having the methods of :class:`SparseOutput` / :class:`MultivectorOutput`;
+nothing here depends on which model it is. The collection then stores each
 text and pair item's sparse vector and multi-vector (the pair's from its
 caption), in stores that hold them (``holds_token_vectors``).
 
@@ -31,7 +29,7 @@ import numpy as np
 from ..errors import InputError
 from ..stores.base import Record
 
-__all__ = ["MultivectorOutput", "SparseOutput", "check_sparse", "maxsim", "token_outputs", "with_token_vectors"]
+__all__ = ["MultivectorOutput", "SparseOutput", "check_sparse", "maxsim", "with_token_vectors"]
 
 
 @runtime_checkable
@@ -44,43 +42,6 @@ class SparseOutput(Protocol):
 class MultivectorOutput(Protocol):
     def embed_multivectors(self, texts: Sequence[str]) -> list[np.ndarray]:
         """One (tokens, dim) array of unit rows per text."""
-
-
-class _TextOutputs:
-    """A model's sparse and multi-vector outputs through ``embed_text_outputs`` (one model call for both)."""
-
-    def __init__(self, model: Any, sparse: bool, multivector: bool) -> None:
-        self.model, self.sparse, self.multivector = model, sparse, multivector
-
-    def both(self, texts: Sequence[str]) -> tuple[list[Any], list[Any]]:
-        wanted = tuple(o for o, on in (("sparse", self.sparse), ("multivector", self.multivector)) if on)
-        out = self.model.embed_text_outputs(list(texts), outputs=wanted)
-        sparse = [s.as_dict() for s in out.sparse] if out.sparse is not None else [None] * len(texts)
-        multi = list(out.multivector) if out.multivector is not None else [None] * len(texts)
-        return sparse, multi
-
-    def embed_sparse(self, texts: Sequence[str]) -> list[Mapping[int, float]]:
-        return self.both(texts)[0]
-
-    def embed_multivectors(self, texts: Sequence[str]) -> list[np.ndarray]:
-        return self.both(texts)[1]
-
-
-def token_outputs(model: Any) -> tuple[SparseOutput | None, MultivectorOutput | None]:
-    """What gives ``model``'s sparse and multi-vector outputs (None where it has none).
-
-    A model with the methods of the protocols gives them itself; one whose
-    ``capabilities`` say it gives them, through its ``embed_text_outputs``.
-    """
-    sparse = model if isinstance(model, SparseOutput) else None
-    multi = model if isinstance(model, MultivectorOutput) else None
-    capabilities = getattr(model, "capabilities", None)
-    if capabilities is not None and (sparse is None or multi is None):
-        via = _TextOutputs(model, sparse is None and capabilities.gives("sparse"),
-                           multi is None and capabilities.gives("multivector"))
-        sparse = sparse if sparse is not None or not via.sparse else via
-        multi = multi if multi is not None or not via.multivector else via
-    return sparse, multi
 
 
 def check_sparse(sparse: Mapping[int, float], what: str) -> dict[int, float]:
@@ -99,16 +60,13 @@ def check_sparse(sparse: Mapping[int, float], what: str) -> dict[int, float]:
 
 def with_token_vectors(model: Any, records: list[Record]) -> list[Record]:
     """``records`` with the sparse vectors and multi-vectors ``model`` gives their texts (text and pair items)."""
-    sparse, multi = token_outputs(model)
+    sparse, multi = isinstance(model, SparseOutput), isinstance(model, MultivectorOutput)
     chosen = [i for i, r in enumerate(records) if r.modality in ("text", "pair") and r.text]
     if not chosen or not (sparse or multi):
         return records
     texts = [str(records[i].text) for i in chosen]
-    if isinstance(sparse, _TextOutputs) and sparse is multi:
-        weights, matrices = sparse.both(texts)
-    else:
-        weights = sparse.embed_sparse(texts) if sparse is not None else [None] * len(texts)
-        matrices = multi.embed_multivectors(texts) if multi is not None else [None] * len(texts)
+    weights = model.embed_sparse(texts) if sparse else [None] * len(texts)
+    matrices = model.embed_multivectors(texts) if multi else [None] * len(texts)
     out = list(records)
     for i, w, m in zip(chosen, weights, matrices):
         r = out[i]
