@@ -191,3 +191,9 @@ def test_every_file_the_architecture_page_names_exists() -> None:
             missing.append(name)
     assert len(named) > 30
     assert missing == []
+
+
+def test_no_module_is_over_500_lines() -> None:
+    sizes = {module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in SRC.rglob("*.py")}
+    assert len(sizes) > 100
+    assert {m: n for m, n in sizes.items() if n > 500} == {}
