@@ -119,6 +119,9 @@ VISUALIZED_VARIANTS: dict[str, _Variant] = {
 M3_SIZES: dict[str, Mapping[str, Any]] = {
     "tiny": {"hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128, "num_hidden_layers": 2,
              "max_position_embeddings": 130},
+    # the released width with one layer and a narrow MLP: for tests of what checks the catalog's 1024 dims
+    "wide": {"hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 128, "num_hidden_layers": 1,
+             "max_position_embeddings": 130},
     # the released widths, four layers: for benchmarks (the per-layer cost is the real one)
     "bench": {"hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096, "num_hidden_layers": 4,
               "max_position_embeddings": 8194},

@@ -144,10 +144,10 @@ def download(ctx: click.Context, name: str, runtime: str, mode: str) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.pass_context
 def export(ctx: click.Context, src: str, out: Path, atol: float, overwrite: bool) -> None:
-    """Export a transformers-layout model (directory or catalog/hub name) to the ONNX layout in OUT.
+    """Export a model (directory or catalog/hub name) to its ONNX layout in OUT.
 
     The export is run against its source on the same inputs and only written
-    when both towers agree within --atol.
+    when every graph agrees within --atol.
     """
     from ..families import export_onnx
     from ..models.registry import resolve
@@ -158,11 +158,8 @@ def export(ctx: click.Context, src: str, out: Path, atol: float, overwrite: bool
         path = resolve(src, families=families(ctx), runtime="torch", cache_dir=hub_cache(s), offline=s.offline,
                        endpoint=s.hub_endpoint).files.root
     report = export_onnx(path, out, atol=atol, overwrite=overwrite, families=families(ctx))
-    click.echo(
-        f"exported {src} -> {report.out_dir}\n"
-        f"checked against the source: max |diff| image {report.max_abs_diff_image:.2e}, "
-        f"text {report.max_abs_diff_text:.2e} (<= {atol:.0e})"
-    )
+    diffs = ", ".join(f"{name} {diff:.2e}" for name, diff in report.diffs.items())
+    click.echo(f"exported {src} -> {report.out_dir}\nchecked against the source: max |diff| {diffs} (<= {atol:.0e})")
 
 
 @models.command("verify")

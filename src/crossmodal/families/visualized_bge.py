@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError
+from ..models.bge_catalog import CHECKPOINT_LAYOUT, CHECKPOINT_PART
 from ..models.files import ModelFiles, ResolvedModel, read_json
 from ..models.spec import Capabilities, Fusion, ModelSpec
 from ..preprocessing.texts import Tokenizer, load_tokenizer
@@ -41,10 +42,9 @@ from .bge_common import (
 
 __all__ = ["VISUALIZED_BGE", "VisualizedBgeFamily", "VisualizedTowers"]
 
-CHECKPOINT_LAYOUT = "visualized-bge"
 ONNX_LAYOUT = "visualized-bge-onnx"
-#: the name under which ModelFiles.parts holds the checkpoint (it may live in another directory than root)
-CHECKPOINT = "checkpoint"
+#: ModelFiles.parts holds the checkpoint under this name (the hub keeps it in another repo than the text model)
+CHECKPOINT = CHECKPOINT_PART
 _VISUAL = "model_visual.visual."
 PROJECTION = "EVA02-CLIP patch tokens -> visual_proj -> the BGE text encoder; CLS pooling"
 
