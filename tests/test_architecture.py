@@ -25,8 +25,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("preprocessing", "stores"),
     ("pipeline", "retrieval"),  # retrieval: keyword/sparse/multi-vector signals and their fusion
     ("runtimes",),
+    ("bge",),  # the BAAI graphs (Visualized-BGE, BGE-M3), their export and their numpy post-processing
     ("embedder",),
-    ("families", "bge", "dispatch"),  # one module per model family; bge: the BAAI graphs; dispatch: mixed batches
+    ("families", "dispatch", "token_outputs"),  # one module per model family; dispatch: mixed batches; token_outputs:
+    # the Model classes with sparse / multi-vector methods
     ("adding", "duplicates", "records"),  # a collection's add path, its near-duplicate finder, record checks
     ("loader", "collection"),
     ("settings", "ingest"),  # settings: the one reader of the environment, at the edge
