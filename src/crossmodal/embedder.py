@@ -21,10 +21,10 @@ import numpy as np
 
 from .errors import ConfigError, InputError, UnsupportedInput
 from .models.files import ResolvedModel
-from .models.spec import Capabilities, ModelSpec
+from .models.spec import OUTPUTS, Capabilities, ModelSpec
 from .pipeline import ImagePipeline, auto_batch_size, auto_workers
 from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
-from .preprocessing.texts import Tokenizer, Tokens, pad
+from .preprocessing.texts import Tokenizer, Tokens, pad, within
 from .runtimes.base import Encoder, PairEncoder, RuntimeOptions, SparseVector, TextOutputsEncoder
 from .space import PairRule, Space, space_fingerprint
 
@@ -219,6 +219,7 @@ class Model:
         self,
         texts: Iterable[str],
         *,
+        output: str = "dense",
         normalize: bool = True,
         truncate: bool = True,
         batch_size: int | None = None,
@@ -228,7 +229,20 @@ class Model:
 
         With ``on_error="skip"``, returns :class:`Embeddings` (the good vectors,
         their input positions, and a :class:`Failure` per skipped text).
+        ``output="sparse"`` / ``"multivector"`` (models that give them, see
+        ``capabilities``): a list with, per text, a :class:`SparseVector`
+        (ascending token ids, float32 weights) / a float32 (tokens, dim) array
+        of unit rows (:meth:`embed_text_outputs`).
         """
+        if output != "dense":
+            if output not in OUTPUTS:
+                raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+            if on_error != "raise":
+                raise ConfigError(f"on_error={on_error!r} applies to the dense output only")
+            if isinstance(texts, str):
+                raise InputError("texts must be a list of strings, not one string; wrap it: [text]", input=texts[:60])
+            out = self.embed_text_outputs(list(texts), outputs=(output,), truncate=truncate, batch_size=batch_size)
+            return out.sparse if output == "sparse" else out.multivector
         batches = self.iter_texts(texts, normalize=normalize, truncate=truncate, batch_size=batch_size, on_error=on_error)
         return _collect(batches, self.dim, on_error)
 
@@ -398,7 +412,9 @@ class Model:
                     pixels.update((i, batch.pixels[row]) for row, i in enumerate(batch.indices))
                     for i, name, error in batch.failures:
                         bad.setdefault(i, (name, error))
-            tokens = self.tokenizer.tokenize([p[1] for p in window], truncate=truncate)
+            texts_ = [p[1] for p in window]
+            tokens = within(self.tokenizer.tokenize(texts_, truncate=truncate), texts_,
+                            self.spec.text.pair_context_length, truncate)
             for i, tok in enumerate(tokens):
                 if isinstance(tok, InputError):
                     bad.setdefault(i, (describe_text(window[i][1]), tok))
@@ -435,14 +451,19 @@ class Model:
         size = batch_size or max(self.batch_size, 64)
         tokens = self.tokenizer.tokenize(list(texts), truncate=truncate)
         self._failures(list(texts), tokens, 0, "raise")
-        dense, sparse, multi = [np.zeros((0, self.dim), dtype=np.float32)], [], []
-        for start in range(0, len(tokens), size):
-            out = encoder.encode_text_outputs(pad(self.tokenizer, tokens[start : start + size]), wanted)  # type: ignore[arg-type]
-            dense.append(l2_normalize(out.dense) if normalize else out.dense)
-            sparse += out.sparse or []
-            multi += out.multivector or []
-        return TextEmbeddings(np.concatenate(dense), sparse if "sparse" in wanted else None,
-                              multi if "multivector" in wanted else None)
+        n = len(tokens)
+        dense = np.empty((n, self.dim), dtype=np.float32)
+        sparse: list[Any] = [None] * n
+        multi: list[Any] = [None] * n
+        order = sorted(range(n), key=lambda i: len(tokens[i].ids))  # type: ignore[union-attr]  # pad per length
+        for start in range(0, n, size):
+            chunk = order[start : start + size]
+            out = encoder.encode_text_outputs(pad(self.tokenizer, [tokens[i] for i in chunk]), wanted)  # type: ignore[misc]
+            dense[chunk] = l2_normalize(out.dense) if normalize else out.dense
+            for j, i in enumerate(chunk):
+                sparse[i] = out.sparse[j] if out.sparse is not None else None
+                multi[i] = out.multivector[j] if out.multivector is not None else None
+        return TextEmbeddings(dense, sparse if "sparse" in wanted else None, multi if "multivector" in wanted else None)
 
     # -- helpers -----------------------------------------------------------------
 

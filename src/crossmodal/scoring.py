@@ -26,7 +26,7 @@ as the reference does for a batch of one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -51,8 +51,7 @@ def _outputs(side: TextEmbeddings, name: str) -> M3Output:
         raise ConfigError(f"the {name}' outputs disagree: {len(dense)} dense rows, {len(side.sparse)} sparse "
                           f"vectors, {len(side.multivector)} multi-vectors")
     multi = [np.asarray(m, dtype=np.float32) for m in side.multivector]
-    sparse: Any = side.sparse  # the sparse score reads .indices and .values alone
-    return M3Output(dense=dense, sparse=sparse, colbert=multi)
+    return M3Output(dense=dense, sparse=list(side.sparse), colbert=multi)
 
 
 def compute_score(queries: TextEmbeddings, passages: TextEmbeddings,

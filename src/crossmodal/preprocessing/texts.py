@@ -37,7 +37,7 @@ from ..models.files import read_json
 from ..models.spec import TextPreprocess
 
 __all__ = ["FastTokenizer", "SentencePieceTokenizer", "Tokenizer", "Tokens", "check_text", "encode", "load_tokenizer",
-           "over_context", "pad"]
+           "over_context", "pad", "within"]
 
 _DEFAULT_PAD = {"clip-bpe": "<|endoftext|>", "sentencepiece": "</s>", "wordpiece": "[PAD]"}
 
@@ -113,6 +113,23 @@ def encode(tokenizer: Tokenizer, texts: Sequence[Any], *, truncate: bool = True)
         if isinstance(tok, InputError):
             raise tok.at(i)
     return pad(tokenizer, tokens)  # type: ignore[arg-type]
+
+
+def within(tokens: Sequence[Tokens | InputError], texts: Sequence[Any], limit: int | None,
+           truncate: bool) -> list[Tokens | InputError]:
+    """``tokens`` held to ``limit`` tokens by the same rule as the context length (a shorter budget some inputs
+    have, e.g. the text of an image+text pair that shares its sequence with image tokens)."""
+    out: list[Tokens | InputError] = []
+    for text, tok in zip(texts, tokens):
+        if limit is None or not isinstance(tok, Tokens) or len(tok.ids) <= limit:
+            out.append(tok)
+        elif not truncate:
+            out.append(TextTooLong(f"text {_preview(text)} has {len(tok.ids)} tokens, over the {limit} a text can have "
+                                   "in an image+text pair with this model, and truncation is off", input=text))
+        else:
+            type_ids = None if tok.type_ids is None else tok.type_ids[: limit - 1] + tok.type_ids[-1:]
+            out.append(Tokens(tok.ids[: limit - 1] + tok.ids[-1:], type_ids, truncated=True))
+    return out
 
 
 def over_context(tokenizer: Tokenizer, texts: Sequence[Any]) -> list[bool]:

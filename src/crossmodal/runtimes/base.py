@@ -39,6 +39,9 @@ class RuntimeOptions:
     threads: int | None = None  # intra-op threads; None = all physical cores
     device: str | None = None  # "cpu", "cuda", "cuda:1"; None = cpu
     cache_dir: Path | None = None  # where derived artifacts (int8 graphs, exports) are cached; None: see derived_cache
+    #: the outputs to load ("dense", "sparse", "multivector"); None: every output the family gives. A family may
+    #: then do without the files only the other outputs need (BGE-M3's head files, for ("dense",))
+    outputs: tuple[str, ...] | None = None
 
     @property
     def derived_cache(self) -> Path:
@@ -50,6 +53,16 @@ class RuntimeOptions:
             raise ConfigError(f"mode must be 'exact' or 'fast', got {self.mode!r}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.outputs is not None:
+            if isinstance(self.outputs, str) or "dense" not in self.outputs or \
+                    any(o not in ("dense", "sparse", "multivector") for o in self.outputs):
+                raise ConfigError("outputs must include 'dense' and be some of dense, sparse, multivector, "
+                                  f"got {self.outputs!r}")
+            object.__setattr__(self, "outputs", tuple(self.outputs))
+
+    def wants(self, output: str) -> bool:
+        """Whether ``output`` is to be loaded (every output is, unless ``outputs`` names a subset)."""
+        return self.outputs is None or output in self.outputs
 
 
 class Encoder(Protocol):
@@ -93,6 +106,10 @@ class SparseVector:
 
     def as_dict(self) -> dict[int, float]:
         return dict(zip(self.indices.tolist(), self.values.tolist()))
+
+    def as_lexical_weights(self) -> dict[str, float]:
+        """FlagEmbedding's form: ``{str(token_id): weight}``."""
+        return {str(i): v for i, v in zip(self.indices.tolist(), self.values.tolist())}
 
     def to_qdrant(self) -> dict[str, list[Any]]:
         """``{"indices": [...], "values": [...]}``: ``qdrant_client.models.SparseVector(**it)``, or the JSON
