@@ -14,90 +14,32 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ConfigError, InputError, UnsupportedInput
-from .models.files import ResolvedModel
-from .models.spec import OUTPUTS, Capabilities, ModelSpec
-from .pipeline import ImagePipeline, auto_batch_size, auto_workers
-from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
-from .preprocessing.texts import Tokenizer, Tokens, pad, within
-from .runtimes.base import Encoder, PairEncoder, RuntimeOptions, SparseVector, TextOutputsEncoder
-from .space import PairRule, Space, space_fingerprint
+from ..errors import ConfigError, InputError, UnsupportedInput
+from ..models.files import ResolvedModel
+from ..models.spec import OUTPUTS, Capabilities, ModelSpec
+from ..pipeline import ImagePipeline, auto_batch_size, auto_workers
+from ..preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
+from ..preprocessing.texts import Tokenizer, Tokens, pad, within
+from ..runtimes.base import Encoder, PairEncoder, RuntimeOptions, TextOutputsEncoder
+from ..space import PairRule, Space, space_fingerprint
+from .results import (
+    EmbeddingBatch,
+    Embeddings,
+    Failure,
+    TextEmbeddings,
+    check_on_error,
+    collect,
+    describe_text,
+    l2_normalize,
+)
 
 __all__ = ["EmbeddingBatch", "Embeddings", "Failure", "Model", "TextEmbeddings", "l2_normalize"]
 
 OnError = Literal["raise", "skip"]
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float32); an all-zero row stays zero."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One input that could not be embedded."""
-
-    index: int
-    input: str
-    error: InputError
-
-    def __str__(self) -> str:
-        return f"#{self.index} {self.input}: {self.error}"
-
-
-@dataclass
-class EmbeddingBatch:
-    """Vectors for some inputs of a stream, with their positions in it."""
-
-    vectors: np.ndarray  # float32 (n, dim)
-    indices: np.ndarray  # int64 (n,): position of each row in the input stream
-    failures: list[Failure] = field(default_factory=list)
-
-
-@dataclass
-class Embeddings:
-    """The result of ``embed_*(..., on_error="skip")``: good vectors in input order, and what was skipped."""
-
-    vectors: np.ndarray
-    indices: np.ndarray
-    failures: list[Failure]
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-
-@dataclass
-class TextEmbeddings:
-    """:meth:`Model.embed_text_outputs`: per text, the dense row and the other outputs asked for (else None)."""
-
-    dense: np.ndarray  # float32 (n, dim)
-    sparse: list[SparseVector] | None = None
-    multivector: list[np.ndarray] | None = None
-
-
-def _check_on_error(on_error: str) -> None:
-    if on_error not in ("raise", "skip"):
-        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-
-
-def _collect(batches: Iterable[EmbeddingBatch], dim: int, on_error: str) -> np.ndarray | Embeddings:
-    vectors, indices, failures = [], [], []
-    for batch in batches:
-        vectors.append(batch.vectors)
-        indices.append(batch.indices)
-        failures.extend(batch.failures)
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
-    if on_error == "raise":
-        return matrix
-    idx = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
-    return Embeddings(vectors=matrix, indices=idx, failures=failures)
 
 
 def _check_many_images(images: Any) -> None:
@@ -194,7 +136,7 @@ class Model:
         Within a window of texts, batches are formed by token length, so each
         is padded no further than it must be (CLIP), and put back in order.
         """
-        _check_on_error(on_error)
+        check_on_error(on_error)
         self._require("text")
         if isinstance(texts, str):
             raise InputError("texts must be a list of strings, not one string; wrap it: [text]", input=texts[:60])
@@ -244,7 +186,7 @@ class Model:
             out = self.embed_text_outputs(list(texts), outputs=(output,), truncate=truncate, batch_size=batch_size)
             return out.sparse if output == "sparse" else out.multivector
         batches = self.iter_texts(texts, normalize=normalize, truncate=truncate, batch_size=batch_size, on_error=on_error)
-        return _collect(batches, self.dim, on_error)
+        return collect(batches, self.dim, on_error)
 
     # -- images ----------------------------------------------------------------
 
@@ -282,7 +224,7 @@ class Model:
         the GIL; it costs a pool start-up, and scripts using it need an
         ``if __name__ == "__main__":`` guard.
         """
-        _check_on_error(on_error)
+        check_on_error(on_error)
         self._require("image")
         _check_many_images(images)
         size = batch_size or self.batch_size
@@ -308,7 +250,7 @@ class Model:
         """Images -> float32 (n, dim); see :meth:`embed_texts` for ``on_error``."""
         batches = self.iter_images(images, normalize=normalize, batch_size=batch_size, on_error=on_error,
                                    workers=workers, processes=processes)
-        return _collect(batches, self.dim, on_error)
+        return collect(batches, self.dim, on_error)
 
     def preprocess_image(self, image: ImageInput) -> np.ndarray:
         """The float32 (3, H, W) tensor the vision tower receives for ``image``."""
@@ -391,7 +333,7 @@ class Model:
             images, texts, image_weight=image_weight, normalize=normalize, truncate=truncate,
             batch_size=batch_size, on_error=on_error, workers=workers,
         )
-        return _collect(batches, self.dim, on_error)
+        return collect(batches, self.dim, on_error)
 
     def _fused_pairs(self, images: Iterable[ImageInput], texts: Iterable[str], *, normalize: bool, truncate: bool,
                      batch_size: int | None, on_error: OnError, workers: int | None) -> Iterator[EmbeddingBatch]:
@@ -502,9 +444,3 @@ def pair_rule(spec: ModelSpec, capabilities: Capabilities) -> PairRule:
     if spec.fusion.kind == "graph":
         return PairRule("graph", None)
     return PairRule("weighted-sum", spec.fusion.image_weight)
-
-
-def describe_text(text: Any) -> str:
-    if isinstance(text, str):
-        return repr(text if len(text) <= 60 else text[:57] + "...")
-    return f"<{type(text).__name__}>"
