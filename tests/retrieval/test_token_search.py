@@ -103,13 +103,15 @@ def test_without_token_outputs_sparse_and_rerank_say_why(store) -> None:
     assert [h.id for h in col.search("cat", using="hybrid")] == ["a"]  # dense + keyword only
 
 
-def test_stores_that_keep_no_token_vectors_refuse_sparse_search_by_name() -> None:
+def test_a_qdrant_collection_from_before_token_vectors_refuses_sparse_search_by_name() -> None:
     pytest.importorskip("qdrant_client")
     st = crossmodal.open_store("qdrant+local://:memory:")
+    st.collection("q", model=fake_model(dim=16))
+    st.backend.registry.update("q", tokens=False)  # what a collection created by an earlier crossmodal records
     col = st.collection("q", model=fake_token_model(dim=16))
     col.add_texts(["a cat on a mat"])  # stored with dense and keyword search
     assert col.search("cat", using="keyword")[0].text == "a cat on a mat"
-    with pytest.raises(ConfigError, match="not available on this store"):
+    with pytest.raises(ConfigError, match="copy it into a new collection"):
         col.search("cat", using="sparse")
     st.close()
 

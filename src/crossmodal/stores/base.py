@@ -90,6 +90,7 @@ __all__ = [
     "VectorStore",
     "check_metadata",
     "check_modalities",
+    "maxsim",
     "require_extra",
     "valid_id",
 ]
@@ -112,19 +113,25 @@ class CollectionInfo:
     created: float = 0.0
     #: metadata keys whose values keyword search matches as text (besides texts, captions and file names)
     text_keys: tuple[str, ...] = ()
+    #: values per row of the model's multi-vectors (None: it has none, or the collection predates them); Qdrant
+    #: needs it to create the collection's multi-vector
+    multivector_dim: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "space": self.space.to_dict(), "root": self.root,
                "model_source": self.model_source, "created": self.created}
         if self.text_keys:
             out["text_keys"] = list(self.text_keys)
+        if self.multivector_dim is not None:
+            out["multivector_dim"] = self.multivector_dim
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CollectionInfo:
         return cls(name=str(data["name"]), space=Space.from_dict(data["space"]), root=data.get("root"),
                    model_source=data.get("model_source"), created=float(data.get("created") or 0.0),
-                   text_keys=tuple(data.get("text_keys") or ()))
+                   text_keys=tuple(data.get("text_keys") or ()),
+                   multivector_dim=None if data.get("multivector_dim") is None else int(data["multivector_dim"]))
 
 
 @dataclass(frozen=True)
@@ -261,8 +268,9 @@ class BackendBase(ABC):
 
     info: CollectionInfo
     #: whether the backend keeps records' sparse vectors and multi-vectors (``get``/``scan`` with ``vectors=True``
-    #: return them); the collection neither computes them for, nor searches them in, a backend that does not
-    holds_token_vectors: ClassVar[bool] = False
+    #: return them); the collection neither computes them for, nor searches them in, a backend that does not (a
+    #: backend may decide per collection: a Qdrant collection created before they were kept does not)
+    holds_token_vectors: bool = False
 
     @abstractmethod
     def upsert(self, records: Sequence[Record]) -> None: ...
@@ -348,6 +356,21 @@ class BackendBase(ABC):
         """The stored multi-vectors of these items (those that have one)."""
         return {r.id: np.asarray(r.multivector, dtype=np.float32) for r in self.get(ids, vectors=True)
                 if r.multivector is not None}
+
+    def maxsim(self, query: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """MaxSim of the multi-vector ``query`` with each of these items that has a multi-vector: the mean over the
+        query's rows of the best dot product with the item's rows (:func:`maxsim`). This default reads
+        :meth:`multivectors`; Qdrant computes it with its own ``MAX_SIM`` comparator."""
+        return {i: maxsim(query, m) for i, m in self.multivectors(ids).items()}
+
+
+def maxsim(query: np.ndarray, item: np.ndarray) -> float:
+    """Mean over the query's vectors of the best dot product with the item's vectors (0 for an empty one)."""
+    q = np.asarray(query, dtype=np.float32)
+    d = np.asarray(item, dtype=np.float32)
+    if q.size == 0 or d.size == 0:
+        return 0.0
+    return float(np.mean(np.max(q @ d.T, axis=1)))
 
 
 @runtime_checkable
