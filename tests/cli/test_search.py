@@ -142,5 +142,5 @@ def test_hybrid_search_says_which_signals_found_each_hit_and_highlights_words(en
 ])
 def test_sparse_and_rerank_name_the_missing_model_output(env, args, says) -> None:
     result = CliRunner().invoke(cli, ["search", "astronaut", *args], env=env)
-    assert result.exit_code != 0 and says in result.output
+    assert result.exit_code == 2 and says in result.output
     assert "Traceback" not in result.output
