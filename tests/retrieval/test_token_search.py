@@ -185,3 +185,20 @@ def test_store_check_finds_and_repairs_damaged_sparse_and_keyword_indexes(tmp_pa
     assert len(kept) == (2 if "shape" in says else 3)
     assert col.search("cat", using="keyword", rerank="multivector")[0].signals
     st.close()
+
+
+def test_the_unfiltered_fast_path_ranks_ties_like_the_filtered_one(tmp_path) -> None:
+    """The embedded store joins only the items at or above the k-th score when nothing is filtered; with many ties
+    (few words, repeated) it must return what the general query does with a filter that keeps everything."""
+    rng = np.random.default_rng(2)
+    st = crossmodal.open_store(tmp_path / "store")
+    col = st.collection("t", model=fake_token_model(dim=16))
+    col.add_texts([" ".join(rng.choice(WORDS[:6], size=int(rng.integers(1, 4)))) + f" z{i}" for i in range(300)])
+    for query in ("cat", "dog bird", "red", "fish blue cat"):
+        for k in (1, 2, 3, 10, 40):
+            for using in ("keyword", "sparse"):
+                fast = [(h.id, h.score) for h in col.search(query, using=using, top_k=k)]
+                general = [(h.id, h.score) for h in col.search(query, using=using, top_k=k,
+                                                               modality=["image", "pair", "text"])]
+                assert fast == general and len(fast) == k, (query, k, using)
+    st.close()

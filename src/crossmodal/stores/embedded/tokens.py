@@ -77,11 +77,19 @@ def search(conn: sqlite3.Connection, cid: int, query: Mapping[int, float], top_k
     (conditions on ``items``) keeps, best first, ties by id."""
     pairs = [(int(i), float(w)) for i, w in query.items()]
     values = ",".join("(?, ?)" for _ in pairs)
-    rows = conn.execute(
-        f"WITH q(idx, w) AS (VALUES {values}), "
-        "s AS (SELECT p.key AS k, sum(p.w * q.w) AS score FROM q JOIN sparse p ON p.cid=? AND p.idx=q.idx "
-        "GROUP BY p.key) "
-        f"SELECT k, score FROM s JOIN items ON items.key = k WHERE cid=?{where} AND score > 0 "
-        "ORDER BY score DESC, items.id LIMIT ?",
-        (*[x for p in pairs for x in p], cid, cid, *params, top_k)).fetchall()
+    scored = (f"WITH q(idx, w) AS (VALUES {values}), "
+              "s AS MATERIALIZED (SELECT p.key AS k, sum(p.w * q.w) AS score FROM q JOIN sparse p "
+              "ON p.cid=? AND p.idx=q.idx GROUP BY p.key) ")
+    args = [*[x for p in pairs for x in p], cid]
+    if not where:
+        # unfiltered: only the items scoring at least the k-th best score (ties included) are joined for their ids
+        rows = conn.execute(
+            scored + ", cut AS (SELECT score FROM s ORDER BY score DESC LIMIT 1 OFFSET ?) "
+            "SELECT k, score FROM s JOIN items ON items.key = k WHERE cid=? AND score > 0 "
+            "AND score >= coalesce((SELECT score FROM cut), 0) ORDER BY score DESC, items.id LIMIT ?",
+            (*args, top_k - 1, cid, top_k)).fetchall()
+    else:
+        rows = conn.execute(scored + f"SELECT k, score FROM s JOIN items ON items.key = k WHERE cid=?{where} "
+                            "AND score > 0 ORDER BY score DESC, items.id LIMIT ?", (*args, cid, *params, top_k)
+                            ).fetchall()
     return [(int(k), float(s)) for k, s in rows]

@@ -285,12 +285,11 @@ class PgvectorCollection(BackendBase):
         ids = sorted(int(i) for i in query)
         if ids[0] < 0 or ids[-1] >= SPARSE_DIM:
             raise InputError(f"sparse query token ids must be from 0 to {SPARSE_DIM - 1} in pgvector")
-        stmt = (f"SELECT {COLUMNS}, NULL, s.score FROM (SELECT id, -(sparse <#> %s::sparsevec) AS score "
-                f"FROM {self.table} WHERE sparse_ids && %s::integer[] AND ({cond}) OFFSET 0) s "
-                f"JOIN {self.table} t USING (id) WHERE s.score > 0 ORDER BY s.score DESC, id LIMIT %s")
+        stmt = (f"SELECT {COLUMNS}, NULL, -(sparse <#> %s::sparsevec) AS score FROM {self.table} "
+                f"WHERE sparse_ids && %s::integer[] AND ({cond}) ORDER BY score DESC, id LIMIT %s")
         with self._conn() as conn:
             rows = conn.execute(stmt, [_sparse_text(query), ids, *params, top_k]).fetchall()
-        return [(_record(row, False), float(row[9])) for row in rows]
+        return [(_record(row, False), float(row[9])) for row in rows if row[9] > 0]
 
     def multivectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(ids))
