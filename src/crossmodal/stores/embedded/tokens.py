@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SCHEMA", "read", "remove", "search", "write"]
+__all__ = ["SCHEMA", "read", "read_multivectors", "remove", "search", "write"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sparse (key INTEGER NOT NULL, cid INTEGER NOT NULL, idx INTEGER NOT NULL, w REAL NOT NULL);
@@ -69,6 +69,17 @@ def read(conn: sqlite3.Connection, keys: Sequence[int]) -> tuple[dict[int, dict[
                                                  f"({_marks(len(chunk))})", chunk):
             multi[key] = np.frombuffer(data, dtype="<f2").reshape(rows, dim)
     return sparse, multi
+
+
+def read_multivectors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, np.ndarray]:
+    """The multi-vectors (float16) of the items with these keys that have one (a rerank reads only these)."""
+    multi: dict[int, np.ndarray] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start:start + _CHUNK])
+        for key, rows, dim, data in conn.execute(f"SELECT key, rows, dim, data FROM multivec WHERE key IN "
+                                                 f"({_marks(len(chunk))})", chunk):
+            multi[key] = np.frombuffer(data, dtype="<f2").reshape(rows, dim)
+    return multi
 
 
 def search(conn: sqlite3.Connection, cid: int, query: Mapping[int, float], top_k: int, where: str,
