@@ -95,7 +95,7 @@ class Collection:
     @property
     def backend_holds_token_vectors(self) -> bool:
         """Whether this collection's store keeps sparse vectors and multi-vectors (see :mod:`crossmodal.retrieval.tokens`)."""
-        return bool(getattr(type(self.backend), "holds_token_vectors", False))
+        return bool(getattr(self.backend, "holds_token_vectors", False))
 
     @property
     def info(self) -> CollectionInfo:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .collection import Collection, model_source
 from .errors import CollectionNotFound, ConfigError
+from .retrieval.tokens import multivector_dim
 from .stores import transfer
 from .stores.base import CheckReport, CollectionInfo, VectorStore
 from .stores.uri import open_backend
@@ -88,7 +89,8 @@ class Store:
                 ) from None
             info = CollectionInfo(name=name, space=model.space, model_source=model_source(model),
                                   root=str(os.path.abspath(os.path.expanduser(root))) if root else None,
-                                  created=time.time(), text_keys=_text_keys(text_keys))
+                                  created=time.time(), text_keys=_text_keys(text_keys),
+                                  multivector_dim=multivector_dim(model))
             backend = self.backend.create_collection(info)
 
         if text_keys and _text_keys(text_keys) != backend.info.text_keys:

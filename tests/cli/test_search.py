@@ -133,3 +133,14 @@ def test_hybrid_search_says_which_signals_found_each_hit_and_highlights_words(en
     assert top["text"][start:end] == "astronaut"
     human = run(["search", "astronaut", "--using", "hybrid", "-k", "1"], env).stdout
     assert "[dense " in human and "keyword " in human
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--using", "sparse"], "sparse output"),
+    (["--rerank", "multivector"], "multi-vector output"),
+    (["--using", "keyword", "--rerank", "multivector"], "multi-vector output"),
+])
+def test_sparse_and_rerank_name_the_missing_model_output(env, args, says) -> None:
+    result = CliRunner().invoke(cli, ["search", "astronaut", *args], env=env)
+    assert result.exit_code == 2 and says in result.output
+    assert "Traceback" not in result.output

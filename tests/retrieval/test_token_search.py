@@ -103,13 +103,15 @@ def test_without_token_outputs_sparse_and_rerank_say_why(store) -> None:
     assert [h.id for h in col.search("cat", using="hybrid")] == ["a"]  # dense + keyword only
 
 
-def test_stores_that_keep_no_token_vectors_refuse_sparse_search_by_name() -> None:
+def test_a_qdrant_collection_from_before_token_vectors_refuses_sparse_search_by_name() -> None:
     pytest.importorskip("qdrant_client")
     st = crossmodal.open_store("qdrant+local://:memory:")
+    st.collection("q", model=fake_model(dim=16))
+    st.backend.registry.update("q", tokens=False)  # what a collection created by an earlier crossmodal records
     col = st.collection("q", model=fake_token_model(dim=16))
     col.add_texts(["a cat on a mat"])  # stored with dense and keyword search
     assert col.search("cat", using="keyword")[0].text == "a cat on a mat"
-    with pytest.raises(ConfigError, match="not available on this store"):
+    with pytest.raises(ConfigError, match="copy it into a new collection"):
         col.search("cat", using="sparse")
     st.close()
 
@@ -124,4 +126,79 @@ def test_store_check_removes_token_vectors_of_items_that_are_gone(tmp_path) -> N
     assert not report.clean and any("sparse" in p for p in report.problems)
     assert st.check().repairs and st.check().clean
     assert [h.text for h in col.search("cat", using="sparse")] == ["a cat"]
+    st.close()
+
+
+def test_ingested_texts_keep_their_token_vectors_when_moved_or_given_new_metadata(tmp_path) -> None:
+    from crossmodal.ingest import ingest
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a red road by the sea")
+    (folder / "b.txt").write_text("an old tree")
+    st = crossmodal.open_store(tmp_path / "store")
+    model = fake_token_model(dim=16)
+    col = st.collection("files", model=model)
+    ingest(col, [folder], workers=0)
+
+    def tokens():
+        return {r.text: (r.sparse, None if r.multivector is None else r.multivector.tobytes())
+                for r in col.items(vectors=True)}
+
+    before = tokens()
+    assert before["an old tree"][0] == pytest.approx(word_sparse("an old tree"))
+    assert before["a red road by the sea"][1] == word_vectors("a red road by the sea", 8).astype(np.float16).tobytes()
+    (folder / "a.txt").rename(folder / "moved.txt")  # a move: the item is stored anew without embedding
+    (folder / "meta.jsonl").write_text('{"file": "b.txt", "tag": "x"}\n')  # new metadata: the same
+    report = ingest(col, [folder], workers=0, metadata=folder / "meta.jsonl", prune=True)
+    assert report.moved == 1 and report.updated == 1 and report.added == 0
+    assert tokens() == before
+    assert [h.text for h in col.search("sea road", using="sparse")] == ["a red road by the sea"]
+    st.close()
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    ("INSERT INTO sparse SELECT key, cid, idx, w FROM sparse WHERE key = (SELECT min(key) FROM sparse)",
+     "repeat a token"),
+    ("UPDATE sparse SET w = -1 WHERE rowid = (SELECT min(rowid) FROM sparse)", "not a positive number"),
+    ("UPDATE multivec SET data = x'00' WHERE key = (SELECT min(key) FROM multivec)", "do not match their shape"),
+    ("DELETE FROM kw_{cid} WHERE rowid = (SELECT min(key) FROM items)", "keyword index"),
+])
+def test_store_check_finds_and_repairs_damaged_sparse_and_keyword_indexes(tmp_path, damage, says) -> None:
+    st = crossmodal.open_store(tmp_path / "store")
+    model = fake_token_model(dim=16)
+    col = st.collection("tok", model=model)
+    col.add_texts(["a cat on a mat", "a dog in the fog", "a cat and a dog"])
+    before = {u: [(h.id, round(h.score, 9)) for h in col.search("cat dog fog", using=u)] for u in ("sparse", "keyword")}
+    with col.backend.db.write() as conn:  # what a bug, a hand edit or a damaged file could leave
+        conn.execute(damage.format(cid=col.backend.cid))
+    report = st.check(repair=False)
+    assert not report.clean and any(says in p for p in report.problems), report.problems
+    assert report.unresolved
+    fixed = st.check()
+    assert fixed.repairs and st.check().clean
+    kept = {r.id for r in col.items(vectors=True) if r.multivector is not None}
+    for using, hits in before.items():
+        got = [(h.id, round(h.score, 9)) for h in col.search("cat dog fog", using=using)]
+        if says != "not a positive number" or using == "keyword":
+            assert got == hits
+    assert len(kept) == (2 if "shape" in says else 3)
+    assert col.search("cat", using="keyword", rerank="multivector")[0].signals
+    st.close()
+
+
+def test_the_unfiltered_fast_path_ranks_ties_like_the_filtered_one(tmp_path) -> None:
+    """The embedded store joins only the items at or above the k-th score when nothing is filtered; with many ties
+    (few words, repeated) it must return what the general query does with a filter that keeps everything."""
+    rng = np.random.default_rng(2)
+    st = crossmodal.open_store(tmp_path / "store")
+    col = st.collection("t", model=fake_token_model(dim=16))
+    col.add_texts([" ".join(rng.choice(WORDS[:6], size=int(rng.integers(1, 4)))) + f" z{i}" for i in range(300)])
+    for query in ("cat", "dog bird", "red", "fish blue cat"):
+        for k in (1, 2, 3, 10, 40):
+            for using in ("keyword", "sparse"):
+                fast = [(h.id, h.score) for h in col.search(query, using=using, top_k=k)]
+                general = [(h.id, h.score) for h in col.search(query, using=using, top_k=k,
+                                                               modality=["image", "pair", "text"])]
+                assert fast == general and len(fast) == k, (query, k, using)
     st.close()

@@ -159,3 +159,73 @@ def test_the_backend_level_copy_takes_backends_and_paths_stay_a_store_convenienc
     with pytest.raises(ConfigError, match="batch_size"):
         copy_collections(tmp_path / "embedded", tmp_path / "never", batch_size=0)
     assert not (tmp_path / "never").exists()  # refused before anything was opened
+
+
+def token_snapshot(store: crossmodal.Store, name: str) -> dict[str, tuple]:
+    """Each item's sparse vector (weights to float32) and multi-vector (float16 bytes)."""
+    return {r.id: (None if r.sparse is None else {i: float(np.float32(w)) for i, w in sorted(r.sparse.items())},
+                   None if r.multivector is None else np.asarray(r.multivector, np.float16).tobytes())
+            for r in store.collection(name).items(vectors=True)}
+
+
+def signal_results(col) -> dict[str, list]:
+    """What each signal finds. BM25 scores differ by design between stores (Qdrant fixes the average length), so
+    keyword and hybrid searches are compared by what they find: every item holding the words, the rare one first."""
+    out: dict[str, list] = {}
+    for using, rerank in (("dense", None), ("sparse", None), ("keyword", "multivector"), ("sparse", "multivector")):
+        hits = col.search("old red road", using=using, rerank=rerank, top_k=8, where={"n": {"$lt": 50}})
+        out[f"{using}+{rerank}"] = [(h.id, round(h.score, 4)) for h in hits]
+    keyword = col.search("note7 road", using="keyword", top_k=100, where={"n": {"$lt": 50}})
+    out["keyword"] = [keyword[0].text, sorted(h.id for h in keyword)]
+    hybrid = col.search("note7", using="hybrid", top_k=3, where={"n": {"$lt": 50}})
+    out["hybrid"] = [any(h.text.endswith(" note7") and {"keyword", "sparse"} <= set(h.signals) for h in hybrid)]
+    return out
+
+
+def test_copies_carry_keyword_sparse_and_multivector_data_between_every_store(tmp_path: Path) -> None:
+    from crossmodal.testing.fake_tokens import fake_token_model
+
+    model = fake_token_model(dim=16, token_dim=8)
+    words = "cat dog old red road sea sky tree house blue".split()
+    rng = np.random.default_rng(9)
+    first = crossmodal.open_store(tmp_path / "embedded")
+    first.collection("tok", model=model).add_texts(
+        [" ".join(rng.choice(words, size=4)) + f" note{i}" for i in range(60)], metadata=[{"n": i} for i in range(60)])
+    pg = crossmodal.open_store(pg_store_uri(tmp_path))
+    qd = open_qdrant_local(tmp_path)
+    back = crossmodal.open_store(tmp_path / "back")
+    copy_collections(first, pg)
+    copy_collections(pg, qd, batch_size=16)
+    copy_collections(qd, back)
+    want_tokens = token_snapshot(first, "tok")
+    assert sum(v[0] is not None and v[1] is not None for v in want_tokens.values()) == 60
+    want = signal_results(first.collection("tok", model=model))
+    assert all(want.values()) and want["hybrid"] == [True] and want["keyword"][0].endswith(" note7")
+    for st in (pg, qd, back):
+        assert token_snapshot(st, "tok") == want_tokens
+        assert st.collection("tok").info.multivector_dim == 8
+        assert signal_results(st.collection("tok", model=model)) == want
+    for st in (first, pg, qd, back):
+        st.close()
+
+
+def test_a_collection_that_never_recorded_its_multivector_size_copies_into_qdrant(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from crossmodal.testing.fake_tokens import fake_token_model
+
+    model = fake_token_model(dim=16, token_dim=8)
+    src = crossmodal.open_store(tmp_path / "embedded")
+    col = src.collection("tok", model=model)
+    col.add_texts(["a red road", "a blue sea", "an old tree"])
+    src.backend.update_collection(replace(col.info, multivector_dim=None))  # as an earlier crossmodal wrote it
+    assert src.collection("tok").info.multivector_dim is None
+    qd = open_qdrant_local(tmp_path)
+    copy_collections(src, qd)
+    assert qd.collection("tok").info.multivector_dim == 8
+    expected = [(h.id, round(h.score, 5)) for h in src.collection("tok", model=model).search(
+        "red sea", using="sparse", rerank="multivector")]
+    got = qd.collection("tok", model=model).search("red sea", using="sparse", rerank="multivector")
+    assert [(h.id, round(h.score, 5)) for h in got] == expected and len(expected) == 2
+    src.close()
+    qd.close()

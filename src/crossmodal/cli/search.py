@@ -59,9 +59,14 @@ def _human(rank: int, hit: Any) -> str:
 @click.option("--filter", "filter_json", default=None, metavar="JSON",
               help='Full filter language, e.g. \'{"$or": [{"album": "2024"}, {"starred": true}]}\'.')
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair query.")
-@click.option("--using", type=click.Choice(["dense", "keyword", "hybrid"]), default="dense", show_default=True,
+@click.option("--using", type=click.Choice(["dense", "keyword", "sparse", "hybrid"]), default="dense",
+              show_default=True,
               help="dense: by meaning (vectors); keyword: by the words themselves (BM25 over texts, captions, file "
-                   "names); hybrid: both, fused by rank.")
+                   "names); sparse: by the model's sparse (lexical) vectors, for a model that has them (BGE-M3); "
+                   "hybrid: all of these the collection has, fused by rank.")
+@click.option("--rerank", type=click.Choice(["multivector"]), default=None,
+              help="multivector: reorder the best candidates by MaxSim of the model's multi-vectors (ColBERT-style; "
+                   "for a model that has them, such as BGE-M3).")
 @click.option("--hide-duplicates", is_flag=True,
               help="Leave out hits that a better hit duplicates (same content, or nearly the same vector; "
                    "see `crossmodal duplicates`).")
@@ -71,8 +76,8 @@ def _human(rank: int, hit: Any) -> str:
 @click.pass_context
 def search(ctx: click.Context, query: str | None, text: str | None, image: Path | None, like: str | None,
            collection: str, store: str | None, modality: str, top_k: int, where: tuple[str, ...],
-           filter_json: str | None, image_weight: float | None, using: str, hide_duplicates: bool,
-           duplicate_threshold: float, as_json: bool, **kwargs: Any) -> None:
+           filter_json: str | None, image_weight: float | None, using: str, rerank: str | None,
+           hide_duplicates: bool, duplicate_threshold: float, as_json: bool, **kwargs: Any) -> None:
     """Search a collection by text, by image, by image+text, or by likeness to an item.
 
     \b
@@ -83,6 +88,7 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
       crossmodal search "beach" --where album=2024 --where 'year>=2020' --json
       crossmodal search "IMG_2041" --using keyword
       crossmodal search "zanzibar sunset" --using hybrid
+      crossmodal search "zanzibar sunset" --using sparse --rerank multivector
     \b
     --where EXPR, one condition on the items' metadata:
       key=value     equal; 2024 also matches the number 2024, true the boolean
@@ -102,7 +108,7 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
     filters = parse_where_option(where, filter_json)
     st = open_store_from_options(ctx, store)
     col = collection_for(ctx, st, collection, pop_model_options(kwargs), create=False,
-                         need_model=like is None and using != "keyword")
+                         need_model=(like is None and using != "keyword") or rerank is not None)
     if text is not None and col.model is not None and using != "keyword":  # the query is cut to fit, as every text is by default
         from ..preprocessing.texts import over_context
 
@@ -110,11 +116,11 @@ def search(ctx: click.Context, query: str | None, text: str | None, image: Path 
                        refusable=False)
     hits = col.search(text=text, image=str(image) if image is not None else None, like=like, top_k=top_k,
                       modality=None if modality == "all" else modality, where=filters, image_weight=image_weight,
-                      using=using, hide_duplicates=duplicate_threshold if hide_duplicates else False)
+                      using=using, rerank=rerank, hide_duplicates=duplicate_threshold if hide_duplicates else False)
     if as_json:
         for hit in hits:
             out = hit.to_dict()
-            if using != "dense" and text is not None and hit.text:
+            if (using != "dense" or rerank) and text is not None and hit.text:
                 out["highlights"] = [list(span) for span in highlight_spans(hit.text, text)]
             click.echo(json_line(out))
         return

@@ -15,6 +15,7 @@ from ..dispatch import iter_inputs
 from ..errors import ConfigError
 from ..identity import change, content_hash, hash_file
 from ..inputs import Input
+from ..retrieval.tokens import with_token_vectors
 from ..stores.base import Record
 from .discover import SourceFile, discover
 from .options import IngestOptions
@@ -91,6 +92,8 @@ class _Run:
 
     def write(self, records: list[Record], existed: set[str]) -> None:
         if records:
+            if self.col.backend_holds_token_vectors and self.col.model is not None:
+                records = with_token_vectors(self.col.model, records)  # in the same write as the item
             self.col.upsert(records)
             for r in records:
                 if r.id in existed:
@@ -191,8 +194,8 @@ def ingest(
     if refresh:
         for start in range(0, len(refresh), WRITE_BATCH):
             chunk = refresh[start:start + WRITE_BATCH]
-            stored_vectors = {r.id: r.vector for r in col.get_many([r.id for r in chunk], vectors=True)}
-            col.upsert([replace(r, vector=stored_vectors[r.id]) for r in chunk if r.id in stored_vectors])
+            stored = {r.id: r for r in col.get_many([r.id for r in chunk], vectors=True)}
+            col.upsert([_with_vectors_of(r, stored[r.id]) for r in chunk if r.id in stored])
     _move(col, moves, report)
     moved_ids = {old.id for _, old in moves}
     if opts.prune:
@@ -209,6 +212,11 @@ def ingest(
     return report
 
 
+def _with_vectors_of(record: Record, stored: Record) -> Record:
+    """``record`` with the dense, sparse and multi-vectors of the stored item whose content it has."""
+    return replace(record, vector=stored.vector, sparse=stored.sparse, multivector=stored.multivector)
+
+
 def _take(candidates: list[Record], origin: str) -> Record:
     """The stored item a new one moves: preferably one of the file it was planned from."""
     for i in range(len(candidates) - 1, -1, -1):
@@ -221,9 +229,9 @@ def _move(col: Collection, moves: list[tuple[Record, Record]], report: IngestRep
     """Store each moved item at its new place and delete the old one in the same atomic write, batch by batch."""
     for start in range(0, len(moves), WRITE_BATCH):
         chunk = moves[start:start + WRITE_BATCH]
-        vectors = {r.id: r.vector for r in col.get_many([old.id for _, old in chunk], vectors=True)}
-        done = [(new, old) for new, old in chunk if old.id in vectors]
-        col.upsert([replace(new, vector=vectors[old.id]) for new, old in done], delete=[old.id for _, old in done])
+        stored = {r.id: r for r in col.get_many([old.id for _, old in chunk], vectors=True)}
+        done = [(new, old) for new, old in chunk if old.id in stored]
+        col.upsert([_with_vectors_of(new, stored[old.id]) for new, old in done], delete=[old.id for _, old in done])
         report.moved += len(done)
 
 

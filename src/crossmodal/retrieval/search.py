@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..stores.base import Hit, Record, Selection
 from ..stores.keywords import query_terms
 from .fusion import Fusion, fuse
-from .tokens import MultivectorOutput, SparseOutput, check_sparse, maxsim
+from .tokens import MultivectorOutput, SparseOutput, check_sparse
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,9 +63,10 @@ def _keyword_text(text: str | None, pair: Any) -> str | None:
 
 
 def _token_model(backend: Any, model: Any, protocol: type, what: str) -> Any:
-    if not getattr(type(backend), "holds_token_vectors", False):
-        raise ConfigError(f"{what} is not available on this store yet: it keeps no sparse vectors or multi-vectors "
-                          "(the embedded and in-memory stores do)")
+    if not getattr(backend, "holds_token_vectors", False):
+        raise ConfigError(f"{what} is not available in collection {backend.info.name!r}: its store keeps no sparse "
+                          "vectors or multi-vectors for it (a Qdrant collection created before they were kept; copy it "
+                          "into a new collection with `crossmodal store copy` to add them)")
     if model is None or not isinstance(model, protocol):
         name = getattr(model, "name", None) or "none"
         output = "sparse" if protocol is SparseOutput else "multi-vector"
@@ -113,7 +114,7 @@ def search_signals(
     if using in ("keyword", "hybrid"):
         terms = query_terms(words)
         lists["keyword"] = backend.keyword(terms, n, selection) if terms else []
-    sparse_model = model if isinstance(model, SparseOutput) and getattr(type(backend), "holds_token_vectors", False) \
+    sparse_model = model if isinstance(model, SparseOutput) and getattr(backend, "holds_token_vectors", False) \
         else None
     if using == "sparse":
         sparse_model = _token_model(backend, model, SparseOutput, "sparse search")
@@ -140,11 +141,11 @@ def _fused(lists: dict[str, Found], n: int, hit: Callable[[Record, float], Hit],
 
 
 def _reranked(backend: Any, hits: list[Hit], query: np.ndarray) -> list[Hit]:
-    stored = backend.multivectors([h.id for h in hits])
+    stored = backend.maxsim(query, [h.id for h in hits])
     scored = []
     for order, h in enumerate(hits):
         if h.id in stored:
-            s = maxsim(query, stored[h.id])
+            s = float(stored[h.id])
             scored.append((0, -s, h.id, order, replace(h, score=s, signals={**h.signals, "multivector": s})))
         else:
             scored.append((1, 0.0, "", order, h))

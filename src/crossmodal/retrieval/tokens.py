@@ -27,9 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ..errors import InputError
-from ..stores.base import Record
+from ..stores.base import Record, maxsim
 
-__all__ = ["MultivectorOutput", "SparseOutput", "check_sparse", "maxsim", "with_token_vectors"]
+__all__ = ["MultivectorOutput", "SparseOutput", "check_sparse", "maxsim", "multivector_dim", "with_token_vectors"]
 
 
 @runtime_checkable
@@ -75,10 +75,9 @@ def with_token_vectors(model: Any, records: list[Record]) -> list[Record]:
     return out
 
 
-def maxsim(query: np.ndarray, item: np.ndarray) -> float:
-    """Mean over the query's vectors of the best dot product with the item's vectors (0 for an empty one)."""
-    q = np.asarray(query, dtype=np.float32)
-    d = np.asarray(item, dtype=np.float32)
-    if q.size == 0 or d.size == 0:
-        return 0.0
-    return float(np.mean(np.max(q @ d.T, axis=1)))
+def multivector_dim(model: Any) -> int | None:
+    """Values per row of ``model``'s multi-vectors (from one short text), or None when it has no such output."""
+    if not isinstance(model, MultivectorOutput):
+        return None
+    rows = np.asarray(model.embed_multivectors(["size"])[0])
+    return int(rows.shape[1]) if rows.ndim == 2 else None

@@ -155,10 +155,15 @@ class SearchRequest(BaseModel):
     modality: Literal["image", "text", "pair", "all"] | None = None
     where: dict[str, Any] | None = Field(default=None, description='metadata filter, MongoDB-style, e.g. {"album": "2024", "year": {"$gte": 2020}}')
     image_weight: float | None = Field(default=None, ge=0, le=1)
-    using: Literal["dense", "keyword", "hybrid"] = Field(
+    using: Literal["dense", "keyword", "sparse", "hybrid"] = Field(
         default="dense", description="dense: by meaning (vectors); keyword: BM25 over texts, captions, file names "
-                                     "and the metadata marked as text (needs text); hybrid: both, fused by "
+                                     "and the metadata marked as text (needs text); sparse: the model's sparse "
+                                     "(lexical) vectors, for a model that has them such as BGE-M3 (needs text); "
+                                     "hybrid: dense, keyword and (when the model has it) sparse, fused by "
                                      "reciprocal rank fusion (k = 60)")
+    rerank: Literal["multivector"] | None = Field(
+        default=None, description="multivector: reorder the best candidates by MaxSim of the model's multi-vectors "
+                                  "(ColBERT-style, for a model that has them such as BGE-M3; needs text)")
 
 
 class Hit(BaseModel):
@@ -170,8 +175,9 @@ class Hit(BaseModel):
     metadata: Metadata = Field(default_factory=dict)
     thumbnail: str | None = Field(default=None, description="URL of the item's thumbnail (images and pairs)")
     signals: dict[str, float] | None = Field(
-        default=None, description="keyword and hybrid searches: each signal that found the item, with its score "
-                                  "there (dense: cosine, keyword: BM25); the hit's score is the fused one")
+        default=None, description="keyword, sparse, hybrid and reranked searches: each signal that found the item, "
+                                  "with its score there (dense: cosine, keyword: BM25, sparse: dot product, "
+                                  "multivector: MaxSim); the hit's score is the final one (fused, or MaxSim)")
     highlights: list[tuple[int, int]] | None = Field(
         default=None, description="keyword and hybrid searches: [start, end) character offsets of the matched "
                                   "words in text")

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -70,10 +69,11 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import ConfigError, InputError, StoreUnavailable
+from ..errors import StoreUnavailable
 from ..space import Space
 from .filters import Selection, select
 from .keywords import bm25_scores, record_terms
+from .validation import MAX_ID_LENGTH, MODALITIES, check_metadata, check_modalities, valid_id
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -90,13 +90,12 @@ __all__ = [
     "VectorStore",
     "check_metadata",
     "check_modalities",
+    "maxsim",
     "require_extra",
     "valid_id",
 ]
 
 Modality = Literal["image", "text", "pair"]
-MODALITIES: tuple[str, ...] = ("image", "text", "pair")
-MAX_ID_LENGTH = 512
 
 
 @dataclass(frozen=True)
@@ -112,19 +111,25 @@ class CollectionInfo:
     created: float = 0.0
     #: metadata keys whose values keyword search matches as text (besides texts, captions and file names)
     text_keys: tuple[str, ...] = ()
+    #: values per row of the model's multi-vectors (None: it has none, or the collection predates them); Qdrant
+    #: needs it to create the collection's multi-vector
+    multivector_dim: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "space": self.space.to_dict(), "root": self.root,
                "model_source": self.model_source, "created": self.created}
         if self.text_keys:
             out["text_keys"] = list(self.text_keys)
+        if self.multivector_dim is not None:
+            out["multivector_dim"] = self.multivector_dim
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CollectionInfo:
         return cls(name=str(data["name"]), space=Space.from_dict(data["space"]), root=data.get("root"),
                    model_source=data.get("model_source"), created=float(data.get("created") or 0.0),
-                   text_keys=tuple(data.get("text_keys") or ()))
+                   text_keys=tuple(data.get("text_keys") or ()),
+                   multivector_dim=None if data.get("multivector_dim") is None else int(data["multivector_dim"]))
 
 
 @dataclass(frozen=True)
@@ -261,8 +266,9 @@ class BackendBase(ABC):
 
     info: CollectionInfo
     #: whether the backend keeps records' sparse vectors and multi-vectors (``get``/``scan`` with ``vectors=True``
-    #: return them); the collection neither computes them for, nor searches them in, a backend that does not
-    holds_token_vectors: ClassVar[bool] = False
+    #: return them); the collection neither computes them for, nor searches them in, a backend that does not (a
+    #: backend may decide per collection: a Qdrant collection created before they were kept does not)
+    holds_token_vectors: bool = False
 
     @abstractmethod
     def upsert(self, records: Sequence[Record]) -> None: ...
@@ -349,6 +355,21 @@ class BackendBase(ABC):
         return {r.id: np.asarray(r.multivector, dtype=np.float32) for r in self.get(ids, vectors=True)
                 if r.multivector is not None}
 
+    def maxsim(self, query: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """MaxSim of the multi-vector ``query`` with each of these items that has a multi-vector: the mean over the
+        query's rows of the best dot product with the item's rows (:func:`maxsim`). This default reads
+        :meth:`multivectors`; Qdrant computes it with its own ``MAX_SIM`` comparator."""
+        return {i: maxsim(query, m) for i, m in self.multivectors(ids).items()}
+
+
+def maxsim(query: np.ndarray, item: np.ndarray) -> float:
+    """Mean over the query's vectors of the best dot product with the item's vectors (0 for an empty one)."""
+    q = np.asarray(query, dtype=np.float32)
+    d = np.asarray(item, dtype=np.float32)
+    if q.size == 0 or d.size == 0:
+        return 0.0
+    return float(np.mean(np.max(q @ d.T, axis=1)))
+
 
 @runtime_checkable
 class VectorStore(Protocol):
@@ -429,67 +450,3 @@ def require_extra(modules: Sequence[str], *, store: str, extra: str) -> None:
             detail = f"{exc.name} is missing" if exc.name else (str(exc).splitlines() or ["it failed"])[0][:200]
             raise StoreUnavailable(f"the {store} store needs the {extra!r} extra, which is not installed ({detail}): "
                                    f"pip install 'crossmodal[{extra}]'") from exc
-
-
-# -- validation shared by every backend ---------------------------------------------------------------------------
-
-
-def check_modalities(modality: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """``None``/``"all"`` -> None; ``"image"`` -> ("image",); a list -> a sorted tuple; anything else: ConfigError."""
-    if modality is None or modality == "all":
-        return None
-    names = [modality] if isinstance(modality, str) else list(modality)
-    bad = [m for m in names if m not in MODALITIES]
-    if bad or not names:
-        raise ConfigError(f"modality must be one of {', '.join(MODALITIES)} or 'all', got {modality!r}")
-    return tuple(sorted(set(names)))
-
-
-def valid_id(item_id: Any) -> bool:
-    """Whether ``item_id`` can be an item's id: a non-empty string of valid Unicode, at most 512 characters."""
-    if not isinstance(item_id, str) or not item_id or len(item_id) > MAX_ID_LENGTH:
-        return False
-    try:
-        return item_id.isascii() or bool(item_id.encode("utf-8"))
-    except UnicodeEncodeError:
-        return False
-
-
-def _check_scalar(key: str, value: Any) -> None:
-    if isinstance(value, bool) or isinstance(value, str):
-        return
-    if isinstance(value, int):
-        if not -(2**63) <= value < 2**63:
-            raise InputError(f"metadata {key!r}: integer {value} does not fit in 64 bits", input=key)
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InputError(f"metadata {key!r}: {value} is not a finite number", input=key)
-        return
-    raise InputError(
-        f"metadata {key!r}: values must be str, int, float, bool, null or a list of those, "
-        f"not {type(value).__name__}", input=key,
-    )
-
-
-def check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A plain dict copy of ``metadata``, or :class:`InputError` naming the first bad key or value."""
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise InputError(f"metadata must be a mapping of str to values, not {type(metadata).__name__}")
-    out: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not key or key.startswith("$"):
-            raise InputError(f"metadata key {key!r} must be a non-empty string not starting with '$'", input=str(key))
-        if value is None:
-            out[key] = None
-            continue
-        if isinstance(value, (list, tuple)):
-            for v in value:
-                _check_scalar(key, v)
-            out[key] = list(value)
-            continue
-        _check_scalar(key, value)
-        out[key] = value
-    return out

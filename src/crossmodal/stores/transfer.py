@@ -20,9 +20,10 @@ destination's :meth:`~crossmodal.stores.base.CollectionBackend.bulk_load`
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import CollectionNotFound, ConfigError
@@ -76,8 +77,14 @@ def _batches(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield batch
 
 
-def _target(dst: VectorStore, src_col: CollectionBackend, report: CollectionCopy) -> CollectionBackend:
+def _target(dst: VectorStore, src_col: CollectionBackend, report: CollectionCopy, first: Sequence[Record]
+            ) -> CollectionBackend:
     info = src_col.info
+    if info.multivector_dim is None:
+        # a collection from before the multi-vector size was recorded: take it from the items (Qdrant needs it)
+        sizes = {r.multivector.shape[1] for r in first if r.multivector is not None and r.multivector.ndim == 2}
+        if sizes:
+            info = replace(info, multivector_dim=int(sizes.pop()))
     try:
         col = dst.open_collection(info.name)
     except CollectionNotFound:
@@ -94,10 +101,12 @@ def copy_collection(src_col: CollectionBackend, dst: VectorStore, *, batch_size:
     name = src_col.info.name
     report = CollectionCopy(name)
     total = src_col.count()
-    dst_col = _target(dst, src_col, report)
+    batches = _batches(src_col.scan(vectors=True), batch_size)
+    first = next(batches, [])
+    dst_col = _target(dst, src_col, report, first)
     bulk = dst_col.count() == 0 and total >= BULK_THRESHOLD
     with dst_col.bulk_load() if bulk else contextlib.nullcontext():
-        for batch in _batches(src_col.scan(vectors=True), batch_size):
+        for batch in itertools.chain([first] if first else [], batches):
             dst_col.upsert(batch)
             report.copied += len(batch)
             if progress is not None:

@@ -420,5 +420,38 @@ def test_keyword_and_hybrid_search_match_the_library_with_signals_and_highlights
     assert top["text"] == "a yellow circle" and "keyword" in top["signals"]
     assert [top["text"][s:e] for s, e in top["highlights"]] == ["yellow", "circle"]
     assert bad.status_code == 422 and error_code(bad) == "invalid_input"
-    assert schema["SearchRequest"]["properties"]["using"]["enum"] == ["dense", "keyword", "hybrid"]
+    assert schema["SearchRequest"]["properties"]["using"]["enum"] == ["dense", "keyword", "sparse", "hybrid"]
     assert "signals" in schema["Hit"]["properties"] and "highlights" in schema["Hit"]["properties"]
+
+
+@pytest.mark.parametrize(("using", "rerank"), [("sparse", None), ("hybrid", None), ("keyword", "multivector"),
+                                              ("sparse", "multivector"), ("dense", "multivector")])
+def test_sparse_and_reranked_search_match_the_library(tmp_path, using, rerank):
+    from crossmodal.testing.fake_tokens import fake_token_model
+
+    model = fake_token_model(dim=16, token_dim=8)
+    st = open_store("memory://")
+    col = st.collection("notes", model)
+    col.add_texts(["a yellow circle", "a blue square", "yellow and blue stripes", "a red circle on white"],
+                  metadata=[{"n": i} for i in range(4)])
+    expected = col.search("yellow circle", using=using, rerank=rerank, where={"n": {"$lt": 3}})
+    with client_for(model, ServerSettings(upload_dir=tmp_path / "uploads"), store=st) as client:
+        body = {"text": "yellow circle", "using": using, "where": {"n": {"$lt": 3}}}
+        response = client.post("/v1/collections/notes/search", json={**body, "rerank": rerank})
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert response.status_code == 200, response.text
+    hits = response.json()["hits"]
+    assert [(h["id"], round(h["score"], 5)) for h in hits] == [(h.id, round(h.score, 5)) for h in expected]
+    assert [h["signals"] for h in hits] == [pytest.approx(dict(h.signals)) for h in expected]
+    assert (using == "sparse") <= ("sparse" in hits[0]["signals"]) and (rerank is None) != ("multivector" in hits[0]["signals"])
+    assert schema["SearchRequest"]["properties"]["using"]["enum"] == ["dense", "keyword", "sparse", "hybrid"]
+
+
+def test_sparse_search_of_a_model_without_sparse_output_says_so(fake_model, store, root, tmp_path):
+    with client_for(fake_model, _settings(root, tmp_path), store=store) as client:
+        sparse = client.post("/v1/collections/shapes/search", json={"text": "circle", "using": "sparse"})
+        rerank = client.post("/v1/collections/shapes/search", json={"text": "circle", "rerank": "multivector"})
+        no_text = client.post("/v1/collections/shapes/search", json={"like": "x", "rerank": "multivector"})
+    assert sparse.status_code == 422 and "sparse output" in sparse.text
+    assert rerank.status_code == 422 and "multi-vector output" in rerank.text
+    assert no_text.status_code == 422 and "needs text" in no_text.text

@@ -11,7 +11,7 @@ import time
 
 from crossmodal.ingest import ingest
 from crossmodal.store import open_store
-from crossmodal.testing.fake import fake_model
+from crossmodal.testing.fake_tokens import fake_token_model
 
 #: small limits so that a few hundred items already exercise the HNSW files (build, catch up, save)
 STORE_OPTIONS = {"exact_limit": 40, "sync_every": 12}
@@ -20,7 +20,7 @@ STORE_OPTIONS = {"exact_limit": 40, "sync_every": 12}
 def main() -> None:
     store_path, folder = sys.argv[1], sys.argv[2]
     store = open_store(store_path, **STORE_OPTIONS)
-    col = store.collection("crash", model=fake_model(dim=16, batch_size=4))
+    col = store.collection("crash", model=fake_token_model(dim=16, batch_size=4))  # texts get sparse + multi-vectors
 
     def progress(done: int, total: int) -> None:
         print(f"progress {done} {total}", flush=True)

@@ -2,8 +2,9 @@
 
 After every kill the store opens, ``store check`` is clean, every committed
 item is found by its own vector and holds exactly the vector the model gives
-its file and by a keyword search for its file name, nothing committed earlier is
-lost, and a final rerun completes the
+its file and by a keyword search for its file name, every text item holds the
+sparse vector and multi-vector of its text and is found by a sparse search for
+it, nothing committed earlier is lost, and a final rerun completes the
 collection without duplicates.
 """
 
@@ -23,7 +24,7 @@ from PIL import Image
 
 from crossmodal.identity import hash_file
 from crossmodal.store import open_store
-from crossmodal.testing.fake import fake_model
+from crossmodal.testing.fake_tokens import fake_token_model, word_sparse, word_vectors
 
 from .ingest_worker import STORE_OPTIONS
 
@@ -40,7 +41,9 @@ def write_image(path: Path, rng: random.Random) -> None:
 def grow(folder: Path, rng: random.Random, round_: int, new: int, modify: int) -> None:
     for i in range(new):
         write_image(folder / f"r{round_:02d}-{i:03d}.png", rng)
-    (folder / f"note-{round_:02d}.txt").write_text(f"note number {round_} about {rng.choice(['cats', 'dogs'])}")
+    for n in range(3):
+        words = " ".join(rng.choice(["cats", "dogs", "sea", "red", "old", "tree"]) for _ in range(3))
+        (folder / f"note-{round_:02d}-{n}.txt").write_text(f"note number {round_} {n} about {words}")
     for path in rng.sample(sorted(folder.glob("*.png")), modify):
         write_image(path, rng)
 
@@ -75,6 +78,11 @@ def verify(store_path: Path, folder: Path, model, seen: set[str]) -> set[str]:
             assert not col.search(vector=r.vector, top_k=1, where={"absent": 1})
             # the keyword index was written in the item's transaction: its file name finds it too
             assert r.id in {h.id for h in col.search(r.reference, using="keyword", top_k=len(items))}
+        texts = [r for r in items if r.modality == "text"]
+        for r in texts:  # the sparse postings and the multi-vector were written in the item's transaction too
+            assert r.sparse == pytest.approx(word_sparse(r.text))
+            np.testing.assert_array_equal(r.multivector, word_vectors(r.text, 8).astype(np.float16))
+            assert r.id in {h.id for h in col.search(r.text, using="sparse", top_k=len(items))}
         return ids
     finally:
         st.close()
@@ -85,7 +93,7 @@ def test_sigkill_at_random_points_never_breaks_the_store(tmp_path: Path) -> None
     rng = random.Random(1234)
     folder, store = tmp_path / "files", tmp_path / "store"
     folder.mkdir()
-    model = fake_model(dim=16)
+    model = fake_token_model(dim=16)
     seen: set[str] = set()
     killed = 0
     for round_ in range(ROUNDS):

@@ -406,13 +406,42 @@ def test_a_schema_from_before_keyword_search_gains_the_terms_of_its_items(tmp_pa
     col.add_texts(["a zanzibar note", "a plain note"], metadata=[{"title": "Quixotic"}, None])
     schema, cid = schema_of(st), col.backend.cid
     st.close()
-    # what version 1 left: no terms columns, no full-text index
+    # what version 1 left: no terms columns, no full-text index (and none of version 3's token columns)
     sql(f'DROP INDEX "{schema}".items_{cid}_terms')
     sql(f'ALTER TABLE "{schema}".items_{cid} DROP COLUMN terms, DROP COLUMN terms_len')
+    drop_token_columns(schema, cid)
     sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 2')
     st = open_pgvector(tmp_path)
     col = st.collection("notes")
     assert col.search("zanzibar", using="keyword")[0].text == "a zanzibar note"
     assert col.search("quixotic", using="keyword")[0].text == "a zanzibar note"
     assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_terms')[0][0] is not None
+    st.close()
+
+
+def drop_token_columns(schema: str, cid: int) -> None:
+    sql(f'DROP INDEX "{schema}".items_{cid}_sparse')
+    sql(f'ALTER TABLE "{schema}".items_{cid} DROP COLUMN sparse, DROP COLUMN sparse_ids, DROP COLUMN multivector, '
+        'DROP COLUMN multivector_dim')
+
+
+def test_a_schema_from_before_token_vectors_gains_their_columns_and_index(tmp_path: Path) -> None:
+    from crossmodal.testing.fake_tokens import fake_token_model
+
+    st = open_pgvector(tmp_path)
+    col = st.collection("notes", model=fake_model(dim=8))
+    col.add_texts(["an old note"])
+    schema, cid = schema_of(st), col.backend.cid
+    st.close()
+    drop_token_columns(schema, cid)  # what version 2 left
+    sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 3')
+    st = open_pgvector(tmp_path)
+    assert st.backend.migrations_applied == [3]
+    assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_sparse')[0][0] is not None
+    col = st.collection("notes")
+    assert col.search("old", using="keyword")[0].text == "an old note"
+    tokens = st.collection("tokens", model=fake_token_model(dim=8))
+    tokens.add_texts(["a zebra crossing", "a plain road"])
+    assert [h.text for h in tokens.search("zebra", using="sparse")] == ["a zebra crossing"]
+    assert tokens.search("road", using="keyword", rerank="multivector")[0].signals["multivector"] > 0.99
     st.close()

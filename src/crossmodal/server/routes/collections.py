@@ -111,11 +111,15 @@ def _check_one_source(ref: ImageRef, name: str) -> None:
                          input=name)
 
 
+def _same_space(model: Any, space: Any) -> bool:
+    return bool((space.fingerprint, space.dim, space.normalized) == (model.space.fingerprint, model.space.dim,
+                                                                     model.space.normalized))
+
+
 def _check_space(svc: Services, space: Any, name: str) -> None:
     """:class:`SpaceMismatch` unless the served model embeds in the collection's space (named as clients see them)."""
     model, _ = svc.require_model()
-    if (space.fingerprint, space.dim, space.normalized) != (model.space.fingerprint, model.space.dim,
-                                                            model.space.normalized):
+    if not _same_space(model, space):
         raise SpaceMismatch(
             f"collection {name!r} was built with model {svc.model_name_of(space)!r} (dim {space.dim}, "
             f"{space.mode}); the served model {svc.model_id()!r} (dim {model.dim}, {model.mode}) embeds in "
@@ -159,11 +163,18 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
                          f"(got {', '.join(kinds) or 'none'})")
     col = await _open(svc, name)
     options: dict[str, Any] = {"top_k": body.top_k, "modality": body.modality, "where": body.where}
-    if body.using != "dense":
+    if body.using != "dense" or body.rerank is not None:
         if body.text is None:
-            raise InputError(f"a {body.using} search needs text (the words to match)")
-        options.update(using=body.using, keywords=svc.inputs.text(body.text, "text"))
-    if body.using == "keyword":
+            what = f"a {body.using} search" if body.using != "dense" else f"rerank={body.rerank!r}"
+            raise InputError(f"{what} needs text (the words to match)")
+        options.update(using=body.using, keywords=svc.inputs.text(body.text, "text"), rerank=body.rerank)
+    if body.using == "sparse" or body.rerank is not None:
+        # the model's sparse and multi-vector outputs embed the query text: it must be the collection's model
+        _check_space(svc, col.space, name)
+        col.model = model
+    elif body.using == "hybrid" and _same_space(model, col.space):
+        col.model = model  # hybrid adds the sparse signal when the served model is the collection's and has one
+    if body.using in ("keyword", "sparse"):
         hits = await svc.in_store(col.search, **options)
     elif kind == "input":
         _check_space(svc, col.space, name)
@@ -181,7 +192,7 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
         hits = await svc.in_store(col.search, like=body.like, **options)
     out = [{"id": h.id, "score": float(h.score), "modality": h.modality, "reference": h.reference, "text": h.text,
             "metadata": dict(h.metadata), "thumbnail": _thumbnail_url(name, h.id, h.modality)} for h in hits]
-    if body.using != "dense":
+    if body.using != "dense" or body.rerank is not None:
         for h, o in zip(hits, out):
             o["signals"] = dict(h.signals)
             o["highlights"] = [list(s) for s in highlight_spans(h.text, body.text or "")] if h.text else []

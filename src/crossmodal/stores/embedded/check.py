@@ -7,7 +7,9 @@ problem, repaired by rebuilding it from SQLite. The filter key sets
 (:mod:`~crossmodal.stores.embedded.keysets`) are checked the same way: their
 answers, caught up, against a fresh build from SQLite. The keyword index (FTS5, in
 ``store.db``) is checked row by row against the terms of each item and
-rebuilt from the items when it disagrees. Faults in the source of truth
+rebuilt from the items when it disagrees. Sparse postings and multi-vectors (in
+``store.db`` too) must belong to existing items, once each, with sound values;
+faulty rows are deleted. Faults in the source of truth
 itself (a vector of the wrong length, not finite) are reported with the ids
 involved; they cannot be repaired without the original files.
 
@@ -250,19 +252,36 @@ def _strays(db: Database, report: CheckReport, repair: bool) -> None:
             report.notes.append(f"{path.name}: an index file no record names (an interrupted save)")
 
 
+#: faults of the sparse postings and multi-vectors: (what, the rows at fault of collection ``cid``, the repair)
+_TOKEN_FAULTS = (
+    ("sparse row(s) belong to no item", "FROM sparse WHERE cid=:cid AND key NOT IN (SELECT key FROM items WHERE "
+     "cid=:cid)", "deleted them"),
+    ("multivec row(s) belong to no item", "FROM multivec WHERE cid=:cid AND key NOT IN (SELECT key FROM items WHERE "
+     "cid=:cid)", "deleted them"),
+    # a posting written twice would count its weight twice in every sparse search: the latest write is kept
+    ("sparse posting(s) repeat a token of their item", "FROM sparse WHERE cid=:cid AND rowid NOT IN (SELECT "
+     "max(rowid) FROM sparse WHERE cid=:cid GROUP BY key, idx)", "deleted the older copies"),
+    ("sparse posting(s) have a weight that is not a positive number", "FROM sparse WHERE cid=:cid AND NOT "
+     "(typeof(w) IN ('real', 'integer') AND w > 0 AND w < 1e308)", "deleted them (they add nothing to a score)"),
+    ("multi-vector(s) whose bytes do not match their shape", "FROM multivec WHERE cid=:cid AND (rows < 0 OR dim < 1 "
+     "OR typeof(data) != 'blob' OR length(data) != rows * dim * 2)", "deleted them (those items are reranked "
+     "after the others until indexed again)"),
+)
+
+
 def _check_token_vectors(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:
-    """Sparse postings and multi-vectors belong to items that exist; those of items that are gone are deleted."""
-    for table in ("sparse", "multivec"):
-        orphan = f"FROM {table} WHERE cid=? AND key NOT IN (SELECT key FROM items WHERE cid=?)"
+    """Sparse postings and multi-vectors belong to items that exist, once each, with sound values; faulty rows are
+    deleted (they live in ``store.db`` beside the items, so nothing is rebuilt: what the model gave is kept)."""
+    for what, rows, done in _TOKEN_FAULTS:
         with db.read() as conn:
-            n = int(conn.execute(f"SELECT count(*) {orphan}", (col.cid, col.cid)).fetchone()[0])
+            n = int(conn.execute(f"SELECT count(*) {rows}", {"cid": col.cid}).fetchone()[0])
         if not n:
             continue
         if repair:
             with db.write() as conn:
-                conn.execute(f"DELETE {orphan}", (col.cid, col.cid))
-            report.repairs.append(f"{col.info.name}: deleted {n} {table} row(s) of items that are gone")
-        _problem(report, f"{col.info.name}: {n} {table} row(s) belong to no item", repair)
+                conn.execute(f"DELETE {rows}", {"cid": col.cid})
+            report.repairs.append(f"{col.info.name}: {n} {what}: {done}")
+        _problem(report, f"{col.info.name}: {n} {what}", repair)
 
 
 def _check_keywords(db: Database, col: EmbeddedCollection, report: CheckReport, repair: bool) -> None:

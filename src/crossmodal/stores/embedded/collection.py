@@ -349,7 +349,7 @@ class EmbeddedCollection(BackendBase):
         with self.db.read() as conn:
             self._alive(conn)
             keys = dict(self._id_keys(conn, ids))
-            _, multi = tokens.read(conn, list(keys.values()))
+            multi = tokens.read_multivectors(conn, list(keys.values()))
         return {i: multi[k].astype(np.float32) for i, k in keys.items() if k in multi}
 
     def _id_keys(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[tuple[str, int]]:

@@ -103,8 +103,17 @@ def search(conn: sqlite3.Connection, cid: int, terms: Sequence[str], top_k: int,
            params: Sequence[Any]) -> list[tuple[int, float]]:
     """(key, score) of the ``top_k`` best items by BM25 among those ``where`` (conditions on ``items``) keeps,
     best first, ties by id."""
+    fts = table(cid)
+    if not where:
+        # unfiltered: only the items scoring at least the k-th best score (ties included) are joined for their ids
+        rows = conn.execute(
+            f"WITH m AS MATERIALIZED (SELECT rowid AS k, bm25({fts}) AS s FROM {fts} WHERE {fts} MATCH ?), "
+            "cut AS (SELECT s FROM m ORDER BY s LIMIT 1 OFFSET ?) "
+            "SELECT k, -s FROM m JOIN items ON items.key = k WHERE cid=? AND s <= coalesce((SELECT s FROM cut), 0) "
+            "ORDER BY s, items.id LIMIT ?", (match_expression(terms), top_k - 1, cid, top_k)).fetchall()
+        return [(int(k), float(s)) for k, s in rows]
     rows = conn.execute(
-        f"SELECT k, -s FROM (SELECT rowid AS k, bm25({table(cid)}) AS s FROM {table(cid)} WHERE {table(cid)} "
+        f"SELECT k, -s FROM (SELECT rowid AS k, bm25({fts}) AS s FROM {fts} WHERE {fts} "
         f"MATCH ?) JOIN items ON items.key = k WHERE cid=?{where} ORDER BY s, items.id LIMIT ?",
         (match_expression(terms), cid, *params, top_k)).fetchall()
     return [(int(k), float(s)) for k, s in rows]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SCHEMA", "read", "remove", "search", "write"]
+__all__ = ["SCHEMA", "read", "read_multivectors", "remove", "search", "write"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sparse (key INTEGER NOT NULL, cid INTEGER NOT NULL, idx INTEGER NOT NULL, w REAL NOT NULL);
@@ -71,17 +71,36 @@ def read(conn: sqlite3.Connection, keys: Sequence[int]) -> tuple[dict[int, dict[
     return sparse, multi
 
 
+def read_multivectors(conn: sqlite3.Connection, keys: Sequence[int]) -> dict[int, np.ndarray]:
+    """The multi-vectors (float16) of the items with these keys that have one (a rerank reads only these)."""
+    multi: dict[int, np.ndarray] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = list(keys[start:start + _CHUNK])
+        for key, rows, dim, data in conn.execute(f"SELECT key, rows, dim, data FROM multivec WHERE key IN "
+                                                 f"({_marks(len(chunk))})", chunk):
+            multi[key] = np.frombuffer(data, dtype="<f2").reshape(rows, dim)
+    return multi
+
+
 def search(conn: sqlite3.Connection, cid: int, query: Mapping[int, float], top_k: int, where: str,
            params: Sequence[Any]) -> list[tuple[int, float]]:
     """(key, score) of the ``top_k`` items with the largest sparse dot product with ``query`` among those ``where``
     (conditions on ``items``) keeps, best first, ties by id."""
     pairs = [(int(i), float(w)) for i, w in query.items()]
     values = ",".join("(?, ?)" for _ in pairs)
-    rows = conn.execute(
-        f"WITH q(idx, w) AS (VALUES {values}), "
-        "s AS (SELECT p.key AS k, sum(p.w * q.w) AS score FROM q JOIN sparse p ON p.cid=? AND p.idx=q.idx "
-        "GROUP BY p.key) "
-        f"SELECT k, score FROM s JOIN items ON items.key = k WHERE cid=?{where} AND score > 0 "
-        "ORDER BY score DESC, items.id LIMIT ?",
-        (*[x for p in pairs for x in p], cid, cid, *params, top_k)).fetchall()
+    scored = (f"WITH q(idx, w) AS (VALUES {values}), "
+              "s AS MATERIALIZED (SELECT p.key AS k, sum(p.w * q.w) AS score FROM q JOIN sparse p "
+              "ON p.cid=? AND p.idx=q.idx GROUP BY p.key) ")
+    args = [*[x for p in pairs for x in p], cid]
+    if not where:
+        # unfiltered: only the items scoring at least the k-th best score (ties included) are joined for their ids
+        rows = conn.execute(
+            scored + ", cut AS (SELECT score FROM s ORDER BY score DESC LIMIT 1 OFFSET ?) "
+            "SELECT k, score FROM s JOIN items ON items.key = k WHERE cid=? AND score > 0 "
+            "AND score >= coalesce((SELECT score FROM cut), 0) ORDER BY score DESC, items.id LIMIT ?",
+            (*args, top_k - 1, cid, top_k)).fetchall()
+    else:
+        rows = conn.execute(scored + f"SELECT k, score FROM s JOIN items ON items.key = k WHERE cid=?{where} "
+                            "AND score > 0 ORDER BY score DESC, items.id LIMIT ?", (*args, cid, *params, top_k)
+                            ).fetchall()
     return [(int(k), float(s)) for k, s in rows]

@@ -27,7 +27,7 @@ drops the HNSW index and builds it once at the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,13 +42,15 @@ from ..keywords import K1, B, idf
 from .boundary import mapped
 from .copy import COLUMNS, copy_payload, copy_rows
 from .options import PgvectorOptions
-from .schema import hnsw_index_sql, items_table
+from .schema import SPARSE_DIM, hnsw_index_sql, items_table
 from .sql import quoted, where_sql
 
 __all__ = ["PgvectorCollection"]
 
 _MUTABLE = ("modality", "reference", "text", "content_hash", "source", "stamp", "metadata", "embedding", "terms",
-            "terms_len")
+            "terms_len", "sparse", "sparse_ids", "multivector", "multivector_dim")
+#: what ``get`` and ``scan`` read after the embedding when asked for vectors
+_TOKENS = ", sparse, multivector, multivector_dim"
 _PAGE = 1000
 _RETRIES = 5
 
@@ -59,13 +61,32 @@ def _vector(value: Any) -> np.ndarray:
     return np.asarray(value.to_numpy(), dtype=np.float32)
 
 
+def _multivector(data: Any, dim: Any) -> np.ndarray | None:
+    if data is None:
+        return None
+    return np.frombuffer(bytes(data), dtype="<f2").reshape(-1, int(dim))
+
+
 def _record(row: Sequence[Any], with_vector: bool) -> Record:
+    tokens: dict[str, Any] = {}
+    if with_vector and len(row) >= 12:  # read with _TOKENS
+        sparse = row[9]
+        tokens = {"sparse": None if sparse is None else dict(zip(sparse.indices(), sparse.values())),
+                  "multivector": _multivector(row[10], row[11])}
     return Record(id=row[0], modality=row[1], reference=row[2], text=row[3], content_hash=row[4], source=row[5],
-                  stamp=row[6], metadata=row[7] or {}, vector=_vector(row[8]) if with_vector else None)
+                  stamp=row[6], metadata=row[7] or {}, vector=_vector(row[8]) if with_vector else None, **tokens)
+
+
+def _sparse_text(query: Mapping[int, float]) -> str:
+    """A query in ``sparsevec``'s text form: indices from 1, so token id t is t + 1."""
+    body = ",".join(f"{int(i) + 1}:{float(w)!r}" for i, w in sorted(query.items()))
+    return "{" + body + "}/" + str(SPARSE_DIM)
 
 
 class PgvectorCollection(BackendBase):
     """One collection: one table (see the module docstring). Its SQL is fixed text, rendered once here."""
+
+    holds_token_vectors = True
 
     def __init__(self, pool: ConnectionPool, uri: str, options: PgvectorOptions, cid: int, info: CollectionInfo,
                  vector_type: str, distance: str, hnsw: dict[str, int] | None) -> None:
@@ -189,7 +210,7 @@ class PgvectorCollection(BackendBase):
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return []
-        vec = "embedding" if vectors else "NULL"
+        vec = "embedding" + _TOKENS if vectors else "NULL"
         with self._conn() as conn, conn.cursor(binary=True) as cur:
             rows = cur.execute(f"SELECT {COLUMNS}, {vec} FROM {self.table} WHERE id = ANY(%s)", [wanted]).fetchall()
         found = {row[0]: _record(row, vectors) for row in rows}
@@ -203,7 +224,7 @@ class PgvectorCollection(BackendBase):
 
     def scan(self, selection: Selection | None = None, *, vectors: bool = False) -> Iterator[Record]:
         cond, params = where_sql(selection)
-        vec = "embedding" if vectors else "NULL"
+        vec = "embedding" + _TOKENS if vectors else "NULL"
         page = f"SELECT {COLUMNS}, {vec} FROM {self.table} WHERE id > %s AND {cond} ORDER BY id LIMIT {_PAGE}"
         after = ""
         while True:  # keyset pages: each a short query, so a long scan holds no snapshot or connection
@@ -249,6 +270,35 @@ class PgvectorCollection(BackendBase):
             query = " | ".join(f"'{t}'" for t in terms)  # terms are letters and digits only: no quotes inside
             rows = conn.execute(stmt, [float(avg_len) or 1.0, terms, weights, query, *params, top_k]).fetchall()
         return [(_record(row, False), float(row[9])) for row in rows]
+
+    def sparse_query(self, query: Mapping[int, float], top_k: int, selection: Selection | None = None
+                     ) -> list[tuple[Record, float]]:
+        """Exact, in SQL: the GIN index on ``sparse_ids`` (an inverted index) finds the items sharing an id with the
+        query, and pgvector's ``<#>`` (the negative inner product) scores them.
+
+        pgvector's HNSW index on ``sparsevec`` is not used: it is approximate, and refuses vectors with more than
+        1,000 non-zeros (a long text's BGE-M3 vector can have more).
+        """
+        if top_k <= 0 or not query:
+            return []
+        cond, params = where_sql(selection)
+        ids = sorted(int(i) for i in query)
+        if ids[0] < 0 or ids[-1] >= SPARSE_DIM:
+            raise InputError(f"sparse query token ids must be from 0 to {SPARSE_DIM - 1} in pgvector")
+        stmt = (f"SELECT {COLUMNS}, NULL, -(sparse <#> %s::sparsevec) AS score FROM {self.table} "
+                f"WHERE sparse_ids && %s::integer[] AND ({cond}) ORDER BY score DESC, id LIMIT %s")
+        with self._conn() as conn:
+            rows = conn.execute(stmt, [_sparse_text(query), ids, *params, top_k]).fetchall()
+        return [(_record(row, False), float(row[9])) for row in rows if row[9] > 0]
+
+    def multivectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute(f"SELECT id, multivector, multivector_dim FROM {self.table} WHERE id = ANY(%s) "
+                                "AND multivector IS NOT NULL", [wanted]).fetchall()
+        return {i: _multivector(data, dim) for i, data, dim in rows}  # type: ignore[misc]
 
     def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
         if top_k <= 0:

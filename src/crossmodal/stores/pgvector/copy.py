@@ -17,19 +17,50 @@ import numpy as np
 from ...errors import InputError
 from ..base import Record
 from ..keywords import record_terms
+from .schema import SPARSE_DIM
 from .sql import check_storable, dump_metadata
 
 __all__ = ["COLUMNS", "copy_payload", "copy_rows"]
 
-#: the columns a payload fills, in order (then the embedding, then the keyword terms and their number)
+#: the columns a payload fills, in order (then the embedding, the keyword terms and their number, and the token
+#: vectors: the sparse vector, its ids, the multi-vector's bytes and its row size)
 COLUMNS = "id, modality, reference, text, content_hash, source, stamp, metadata"
-_WRITTEN = COLUMNS + ", embedding, terms, terms_len"
+_WRITTEN = COLUMNS + ", embedding, terms, terms_len, sparse, sparse_ids, multivector, multivector_dim"
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.Struct(">ii").pack(0, 0)
 _COPY_TRAILER = struct.Struct(">h").pack(-1)
-_FIELDS = struct.Struct(">h").pack(11)
+_FIELDS = struct.Struct(">h").pack(15)
 _LEN = struct.Struct(">i")
 _NULL = _LEN.pack(-1)
 _VEC_HEAD = struct.Struct(">hh")
+_INT4_OID = 23
+_ARRAY_HEAD = struct.Struct(">iiiii")
+
+
+def _tokens(r: Record) -> bytes:
+    """The four token-vector fields of a row: ``sparsevec`` and ``integer[]`` in their binary forms (a sparsevec's
+    binary indices count from 0, its text form's from 1), the multi-vector's float16 bytes and its row size."""
+    if not r.sparse:
+        out = [_NULL, _NULL]
+    else:
+        ids = sorted(r.sparse)
+        if ids[0] < 0 or ids[-1] >= SPARSE_DIM:
+            raise InputError(f"item {r.id!r}: sparse token ids must be from 0 to {SPARSE_DIM - 1} in pgvector, got "
+                             f"{ids[-1] if ids[-1] >= SPARSE_DIM else ids[0]}", input=r.id)
+        n = len(ids)
+        index = struct.pack(f">{n}i", *ids)
+        sparse = struct.pack(">iii", SPARSE_DIM, n, 0) + index + struct.pack(f">{n}f", *(r.sparse[i] for i in ids))
+        array = _ARRAY_HEAD.pack(1, 0, _INT4_OID, n, 1) + b"".join(struct.pack(">ii", 4, i) for i in ids)
+        out = [_LEN.pack(len(sparse)), sparse, _LEN.pack(len(array)), array]
+    if r.multivector is None:
+        out += [_NULL, _NULL]
+    else:
+        m = np.ascontiguousarray(r.multivector, dtype="<f2")
+        if m.ndim != 2:
+            raise InputError(f"item {r.id!r}: a multi-vector must be a (tokens, dim) array, got shape {m.shape}",
+                             input=r.id)
+        data = m.tobytes()
+        out += [_LEN.pack(len(data)), data, _LEN.pack(4), _LEN.pack(m.shape[1])]
+    return b"".join(out)
 
 
 def _encoded(r: Record) -> tuple[bytes, ...]:
@@ -68,7 +99,7 @@ def copy_payload(records: Sequence[Record], dim: int, halfvec: bool, text_keys: 
         out += (_FIELDS, pack(len(rid)), rid, pack(len(modality)), modality, pack(len(reference)), reference,
                 _NULL if r.text is None else pack(len(text)) + text, pack(len(content_hash)), content_hash,
                 pack(len(source)), source, pack(len(stamp)), stamp, pack(len(meta) + 1), b"\x01", meta,
-                vec_len, head, row.tobytes(), pack(len(terms)), terms, four, pack(len(words)))
+                vec_len, head, row.tobytes(), pack(len(terms)), terms, four, pack(len(words)), _tokens(r))
     out.append(_COPY_TRAILER)
     return b"".join(out)
 

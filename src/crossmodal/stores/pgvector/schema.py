@@ -27,8 +27,8 @@ from psycopg import sql
 
 from ...errors import StoreUnavailable
 
-__all__ = ["MIGRATIONS", "Migration", "create_items_table", "hnsw_index_sql", "items_table", "keyword_index_sql",
-           "migrate", "schema_version"]
+__all__ = ["MIGRATIONS", "SPARSE_DIM", "Migration", "create_items_table", "hnsw_index_sql", "items_table",
+           "keyword_index_sql", "migrate", "schema_version", "sparse_index_sql"]
 
 #: the smallest pgvector with HNSW; iterative index scans (filtered recall) need 0.8
 MIN_PGVECTOR = (0, 5, 0)
@@ -37,6 +37,9 @@ ITERATIVE_PGVECTOR = (0, 8, 0)
 INLINE_VECTOR_BYTES = 6000
 #: the largest dimension pgvector's HNSW indexes accept, per column type
 HNSW_MAX_DIM = {"vector": 2000, "halfvec": 4000}
+#: the dimension of every stored and query ``sparsevec``: pgvector's largest, so any model's token ids fit (a
+#: sparsevec stores only its non-zeros, so the dimension costs nothing)
+SPARSE_DIM = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,30 @@ def _v2(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(keyword_index_sql(schema, cid))
 
 
+def sparse_index_sql(schema: str, cid: int) -> sql.Composed:
+    table = items_table(cid)
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING gin (sparse_ids)").format(
+        sql.Identifier(f"{table}_sparse"), sql.Identifier(schema), sql.Identifier(table))
+
+
+#: the token-vector columns, after the keyword ones, in this order (migration 3 adds them to older tables)
+TOKEN_COLUMNS = ("sparse sparsevec", "sparse_ids integer[]", "multivector bytea", "multivector_dim integer")
+
+
+def _v3(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Sparse vectors and multi-vectors: each items table gains their columns (empty) and the sparse GIN index."""
+    rows = conn.execute(sql.SQL("SELECT cid FROM {}.collections").format(sql.Identifier(schema))).fetchall()
+    for (cid,) in rows:
+        ident = sql.Identifier(schema, items_table(cid))
+        conn.execute(sql.SQL("ALTER TABLE {} ").format(ident) + sql.SQL(", ").join(
+            sql.SQL("ADD COLUMN IF NOT EXISTS " + c) for c in TOKEN_COLUMNS))
+        conn.execute(sparse_index_sql(schema, cid))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collections registry", _v1),
     Migration(2, "keyword terms and their full-text index in every items table", _v2),
+    Migration(3, "sparse vectors, their token-id index, and multi-vectors in every items table", _v3),
 )
 
 
@@ -181,6 +205,9 @@ def create_items_table(conn: psycopg.Connection[Any], schema: str, cid: int, dim
     ``source`` and ``stamp`` are the file an item was ingested from and its change stamp;
 ``terms`` are its keyword terms (space-separated, :mod:`~crossmodal.stores.keywords`), ``terms_len``
 how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search);
+    ``sparse`` is the item's sparse vector (``sparsevec`` of dimension :data:`SPARSE_DIM`) and ``sparse_ids``
+    its token ids, under a GIN index (the inverted index that finds the items sharing a query's ids);
+    ``multivector`` its multi-vector as little-endian float16 bytes, ``multivector_dim`` values per row;
     ``modality`` has a b-tree index and ``metadata`` a ``jsonb_path_ops`` GIN
     index (equality filters); ``embedding`` is stored in the row (``STORAGE
     PLAIN``, up to 6,000 bytes: pgvector's default moves a 512-d vector to
@@ -202,8 +229,9 @@ how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search);
             metadata jsonb NOT NULL DEFAULT '{{}}'::jsonb,
             embedding {}({}) NOT NULL,
             terms text NOT NULL DEFAULT '',
-            terms_len integer NOT NULL DEFAULT 0
-        )""").format(ident, sql.SQL(vector_type), sql.Literal(dim)))
+            terms_len integer NOT NULL DEFAULT 0,
+            {}
+        )""").format(ident, sql.SQL(vector_type), sql.Literal(dim), sql.SQL(",\n".join(TOKEN_COLUMNS))))
     if dim * (2 if vector_type == "halfvec" else 4) <= INLINE_VECTOR_BYTES:
         # keep vectors in the row, not in TOAST: an exact scan or a result fetch then reads one page, not two
         conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE PLAIN").format(ident))
@@ -211,5 +239,6 @@ how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search);
     conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gin (metadata jsonb_path_ops)").format(
         sql.Identifier(f"{table}_metadata"), ident))
     conn.execute(keyword_index_sql(schema, cid))
+    conn.execute(sparse_index_sql(schema, cid))
     if hnsw is not None:
         conn.execute(hnsw_index_sql(schema, cid, vector_type, distance, hnsw))

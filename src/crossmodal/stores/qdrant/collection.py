@@ -17,17 +17,18 @@ Qdrant cannot decide exactly is checked on each point with
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from qdrant_client.http import models as qm
 
+from ...errors import ConfigError
 from ..base import BackendBase, CollectionInfo, Record
 from ..filters import Selection, select
 from ..keywords import record_terms
 from .filters import NONE, as_filter, filter_view, has_big_numbers, translate
-from .keywords import SPARSE_NAME, document_vector, query_vector
+from .keywords import MULTI_NAME, SPARSE_NAME, TOKENS_NAME, document_vector, query_vector
 from .registry import Registry, mapped, point_id
 
 __all__ = ["QdrantCollection"]
@@ -38,13 +39,18 @@ _PAGE = 1000
 
 def _record(payload: dict[str, Any], vector: Any, with_vector: bool) -> Record:
     vec = None
+    tokens: dict[str, Any] = {}
     if with_vector:
         raw = vector.get("") if isinstance(vector, dict) else vector
         vec = np.asarray(raw, dtype=np.float32)
+        if isinstance(vector, dict):
+            sparse, multi = vector.get(TOKENS_NAME), vector.get(MULTI_NAME)
+            tokens = {"sparse": None if sparse is None else dict(zip(sparse.indices, sparse.values)),
+                      "multivector": None if multi is None else np.asarray(multi, dtype=np.float16)}
     return Record(id=payload["id"], modality=payload["modality"], reference=payload["reference"], vector=vec,
                   text=payload.get("text"), content_hash=payload.get("content_hash", ""),
                   source=payload.get("source", ""), stamp=payload.get("stamp", ""),
-                  metadata=payload.get("metadata") or {})
+                  metadata=payload.get("metadata") or {}, **tokens)
 
 
 
@@ -62,6 +68,8 @@ class QdrantCollection(BackendBase):
         self.indexed: list[str] = list(entry.get("indexed", []))
         #: collections created before keyword search have no sparse vector: their keyword search reads every item
         self.sparse = bool(entry.get("keyword"))
+        #: collections created before sparse vectors and multi-vectors were kept have neither named vector
+        self.holds_token_vectors = bool(entry.get("tokens"))
 
     def __repr__(self) -> str:
         return f"<QdrantCollection {self.info.name!r} {self.registry.uri}>"
@@ -82,7 +90,7 @@ class QdrantCollection(BackendBase):
         self._note_big_numbers(latest)
         with self._guard():
             for start in range(0, len(latest), _WRITE):
-                self.client.upsert(self.qname, points=self._batch(latest[start:start + _WRITE]), wait=True)
+                self.client.upsert(self.qname, points=self._batch(latest[start:start + _WRITE]), wait=True)  # type: ignore[arg-type]
 
     def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
         """The deletes go with the last batch of points in one batch-update request (Qdrant applies it in order)."""
@@ -93,7 +101,9 @@ class QdrantCollection(BackendBase):
         self.upsert(latest[:split])
         self._note_big_numbers(latest[split:])
         last = latest[split:]
-        ops: list[Any] = [qm.UpsertOperation(upsert=qm.PointsBatch(batch=self._batch(last)))] if last else []
+        batch = self._batch(last) if last else None
+        ops: list[Any] = [] if batch is None else [qm.UpsertOperation(
+            upsert=qm.PointsList(points=batch) if isinstance(batch, list) else qm.PointsBatch(batch=batch))]
         ops += [qm.DeleteOperation(delete=qm.PointIdsList(points=present))] if present else []
         if ops:
             with self._guard():
@@ -116,8 +126,24 @@ class QdrantCollection(BackendBase):
         ids = [point_id(r.id) for r in chunk]
         if not self.sparse:
             return qm.Batch(ids=ids, vectors=matrix.tolist(), payloads=payloads)
-        return qm.Batch(ids=ids, payloads=payloads,
-                        vectors={"": matrix.tolist(), SPARSE_NAME: [document_vector(t) for t in terms]})
+        if not self.holds_token_vectors or all(not r.sparse and r.multivector is None for r in chunk):
+            return qm.Batch(ids=ids, payloads=payloads,
+                            vectors={"": matrix.tolist(), SPARSE_NAME: [document_vector(t) for t in terms]})
+        # token vectors: points one by one, since an item without them must leave them out (Qdrant refuses empty
+        # multi-vectors, and a batch gives every point every vector)
+        points = []
+        for pid, r, row, t, payload in zip(ids, chunk, matrix.tolist(), terms, payloads):
+            vector: dict[str, Any] = {"": row, SPARSE_NAME: document_vector(t)}
+            if r.sparse:
+                indices = sorted(r.sparse)
+                vector[TOKENS_NAME] = qm.SparseVector(indices=indices, values=[float(r.sparse[i]) for i in indices])
+            if r.multivector is not None and len(r.multivector):
+                if self.info.multivector_dim is None:
+                    raise ConfigError(f"collection {self.info.name!r} in Qdrant was created without a multi-vector "
+                                      f"(item {r.id!r} has one): copy it into a new collection made with its model")
+                vector[MULTI_NAME] = np.asarray(r.multivector, dtype=np.float32).tolist()
+            points.append(qm.PointStruct(id=pid, vector=vector, payload=payload))
+        return points
 
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
         if ids is not None:
@@ -258,6 +284,65 @@ class QdrantCollection(BackendBase):
             offset += page
         found.sort(key=lambda rs: (-rs[1], rs[0].id))
         return found[:top_k]
+
+    def sparse_query(self, query: Mapping[int, float], top_k: int, selection: Selection | None = None
+                     ) -> list[tuple[Record, float]]:
+        """The ``sparse`` named vector's dot product (exact: Qdrant searches sparse vectors by inverted index)."""
+        if not self.holds_token_vectors:
+            return super().sparse_query(query, top_k, selection)
+        if top_k <= 0 or not query:
+            return []
+        bounds = translate(selection, numbers_exact=not self.big_numbers)
+        if bounds.superset is NONE:
+            return []
+        indices = sorted(int(i) for i in query)
+        vector = qm.SparseVector(indices=indices, values=[float(query[i]) for i in indices])
+        want = top_k + 8  # a few more, so ties at the k-th score are settled by id like everywhere else
+        page = want if bounds.exact else max(4 * want, 64)
+        found: list[tuple[Record, float]] = []
+        offset = 0
+        while True:
+            with self._guard():
+                points = self.client.query_points(self.qname, query=vector, using=TOKENS_NAME, limit=page,
+                                                  query_filter=as_filter(bounds.superset), offset=offset or None,
+                                                  with_payload=True).points
+            for p in points:
+                rec = _record(p.payload, None, False)
+                if p.score > 0 and (bounds.exact or select(rec, selection)):
+                    found.append((rec, float(p.score)))
+            if len(found) >= want or len(points) < page:
+                break
+            offset += page
+        found.sort(key=lambda rs: (-rs[1], rs[0].id))
+        return found[:top_k]
+
+    def multivectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        if not self.holds_token_vectors or self.info.multivector_dim is None:
+            return {}
+        out: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(ids))
+        with self._guard():
+            for start in range(0, len(wanted), _PAGE):
+                points = self.client.retrieve(self.qname, ids=[point_id(i) for i in wanted[start:start + _PAGE]],
+                                              with_payload=["id"], with_vectors=[MULTI_NAME])
+                for p in points:
+                    multi = p.vector.get(MULTI_NAME) if isinstance(p.vector, dict) else None
+                    if multi is not None:
+                        out[p.payload["id"]] = np.asarray(multi, dtype=np.float32)
+        return out
+
+    def maxsim(self, query: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """Qdrant's ``MAX_SIM`` comparator over the candidates (``HasId``): it sums over the query's rows, so the
+        score is divided by their number (the mean, as everywhere in crossmodal)."""
+        q = np.asarray(query, dtype=np.float32)
+        wanted = list(dict.fromkeys(ids))
+        if not self.holds_token_vectors or self.info.multivector_dim is None or not wanted or q.size == 0:
+            return {}
+        with self._guard():
+            points = self.client.query_points(
+                self.qname, query=q.tolist(), using=MULTI_NAME, limit=len(wanted), with_payload=["id"],
+                query_filter=qm.Filter(must=[qm.HasIdCondition(has_id=[point_id(i) for i in wanted])])).points
+        return {p.payload["id"]: float(p.score) / q.shape[0] for p in points}
 
     # -- payload indexes ------------------------------------------------------------------------------------------------
 

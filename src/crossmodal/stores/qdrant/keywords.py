@@ -1,4 +1,10 @@
-"""Keyword search in Qdrant: BM25 as a named sparse vector with Qdrant's IDF modifier.
+"""Keyword search in Qdrant: BM25 as a named sparse vector with Qdrant's IDF modifier; and the named vectors of
+the model's own sparse and multi-vector outputs.
+
+Besides the dense vector (unnamed), a collection has up to three named vectors:
+``keyword`` (below), ``sparse`` (the model's sparse output, a plain dot product)
+and ``multivector`` (the model's multi-vector, with Qdrant's ``MAX_SIM``
+comparator on dot products, and no HNSW graph: it only reranks candidates).
 
 Each point carries a sparse vector ``keyword``: one entry per distinct term
 (:mod:`~crossmodal.stores.keywords`), at index ``crc32(term)``, holding BM25's
@@ -24,14 +30,20 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from qdrant_client.http import models as qm
 
+from ..base import CollectionInfo
 from ..keywords import K1, B
 
-__all__ = ["AVG_TERMS", "SPARSE_NAME", "document_vector", "query_vector", "sparse_config", "term_index"]
+__all__ = ["AVG_TERMS", "MULTI_NAME", "SPARSE_NAME", "TOKENS_NAME", "document_vector", "query_vector",
+           "sparse_config", "term_index", "vectors_config"]
 
 SPARSE_NAME = "keyword"
+#: the model's sparse output, and its multi-vector
+TOKENS_NAME = "sparse"
+MULTI_NAME = "multivector"
 AVG_TERMS = 16.0
 
 
@@ -40,7 +52,18 @@ def term_index(term: str) -> int:
 
 
 def sparse_config() -> dict[str, qm.SparseVectorParams]:
-    return {SPARSE_NAME: qm.SparseVectorParams(modifier=qm.Modifier.IDF)}
+    return {SPARSE_NAME: qm.SparseVectorParams(modifier=qm.Modifier.IDF), TOKENS_NAME: qm.SparseVectorParams()}
+
+
+def vectors_config(info: CollectionInfo, distance: Any, datatype: Any) -> Any:
+    """The dense vector, and the multi-vector when the collection's model has one (its size is needed now)."""
+    dense = qm.VectorParams(size=info.space.dim, distance=distance, datatype=datatype)
+    if info.multivector_dim is None:
+        return dense
+    multi = qm.VectorParams(size=info.multivector_dim, distance=qm.Distance.DOT, datatype=qm.Datatype.FLOAT16,
+                            multivector_config=qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM),
+                            hnsw_config=qm.HnswConfigDiff(m=0))
+    return {"": dense, MULTI_NAME: multi}
 
 
 def document_vector(terms: Sequence[str]) -> qm.SparseVector:

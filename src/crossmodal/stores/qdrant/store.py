@@ -38,7 +38,7 @@ from ...errors import CollectionExists, CollectionNotFound, ConfigError, StoreEr
 from ..base import CheckReport, CollectionInfo, StoreBase
 from .collection import QdrantCollection
 from .filters import view_field
-from .keywords import sparse_config
+from .keywords import sparse_config, vectors_config
 from .options import QdrantOptions
 from .registry import Registry, mapped
 
@@ -97,15 +97,15 @@ class QdrantStore(StoreBase):
                 # left by a create or drop that died half way (data is only written once registered)
                 self.client.delete_collection(qname)
             try:
-                self.client.create_collection(qname, vectors_config=qm.VectorParams(
-                    size=info.space.dim, distance=distance, datatype=datatype), sparse_vectors_config=sparse_config())
+                self.client.create_collection(qname, vectors_config=vectors_config(info, distance, datatype),
+                                              sparse_vectors_config=sparse_config())
             except Exception as exc:
                 if self.registry.entry(info.name) is not None:
                     raise CollectionExists(f"collection {info.name!r} already exists in {self.uri}") from None
                 raise StoreError(f"cannot create Qdrant collection {qname!r} at {self.uri}: {exc}") from exc
         self.registry.create_indexes(qname, self.options.index, modality=True)
         entry = {"name": info.name, "info": info.to_dict(), "qdrant": qname, "big_numbers": False,
-                 "indexed": sorted(set(self.options.index)), "keyword": True}
+                 "indexed": sorted(set(self.options.index)), "keyword": True, "tokens": True}
         self.registry.put(info.name, entry)
         return self._collection(info, entry)
 
