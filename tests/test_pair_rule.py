@@ -21,12 +21,14 @@ from PIL import Image
 import crossmodal
 from crossmodal.cli.main import cli
 from crossmodal.cli.options import CliContext
-from crossmodal.embedder import pair_rule
+from crossmodal.embedder import Model
 from crossmodal.errors import ConfigError, SpaceMismatch
-from crossmodal.models.spec import Capabilities, Fusion
+from crossmodal.models.files import ModelFiles, ResolvedModel
+from crossmodal.models.spec import Capabilities, Fusion, ModelSpec
+from crossmodal.runtimes.base import RuntimeOptions
 from crossmodal.settings import Settings
 from crossmodal.space import PairRule, Space
-from crossmodal.testing.fake import FakeTokenizer, fake_spec
+from crossmodal.testing.fake import FakeEncoder, FakeTokenizer, fake_spec
 from crossmodal.testing.outputs_family import OutputsEncoder, build_outputs_model, outputs_registry
 
 REGISTRY = outputs_registry()
@@ -64,11 +66,15 @@ def fused_by_hand(model: crossmodal.Model, image: Path, text: str) -> np.ndarray
 
 
 def test_pair_rules_and_their_record() -> None:
-    assert pair_rule(fake_spec(), Capabilities()) == PairRule("weighted-sum", 0.5)
-    assert pair_rule(fake_spec().with_(fusion=Fusion(image_weight=0.25)), Capabilities()) == \
-        PairRule("weighted-sum", 0.25)
-    assert pair_rule(fake_spec().with_(fusion=Fusion(kind="graph")), Capabilities()) == PairRule("graph", None)
-    assert pair_rule(fake_spec(), Capabilities(inputs=("text",))) == PairRule("none", None)
+    def rule(spec: ModelSpec, capabilities: Capabilities) -> PairRule:
+        model = Model(ResolvedModel(spec, ModelFiles(Path("."), "onnx"), "w", "local"), FakeEncoder(spec.dim),
+                      FakeTokenizer(spec.text), runtime="fake", options=RuntimeOptions(), capabilities=capabilities)
+        return model.space.pairs
+
+    assert rule(fake_spec(), Capabilities()) == PairRule("weighted-sum", 0.5)
+    assert rule(fake_spec().with_(fusion=Fusion(image_weight=0.25)), Capabilities()) == PairRule("weighted-sum", 0.25)
+    assert rule(fake_spec().with_(fusion=Fusion(kind="graph")), Capabilities()) == PairRule("graph", None)
+    assert rule(fake_spec(), Capabilities(inputs=("text",))) == PairRule("none", None)
     for rule in (PairRule(), PairRule("weighted-sum", 0.3), PairRule("graph", None), PairRule("none", None)):
         space = Space("m", 16, True, "abcd", pairs=rule)
         assert Space.from_dict(json.loads(json.dumps(space.to_dict()))) == space

@@ -63,6 +63,13 @@ class PairRule:
         return "the model's fused pair encoder" if self.kind == "graph" else "no pair rule (the model embeds no pairs)"
 
     @classmethod
+    def of(cls, fusion: str, image_weight: float, embeds_pairs: bool) -> PairRule:
+        """The rule of a model whose spec fuses pairs by ``fusion`` (``weighted-sum`` or ``graph``)."""
+        if not embeds_pairs:
+            return cls("none", None)
+        return cls("graph", None) if fusion == "graph" else cls("weighted-sum", image_weight)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PairRule:
         """The rule ``to_dict`` wrote; a space recorded before pair rules were is a weighted sum at 0.5."""
         if data is None:

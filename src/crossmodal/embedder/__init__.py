@@ -91,12 +91,10 @@ class Model:
         self.workers = workers
         self.max_pixels = max_pixels
         self.space = Space(
-            model=self.spec.name,
-            dim=self.spec.dim,
-            normalized=True,
+            model=self.spec.name, dim=self.spec.dim, normalized=True,
             fingerprint=space_fingerprint(resolved.weights, self.spec.preprocessing_digest(), options.mode),
             mode=options.mode,
-            pairs=pair_rule(self.spec, self.capabilities),
+            pairs=PairRule.of(self.spec.fusion.kind, self.spec.fusion.image_weight, self.capabilities.accepts("pair")),
         )
 
     def __repr__(self) -> str:
@@ -435,12 +433,3 @@ class Model:
                 np.asarray(chunk, dtype=np.int64) + offset,
                 failures if start == 0 else [],
             )
-
-
-def pair_rule(spec: ModelSpec, capabilities: Capabilities) -> PairRule:
-    """How a model of ``spec`` makes pair vectors (recorded in its space)."""
-    if not capabilities.accepts("pair"):
-        return PairRule("none", None)
-    if spec.fusion.kind == "graph":
-        return PairRule("graph", None)
-    return PairRule("weighted-sum", spec.fusion.image_weight)
