@@ -258,3 +258,21 @@ def test_a_collection_over_bge_m3_keeps_and_searches_its_sparse_and_multivector_
         assert hybrid[0].text == texts[0]
     finally:
         store.close()
+
+
+def test_adding_texts_computes_the_sparse_and_multivector_outputs_in_one_pass(m3_onnx_dir: Path, tmp_path: Path) -> None:
+    model = crossmodal.load_model(m3_onnx_dir)
+    calls: list[frozenset[str]] = []
+    inner = model.encoder.encode_text_outputs
+
+    def counted(inputs, outputs):  # type: ignore[no-untyped-def]
+        calls.append(frozenset(outputs))
+        return inner(inputs, outputs)
+
+    model.encoder.encode_text_outputs = counted  # type: ignore[method-assign]
+    store = crossmodal.open_store(tmp_path / "store")
+    try:
+        store.collection("m3", model=model).add_texts(["a cat", "two dogs", "一只猫"])
+    finally:
+        store.close()
+    assert calls == [frozenset({"dense", "sparse", "multivector"})]
