@@ -40,6 +40,12 @@ class MultivectorModel(Model):
 class TokenOutputsModel(SparseModel, MultivectorModel):
     """A model with both (BGE-M3)."""
 
+    def embed_token_outputs(self, texts: Sequence[str]) -> tuple[list[dict[int, float]], list[np.ndarray]]:
+        """(sparse, multi-vectors) of ``texts`` from one pass of the model."""
+        out = self.embed_text_outputs(texts, outputs=("sparse", "multivector"))
+        assert out.sparse is not None and out.multivector is not None
+        return [vector.as_dict() for vector in out.sparse], list(out.multivector)
+
 
 def model_class(capabilities: Capabilities) -> type[Model]:
     """The :class:`Model` class whose methods match the outputs ``capabilities`` give."""

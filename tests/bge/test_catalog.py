@@ -122,6 +122,16 @@ def test_load_model_resolves_the_visualized_entries_through_the_hub_cache(visual
     for m in (model, offline):
         np.testing.assert_array_equal(m.embed_texts(TEXTS[:3]), local.embed_texts(TEXTS[:3]))
         np.testing.assert_array_equal(m.embed_pairs(PHOTOS[:1], PAIR_TEXTS[:1]), local.embed_pairs(PHOTOS[:1], PAIR_TEXTS[:1]))
+    # A catalog name exports too: the checkpoint and the text model's files come from two repos.
+    from click.testing import CliRunner
+
+    from crossmodal.cli.main import cli
+
+    env = {"CROSSMODAL_HUB_CACHE": str(cache), "CROSSMODAL_OFFLINE": "1", "CROSSMODAL_CACHE": str(tmp_path / "c")}
+    result = CliRunner().invoke(cli, ["models", "export", "Visualized_base_en_v1.5", str(tmp_path / "onnx")], env=env)
+    assert result.exit_code == 0, result.output
+    exported = crossmodal.load_model(tmp_path / "onnx")
+    assert np.abs(exported.embed_pairs(PHOTOS[:1], PAIR_TEXTS[:1]) - local.embed_pairs(PHOTOS[:1], PAIR_TEXTS[:1])).max() <= 1e-5
 
 
 def test_load_model_resolves_bge_m3_on_both_runtimes_then_offline(tmp_path: Path) -> None:

@@ -258,3 +258,47 @@ def test_a_collection_over_bge_m3_keeps_and_searches_its_sparse_and_multivector_
         assert hybrid[0].text == texts[0]
     finally:
         store.close()
+
+
+def test_adding_texts_computes_the_sparse_and_multivector_outputs_in_one_pass(m3_onnx_dir: Path, tmp_path: Path) -> None:
+    model = crossmodal.load_model(m3_onnx_dir)
+    calls: list[frozenset[str]] = []
+    inner = model.encoder.encode_text_outputs
+
+    def counted(inputs, outputs):  # type: ignore[no-untyped-def]
+        calls.append(frozenset(outputs))
+        return inner(inputs, outputs)
+
+    model.encoder.encode_text_outputs = counted  # type: ignore[method-assign]
+    store = crossmodal.open_store(tmp_path / "store")
+    try:
+        store.collection("m3", model=model).add_texts(["a cat", "two dogs", "一只猫"])
+    finally:
+        store.close()
+    assert calls == [frozenset({"dense", "sparse", "multivector"})]
+
+
+def test_a_visualized_checkpoint_beside_a_full_bge_m3_directory_makes_it_a_visualized_bge(tmp_path: Path) -> None:
+    """Users put Visualized_m3.pth into their bge-m3 download: that directory is then the Visualized model."""
+    from crossmodal.families import FAMILIES
+
+    root = tmp_path / "bge-m3"
+    root.mkdir()
+    (root / "config.json").write_text('{"model_type": "xlm-roberta", "hidden_size": 1024}')
+    for name in ("model.safetensors", "tokenizer.json", "colbert_linear.pt", "sparse_linear.pt"):
+        (root / name).write_bytes(b"")
+    assert FAMILIES.detect(root).layout == "bge-m3"
+    (root / "Visualized_m3.pth").write_bytes(b"")
+    files = FAMILIES.detect(root)
+    assert files.layout == "visualized-bge" and files.part("checkpoint") == root / "Visualized_m3.pth"
+    assert FAMILIES.family_of(files).name == "visualized_bge"
+    (root / "Visualized_base_en_v1.5.pth").write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="2 Visualized_\\*.pth files"):
+        FAMILIES.detect(root)
+
+
+def test_onnx_exports_run_in_exact_mode_on_the_cpu(m3_onnx_dir: Path) -> None:
+    with pytest.raises(crossmodal.ConfigError, match="mode 'fast' is not available for bge_m3 on ONNX Runtime"):
+        crossmodal.load_model(m3_onnx_dir, mode="fast")
+    with pytest.raises(crossmodal.ConfigError, match="use runtime 'torch' for device 'cuda'"):
+        crossmodal.load_model(m3_onnx_dir, device="cuda")

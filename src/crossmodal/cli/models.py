@@ -156,15 +156,17 @@ def export(ctx: click.Context, src: str, out: Path, atol: float, overwrite: bool
     The export is run against its source on the same inputs and only written
     when every graph agrees within --atol.
     """
-    from ..families import export_onnx
+    from ..families import export_onnx, export_resolved
     from ..models.registry import resolve
 
     path = Path(src).expanduser()
-    if not path.is_dir():
+    if path.is_dir():
+        report = export_onnx(path, out, atol=atol, overwrite=overwrite, families=families(ctx))
+    else:
         s = settings(ctx)
-        path = resolve(src, families=families(ctx), runtime="torch", cache_dir=hub_cache(s), offline=s.offline,
-                       endpoint=s.hub_endpoint).files.root
-    report = export_onnx(path, out, atol=atol, overwrite=overwrite, families=families(ctx))
+        resolved = resolve(src, families=families(ctx), runtime="torch", cache_dir=hub_cache(s), offline=s.offline,
+                           endpoint=s.hub_endpoint)
+        report = export_resolved(resolved, out, atol=atol, overwrite=overwrite, families=families(ctx))
     diffs = ", ".join(f"{name} {diff:.2e}" for name, diff in report.diffs.items())
     click.echo(f"exported {src} -> {report.out_dir}\nchecked against the source: max |diff| {diffs} (<= {atol:.0e})")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models.files import ResolvedModel
 from .base import ExportReport, Family, TinyModelOptions
 from .bge_m3 import BGE_M3
 from .chinese_clip import CHINESE_CLIP
@@ -20,7 +21,7 @@ from .registry import FamilyRegistry
 from .siglip import SIGLIP
 from .visualized_bge import VISUALIZED_BGE
 
-__all__ = ["FAMILIES", "ExportReport", "Family", "FamilyRegistry", "TinyModelOptions", "export_onnx"]
+__all__ = ["FAMILIES", "ExportReport", "Family", "FamilyRegistry", "TinyModelOptions", "export_onnx", "export_resolved"]
 
 #: the built-in families, in the order directories are matched against them
 FAMILIES = FamilyRegistry((CLIP, SIGLIP, CHINESE_CLIP, VISUALIZED_BGE, BGE_M3))
@@ -35,3 +36,9 @@ def export_onnx(src: str | Path, out: str | Path, *, atol: float = 1e-5, overwri
     """
     files = families.detect(Path(src).expanduser())
     return write_export(families.family_of(files), files, out, atol=atol, overwrite=overwrite)
+
+
+def export_resolved(resolved: ResolvedModel, out: str | Path, *, atol: float = 1e-5, overwrite: bool = False,
+                    families: FamilyRegistry = FAMILIES) -> ExportReport:
+    """:func:`export_onnx` for a resolved model (a catalog or hub model whose files may span several repos)."""
+    return write_export(families.get(resolved.spec.family), resolved.files, out, atol=atol, overwrite=overwrite)
