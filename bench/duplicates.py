@@ -98,8 +98,9 @@ class Recording:
 def exact_pairs(x: np.ndarray, modality: np.ndarray, rows: np.ndarray, threshold: float) -> set[tuple[int, int]]:
     """Every pair (a, b), a in ``rows``, b any other item of its modality, with cosine >= threshold."""
     out: set[tuple[int, int]] = set()
-    for start in range(0, len(rows), 1_000):
-        chunk = rows[start:start + 1_000]
+    step = max(1, 50_000_000 // len(x))  # a block of scores of at most 200 MB
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
         scores = x[chunk] @ x.T
         for r, c in zip(*np.nonzero(scores >= threshold)):
             a, b = int(chunk[r]), int(c)
