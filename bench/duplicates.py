@@ -18,6 +18,7 @@ Usage
   python bench/duplicates.py --n 1000000                     # the target run
   python bench/duplicates.py --n 1000000 --workdir /tmp/dups-1m --reuse   # search a store built before
   python bench/duplicates.py --n 20000 --sample 5000         # quick check
+  python bench/duplicates.py --n 1000000 --store /tmp/bench/search-work   # the store of bench/search.py --workdir
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ def run(path: Path, x: np.ndarray, modality: np.ndarray, hashes: np.ndarray, thr
 
 
 def scores(found: set[tuple[int, int]], truth: set[tuple[int, int]]) -> tuple[float, float]:
-    precision = len(found & truth) / len(found) if found else 1.0
-    return precision, (len(found & truth) / len(truth) if truth else 1.0)
+    """(precision, recall) of the found pairs; nan where there is nothing to divide by."""
+    precision = len(found & truth) / len(found) if found else float("nan")
+    return precision, (len(found & truth) / len(truth) if truth else float("nan"))
 
 
 def near_links(rec: Recording, hashes: np.ndarray) -> set[tuple[int, int]]:
@@ -155,13 +157,22 @@ def main() -> None:
     parser.add_argument("--exact", type=float, default=0.002, help="Share of items with a copy's content hash.")
     parser.add_argument("--check", type=int, default=2_000, help="Items of --n checked against an exact scan.")
     parser.add_argument("--sample", type=int, default=20_000, help="Size of the all-pairs collection (0: none).")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="Time the store bench/search.py left in this folder (its vectors: no planted copies) "
+                             "instead of building one; --n must be its size.")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="Use the store an earlier run left in --workdir.")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-dups-"))
 
-    x, modality, hashes = planted(args.n, args.dim, args.planted, args.exact, seed=1)
-    took, groups, rec, build_s = run(workdir / "store", x, modality, hashes, args.threshold, args.reuse)
+    if args.store is not None:  # bench/search.py's items: its vectors and modalities, no content hashes
+        x = synthetic(args.n, args.dim, seed=1)
+        modality = np.where(np.arange(args.n) % 10 == 3, "text", np.where(np.arange(args.n) % 2 == 0, "image", "pair"))
+        hashes = np.arange(args.n).astype(str).astype(object)
+        took, groups, rec, build_s = run(args.store / "store", x, modality, hashes, args.threshold, True)
+    else:
+        x, modality, hashes = planted(args.n, args.dim, args.planted, args.exact, seed=1)
+        took, groups, rec, build_s = run(workdir / "store", x, modality, hashes, args.threshold, args.reuse)
     found = near_links(rec, hashes)
     near = [g for g in groups if g.kind == "near"]
     print(f"\n## duplicates at n = {args.n:,}, threshold {args.threshold}, {os.cpu_count()} cores, "
@@ -186,7 +197,7 @@ def main() -> None:
         group_of = {int(i): g for g, grp in enumerate(sgroups) for i in grp.ids}
         together = sum(1 for a, b in truth if a in group_of and group_of[a] == group_of.get(b))
         print(f"all pairs of a {args.sample:,}-item collection: {len(truth)} near pairs; links: precision {p:.4f}, "
-              f"recall {r:.4f}; pairs in one group: {together / len(truth) if truth else 1.0:.4f}")
+              f"recall {r:.4f}; pairs in one group: {together / len(truth) if truth else float('nan'):.4f}")
 
 
 if __name__ == "__main__":
