@@ -164,6 +164,12 @@ class SearchRequest(BaseModel):
     rerank: Literal["multivector"] | None = Field(
         default=None, description="multivector: reorder the best candidates by MaxSim of the model's multi-vectors "
                                   "(ColBERT-style, for a model that has them such as BGE-M3; needs text)")
+    hide_duplicates: bool = Field(
+        default=False, description="leave out hits that a better hit duplicates: the same content, or a cosine "
+                                   "similarity of at least duplicate_threshold between their vectors")
+    duplicate_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="with hide_duplicates: the cosine similarity that makes a "
+                                              "near-duplicate (default 0.95)")
 
 
 class Hit(BaseModel):
@@ -249,3 +255,28 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class DuplicateItem(BaseModel):
+    id: str
+    modality: str
+    reference: str | None = None
+    text: str | None = None
+    similarity: float = Field(description="cosine similarity of the item's vector to the asked item's")
+    thumbnail: str | None = None
+
+
+class DuplicateGroupOut(BaseModel):
+    kind: Literal["exact", "near"] = Field(description="exact: every item has the same content; near: the "
+                                                       "vectors are nearly the same")
+    modality: str
+    similarity: float = Field(description="the lowest cosine of the links that make the group (exact: 1)")
+    items: list[DuplicateItem]
+
+
+class DuplicatesResponse(BaseModel):
+    collection: str
+    id: str
+    threshold: float
+    group: DuplicateGroupOut | None = Field(description="the item's group (the item included); null when the item "
+                                                        "has no duplicates")
