@@ -269,10 +269,11 @@ def test_adding_texts_computes_the_sparse_and_multivector_outputs_in_one_pass(m3
         calls.append(frozenset(outputs))
         return inner(inputs, outputs)
 
-    model.encoder.encode_text_outputs = counted  # type: ignore[method-assign]
     store = crossmodal.open_store(tmp_path / "store")
     try:
-        store.collection("m3", model=model).add_texts(["a cat", "two dogs", "一只猫"])
+        col = store.collection("m3", model=model)  # creating it asks the model for its multi-vectors' width once
+        model.encoder.encode_text_outputs = counted  # type: ignore[method-assign]
+        col.add_texts(["a cat", "two dogs", "一只猫"])
     finally:
         store.close()
     assert calls == [frozenset({"dense", "sparse", "multivector"})]

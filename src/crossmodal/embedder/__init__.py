@@ -23,7 +23,7 @@ from ..models.files import ResolvedModel
 from ..models.spec import OUTPUTS, Capabilities, ModelSpec
 from ..pipeline import ImagePipeline, auto_batch_size, auto_workers
 from ..preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
-from ..preprocessing.texts import Tokenizer, Tokens, pad, within
+from ..preprocessing.texts import Tokenizer, Tokens, pad, token_batches, within
 from ..runtimes.base import Encoder, PairEncoder, RuntimeOptions, TextOutputsEncoder
 from ..space import PairRule, Space, space_fingerprint
 from .results import (
@@ -147,8 +147,8 @@ class Model:
             rows = np.empty((len(window), self.dim), dtype=np.float32)
             # Sort by length so each batch pads only to its own longest text.
             good.sort(key=lambda i: len(tokens[i].ids))  # type: ignore[union-attr]
-            for start in range(0, len(good), size):
-                chunk = good[start : start + size]
+            lengths = [len(t.ids) if isinstance(t, Tokens) else 0 for t in tokens]
+            for chunk in token_batches(good, lengths, size):
                 inputs = pad(self.tokenizer, [tokens[i] for i in chunk])  # type: ignore[misc]
                 rows[chunk] = self.encoder.encode_texts(inputs)
             good.sort()
@@ -396,8 +396,7 @@ class Model:
         sparse: list[Any] = [None] * n
         multi: list[Any] = [None] * n
         order = sorted(range(n), key=lambda i: len(tokens[i].ids))  # type: ignore[union-attr]  # pad per length
-        for start in range(0, n, size):
-            chunk = order[start : start + size]
+        for chunk in token_batches(order, [len(t.ids) for t in tokens], size):  # type: ignore[union-attr]
             out = encoder.encode_text_outputs(pad(self.tokenizer, [tokens[i] for i in chunk]), wanted)  # type: ignore[misc]
             dense[chunk] = l2_normalize(out.dense) if normalize else out.dense
             for j, i in enumerate(chunk):
