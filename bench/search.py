@@ -15,8 +15,8 @@ distribution. Modalities are assigned so that 10% of items are ``text``
 Reported per system: build time, p50/p99 latency, recall@10 against exact
 search (FAISS IndexFlatIP on the same vectors), and disk and RAM per item.
 Stores run every query kind twice: "cold" right after reopening with their
-files evicted from the page cache (posix_fadvise DONTNEED), then "warm" once
-every file was read.
+files evicted from the page cache (posix_fadvise DONTNEED; with --drop-caches
+the whole page cache dropped as well), then "warm" once every file was read.
 
   crossmodal                Collection.search(vector=q, top_k=10): SQLite + per-modality HNSW (usearch),
                             candidates rescored with their exact stored vectors; everything end to end
@@ -113,7 +113,7 @@ def warm_page_cache(path: Path) -> None:
 
 
 def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False,
-          peers: tuple[str, ...] = ()) -> list[dict]:
+          peers: tuple[str, ...] = (), drop_all: bool = False) -> list[dict]:
     import faiss
 
     import crossmodal
@@ -187,7 +187,7 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
     disk = dir_size(path) / n
     truths = {"": truth, " text 10%": truth_text, " album 10%": truth_album}
     gc.collect()
-    drop_page_cache(path)
+    drop_page_cache(path, drop_all)
     before = rss_mb()
     store = crossmodal.open_store(path)
     col = store.collection("bench")
@@ -230,7 +230,7 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
             print(f"skipping {name}: {exc} (pip install it into the benchmark's environment)", file=sys.stderr)
             continue
         gc.collect()
-        drop_page_cache(peer.path)
+        drop_page_cache(peer.path, drop_all)
         before = rss_mb()
         peer.open()
         peer_searches = {"": lambda q, p=peer: p.search(q, k),
@@ -243,9 +243,16 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
     return rows
 
 
-def drop_page_cache(path: Path) -> None:
-    """Evict a store's files from the OS page cache (no root needed: their pages are clean once written)."""
+def drop_page_cache(path: Path, everything: bool = False) -> None:
+    """Evict a store's files from the OS page cache (no root needed: their pages are clean once written); with
+    ``everything``, the whole page cache too (``echo 3 > /proc/sys/vm/drop_caches``: root only, else refused)."""
     os.sync()
+    if everything:
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as fh:
+                fh.write("3\n")
+        except OSError as exc:
+            raise SystemExit(f"--drop-caches: cannot drop the page cache ({exc}); run without it") from None
     for p in path.rglob("*"):
         if p.is_file():
             fd = os.open(p, os.O_RDONLY)
@@ -284,6 +291,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write the results here.")
     parser.add_argument("--peers", nargs="*", default=["chroma", "lancedb"],
                         help="Peer stores built and searched in the same run (bench/peers.py; none: --peers).")
+    parser.add_argument("--drop-caches", action="store_true",
+                        help="For the cold passes drop the whole page cache (root only), not only the store's files.")
     parser.add_argument("--reuse", action="store_true",
                         help="Search the store an earlier run left in --workdir instead of building it again.")
     args = parser.parse_args()
@@ -292,7 +301,7 @@ def main() -> None:
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-bench-"))
         try:
             rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw, args.reuse,
-                         tuple(args.peers))
+                         tuple(args.peers), args.drop_caches)
         finally:
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)

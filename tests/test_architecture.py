@@ -10,6 +10,7 @@ API, ``<root>``). docs/architecture.md explains the layers.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -24,9 +25,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("preprocessing", "stores"),
     ("pipeline", "retrieval"),  # retrieval: keyword/sparse/multi-vector signals and their fusion
     ("runtimes",),
+    ("bge",),  # the BAAI graphs (Visualized-BGE, BGE-M3), their export and their numpy post-processing
     ("embedder",),
-    ("families", "bge", "dispatch"),  # one module per model family; bge: the BAAI graphs; dispatch: mixed batches
-    ("adding", "duplicates", "records"),  # a collection's add path, its near-duplicate finder, record checks
+    ("families", "dispatch", "token_outputs"),  # one module per model family; dispatch: mixed batches; token_outputs:
+    # the Model classes with sparse / multi-vector methods
+    ("adding", "duplicates", "records", "scoring"),  # a collection's add path, its near-duplicate finder, record
+    # checks; scoring: BGE-M3's compute_score on the library's outputs
     ("loader", "collection"),
     ("settings", "ingest"),  # settings: the one reader of the environment, at the edge
     ("store", "testing"),
@@ -161,3 +165,38 @@ def test_imports_only_go_down_the_layers(graph: dict[str, set[str]]) -> None:
         if part(target) != part(module) and level[part(target)] >= level[part(module)]
     )
     assert upward == []
+
+
+# ------------------------------------------------------------------------------------- docs/architecture.md
+
+ARCHITECTURE = SRC.parents[1] / "docs" / "architecture.md"
+
+
+def documented_layers(text: str) -> list[tuple[str, ...]]:
+    """The layer table of docs/architecture.md (between its ``layers`` markers), bottom to top."""
+    block = text.split("<!-- layers:", 1)[1].split("<!-- /layers -->", 1)[0]
+    rows = [line.split("|") for line in block.splitlines() if line.startswith("|") and line[1:].strip()[:1].isdigit()]
+    return [tuple(name.strip() for name in re.findall(r"`([^`]+)`", row[2])) for row in rows]
+
+
+def test_the_architecture_page_shows_the_enforced_layers() -> None:
+    assert documented_layers(ARCHITECTURE.read_text(encoding="utf-8")) == list(LAYERS), \
+        "docs/architecture.md's layer table differs from LAYERS: keep them the same"
+
+
+def test_every_file_the_architecture_page_names_exists() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    named = set(re.findall(r"\b((?:[a-z_]+/)+[a-z_]+\.py|(?:[a-z_]+/)+(?=[\s`]))", text))
+    missing = []
+    for name in sorted(named):
+        candidates = [SRC / name, SRC.parent / name, SRC.parents[1] / name]
+        if not any(c.exists() for c in candidates):
+            missing.append(name)
+    assert len(named) > 30
+    assert missing == []
+
+
+def test_no_module_is_over_500_lines() -> None:
+    sizes = {module_name(p): len(p.read_text(encoding="utf-8").splitlines()) for p in SRC.rglob("*.py")}
+    assert len(sizes) > 100
+    assert {m: n for m, n in sizes.items() if n > 500} == {}

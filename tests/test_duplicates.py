@@ -116,3 +116,62 @@ def test_hide_duplicates_keeps_the_best_hit_of_every_group(tmp_path: Path) -> No
                 expected.append(h.id)
         assert [h.id for h in shown] == expected[:10]
     st.close()
+
+
+@pytest.mark.parametrize("uri", ["embedded", "memory://"])
+def test_the_group_of_one_item_equals_brute_force(tmp_path: Path, uri: str) -> None:
+    records, x = planted(seed=2)
+    st = open_store(tmp_path / "s", exact_limit=100) if uri == "embedded" else open_store(uri)
+    col = st.collection("c", model=SpaceOnly(DIM))
+    col.upsert(records)
+    expected = brute_force(records, x, THRESHOLD)
+    group_of = {i: g for g in expected for i in g}
+    by_id = {r.id: r for r in records}
+    row = {r.id: k for k, r in enumerate(records)}
+    asked = sorted({min(g) for g in expected}) + sorted({max(g) for g in expected})[:10]
+    for item in asked:
+        group, similarity = col.duplicates_of(item, THRESHOLD)
+        assert group is not None and frozenset(group.ids) == group_of[item], item
+        assert group.modality == by_id[item].modality
+        exact = len({by_id[i].content_hash for i in group.ids}) == 1
+        assert group.kind == ("exact" if exact else "near")
+        assert similarity[item] == 1.0
+        for i in group.ids:
+            np.testing.assert_allclose(similarity[i], float(x[row[item]] @ x[row[i]]), atol=1e-5)
+        assert THRESHOLD <= group.similarity <= 1.0
+    alone = next(r.id for r in records if r.id not in group_of)
+    assert col.duplicates_of(alone, THRESHOLD) == (None, {alone: 1.0})
+    from crossmodal.errors import ItemNotFound
+
+    with pytest.raises(ItemNotFound, match="nope"):
+        col.duplicates_of("nope")
+    with pytest.raises(ConfigError, match="threshold"):
+        col.duplicates_of(asked[0], 0.0)
+    st.close()
+
+
+def test_hide_duplicates_in_a_keyword_search_keeps_the_best_hit_of_every_group(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    words = ["red apple", "green pear", "ripe red cherry", "blue plum", "red pepper"]
+    base = clustered(len(words), DIM, seed=3)
+    records = []
+    for k, (text, v) in enumerate(zip(words, base)):
+        records.append(Record(f"t{k}", "text", text, v, text=text, content_hash=f"sha256:{k}"))
+        copy = v + 0.01 * rng.standard_normal(DIM).astype(np.float32)  # a near copy of each, with the same words
+        records.append(Record(f"t{k}-copy", "text", text, copy / np.linalg.norm(copy), text=text,
+                              content_hash=f"sha256:{k}-copy"))
+    st = open_store(tmp_path / "s")
+    col = st.collection("c", model=SpaceOnly(DIM))
+    col.upsert(records)
+    full = col.search("red", using="keyword", top_k=10)
+    assert len(full) == 6  # three texts with "red", each twice
+    shown = col.search("red", using="keyword", top_k=10, hide_duplicates=True)
+    seen: set[str] = set()
+    expected = []
+    for h in full:
+        root = h.id.removesuffix("-copy")
+        if root not in seen:
+            seen.add(root)
+            expected.append(h.id)
+    assert [h.id for h in shown] == expected and len(expected) == 3
+    st.close()

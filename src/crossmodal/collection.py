@@ -23,7 +23,7 @@ stored in a form every store keeps and come back exactly as they went in
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +127,7 @@ class Collection:
             "mode": info.space.mode,
             "normalized": info.space.normalized,
             "fingerprint": info.space.fingerprint,
+            "pairs": info.space.to_dict()["pairs"],
             "model_source": info.model_source,
             "root": info.root,
             "created": info.created,
@@ -427,34 +428,35 @@ class Collection:
             raise ConfigError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
         selection = self._selection(modality, where)
         if using != "dense" or rerank is not None:
-            return search_signals(
-                self.backend, using=using, top_k=top_k, selection=selection, text=text, image=image, pair=pair,
-                like=like, keywords=keywords, hit=self._hit, fusion=fusion, rerank=rerank, model=self.model,
-                dense_vector=lambda: self.query_vector(text=text, image=image, pair=pair, vector=vector, like=like,
-                                                       image_weight=image_weight))
+            def signals(k: int) -> list[Hit]:
+                return search_signals(
+                    self.backend, using=using, top_k=k, selection=selection, text=text, image=image, pair=pair,
+                    like=like, keywords=keywords, hit=self._hit, fusion=fusion, rerank=rerank, model=self.model,
+                    dense_vector=lambda: self.query_vector(text=text, image=image, pair=pair, vector=vector,
+                                                           like=like, image_weight=image_weight))
+            return signals(top_k) if hide_duplicates is False else self._distinct(signals, top_k, hide_duplicates)
         if keywords is not None:
             raise ConfigError("keywords= is for using='keyword' or 'hybrid'; a dense search has no keyword part")
         vec = self.query_vector(text=text, image=image, pair=pair, vector=vector, like=like, image_weight=image_weight)
-        if hide_duplicates is not False:
-            return self._distinct(vec, top_k, selection, like, hide_duplicates)
-        found = self.backend.query(vec, top_k + (1 if like is not None else 0), selection)
-        hits = [self._hit(r, s) for r, s in found if r.id != like]
-        return hits[:top_k]
 
-    def _distinct(self, vec: np.ndarray, top_k: int, selection: Any, like: str | None,
-                  threshold: bool | float) -> list[Hit]:
-        """Search hits without duplicates of better hits, asking for more until ``top_k`` remain (or no more)."""
+        def dense(k: int) -> list[Hit]:
+            found = self.backend.query(vec, k + (1 if like is not None else 0), selection)
+            return [self._hit(r, s) for r, s in found if r.id != like][:k]
+        return dense(top_k) if hide_duplicates is False else self._distinct(dense, top_k, hide_duplicates)
+
+    def _distinct(self, fetch: Callable[[int], list[Hit]], top_k: int, threshold: bool | float) -> list[Hit]:
+        """Search hits (``fetch(k)``: the best k) without duplicates of better hits, asking for more until
+        ``top_k`` remain (or no more)."""
         from .duplicates import DEFAULT_THRESHOLD, check_threshold, hide_duplicates
 
         cut = DEFAULT_THRESHOLD if threshold is True else check_threshold(threshold)
         ask = min(MAX_TOP_K, 4 * top_k)
         while True:
-            found = self.backend.query(vec, ask + (1 if like is not None else 0), selection)
-            hits = [(self._hit(r, s), r.id) for r, s in found if r.id != like]
-            stored = {r.id: r for r in self.backend.get([i for _, i in hits], vectors=True)}
-            kept = hide_duplicates([h for h, _ in hits], [getattr(stored.get(i), "vector", None) for _, i in hits],
-                                   [getattr(stored.get(i), "content_hash", "") for _, i in hits], cut)
-            if len(kept) >= top_k or len(found) < ask or ask >= MAX_TOP_K:
+            hits = fetch(ask)
+            stored = {r.id: r for r in self.backend.get([h.id for h in hits], vectors=True)}
+            kept = hide_duplicates(hits, [getattr(stored.get(h.id), "vector", None) for h in hits],
+                                   [getattr(stored.get(h.id), "content_hash", "") for h in hits], cut)
+            if len(kept) >= top_k or len(hits) < ask or ask >= MAX_TOP_K:
                 return kept[:top_k]
             ask = min(MAX_TOP_K, 4 * ask)
 
@@ -466,6 +468,16 @@ class Collection:
 
         return find_duplicates(self, DEFAULT_THRESHOLD if threshold is None else threshold, modality=modality,
                                progress=progress)
+
+    def duplicates_of(self, item_id: str, threshold: float | None = None) -> tuple[Any, dict[str, float]]:
+        """The group of duplicates that holds ``item_id`` (None when it has none) and each member's cosine to it
+        (see :func:`crossmodal.duplicates.duplicate_group`)."""
+        from .duplicates import DEFAULT_THRESHOLD, duplicate_group
+
+        try:
+            return duplicate_group(self, item_id, DEFAULT_THRESHOLD if threshold is None else threshold)
+        except ItemNotFound:
+            raise ItemNotFound(f"no item {item_id!r} in collection {self.name!r}") from None
 
     def _hit(self, r: Record, score: float) -> Hit:
         r = decode_record(r)

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .embedder import EmbeddingBatch, Embeddings, Failure, OnError, _check_on_error
+from .embedder import EmbeddingBatch, Embeddings, Failure, OnError
+from .embedder.results import check_on_error
 from .inputs import Input
 
 __all__ = ["Group", "InputBatch", "embed_inputs", "group_inputs", "iter_inputs"]
@@ -86,7 +87,7 @@ def iter_inputs(
     (default: ``input.image``), called as the model reaches it. ``processes`` applies to images alone (pairs
     decode on threads).
     """
-    _check_on_error(on_error)
+    check_on_error(on_error)
     read = image_of or (lambda item: item.image)
     for group in group_inputs(inputs):
         positions = np.asarray(group.positions, dtype=np.int64)

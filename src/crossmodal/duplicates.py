@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, ItemNotFound
 from .stores.base import Hit
 from .stores.filters import Selection
 
@@ -31,13 +31,16 @@ class Collection(Protocol):
 
     backend: Any
 
-__all__ = ["DEFAULT_NEIGHBOURS", "DEFAULT_THRESHOLD", "DuplicateGroup", "find_duplicates", "hide_duplicates"]
+__all__ = ["DEFAULT_NEIGHBOURS", "DEFAULT_THRESHOLD", "MAX_GROUP", "DuplicateGroup", "duplicate_group",
+           "find_duplicates", "hide_duplicates"]
 
 #: cosine at or above which two items are near-duplicates, for CLIP-like models on unit vectors: a resized,
 #: recompressed or slightly cropped copy of a photo stays above it, two different photos of one scene fall below
 DEFAULT_THRESHOLD = 0.95
 #: how many nearest neighbours of each item are examined
 DEFAULT_NEIGHBOURS = 16
+#: the most items :func:`duplicate_group` gathers into one group
+MAX_GROUP = 1_000
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,68 @@ def find_duplicates(collection: Collection, threshold: float = DEFAULT_THRESHOLD
                                   similarity=1.0 if exact else groups.weakest.get(root, 1.0)))
     out.sort(key=lambda g: (-len(g.ids), g.ids[0]))
     return out
+
+
+def _unit(vector: Any) -> np.ndarray | None:
+    if vector is None:
+        return None
+    v = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else None
+
+
+def duplicate_group(collection: Collection, item_id: str, threshold: float = DEFAULT_THRESHOLD, *,
+                    limit: int = MAX_GROUP) -> tuple[DuplicateGroup | None, dict[str, float]]:
+    """The group of duplicates that holds ``item_id`` (None when it has none) and each member's cosine to it.
+
+    The group is gathered from the item outwards: every member's neighbours of its modality with a cosine of
+    at least ``threshold`` (asked for until the farthest returned falls below it), or with the same content,
+    confirmed with the exact stored vectors; at most ``limit`` members. Exact duplicates have the same vector,
+    so they are among the nearest neighbours.
+    """
+    threshold = check_threshold(threshold)
+    backend = collection.backend
+    found = backend.get([item_id], vectors=True)
+    if not found:
+        raise ItemNotFound(f"no item {item_id!r} in this collection")
+    first = found[0]
+    origin = _unit(first.vector)
+    members = {first.id: first}
+    weakest = 1.0
+    todo = [first]
+    while todo and len(members) < limit:
+        r = todo.pop(0)
+        vec = _unit(r.vector)
+        if vec is None:
+            continue
+        ask = 2 * DEFAULT_NEIGHBOURS
+        while True:
+            near = backend.query(vec, ask, Selection(modalities=(r.modality,)))
+            if len(near) < ask or near[-1][1] < threshold or ask >= 4 * limit:
+                break
+            ask *= 2
+        fresh = [c.id for c, score in near if c.id not in members and score >= threshold - 0.01]
+        for c in backend.get(fresh, vectors=True) if fresh else []:
+            cv = _unit(c.vector)
+            score = float(np.dot(vec, cv)) if cv is not None else -1.0
+            same = bool(r.content_hash) and c.content_hash == r.content_hash
+            if (score >= threshold or same) and c.id not in members and len(members) < limit:
+                members[c.id] = c
+                weakest = min(weakest, 1.0 if same else min(score, 1.0))
+                todo.append(c)
+    if len(members) < 2:
+        return None, {first.id: 1.0}
+    ids = sorted(members)
+    hashes = {members[i].content_hash for i in ids}
+    exact = len(hashes) == 1 and "" not in hashes
+    similarity = {}
+    for i in ids:
+        v = _unit(members[i].vector)
+        similarity[i] = 1.0 if i == first.id else (
+            round(float(np.dot(origin, v)), 6) if origin is not None and v is not None else 0.0)
+    group = DuplicateGroup(kind="exact" if exact else "near", modality=first.modality, ids=tuple(ids),
+                           references=tuple(members[i].reference for i in ids), similarity=1.0 if exact else weakest)
+    return group, similarity
 
 
 def hide_duplicates(hits: Sequence[Hit], vectors: Iterable[np.ndarray | None], hashes: Iterable[str],

@@ -40,7 +40,7 @@ def test_embed_writes_one_vector_per_input_in_order(env, tiny_model, images_dir:
     assert np.abs(vectors - expected).max() <= 1e-6
     assert doc["space"] == tiny_model.space.to_dict()
 
-    run([*args, "--format", "npy", "--output", str(tmp_path / "v.npy")], env)
+    run([*args, "--format", "npy", "-o", str(tmp_path / "v.npy")], env)
     assert np.abs(np.load(tmp_path / "v.npy") - expected).max() <= 1e-6
 
     rows = list(csv.reader(io.StringIO(run([*args, "--format", "csv"], env))))

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import crossmodal
 from crossmodal.cli.main import cli
+from crossmodal.models.bge_catalog import BGE_CATALOG
 from crossmodal.models.catalog import CATALOG
 
 from ..models.fake_hub import serve
@@ -20,12 +21,13 @@ def test_list_shows_the_catalog(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["models", "list", "--json"], env={"CROSSMODAL_CACHE": str(tmp_path)})
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert {r["name"] for r in rows} == set(CATALOG)
+    assert {r["name"] for r in rows} == set(CATALOG) | {e.name for e in BGE_CATALOG}
+    assert {r["family"] for r in rows if r["name"].startswith("BAAI/")} == {"visualized_bge", "bge_m3"}
     default = [r for r in rows if r["default"]]
     assert [r["name"] for r in default] == ["openai/clip-vit-base-patch32"] and default[0]["dim"] == 512
     assert all(not r["cached"] for r in rows)
     table = CliRunner().invoke(cli, ["models", "list"], env={"CROSSMODAL_CACHE": str(tmp_path)}).stdout
-    assert "google/siglip-base-patch16-224" in table and "siglip" in table
+    assert "google/siglip-base-patch16-224" in table and "siglip" in table and "BAAI/bge-m3" in table
 
 
 def _marked(env: dict[str, str]) -> tuple[list[str], str, str]:
@@ -51,6 +53,8 @@ def test_list_marks_the_model_in_use(tmp_path: Path, tiny_clip_onnx_dir: Path) -
     assert marked == []
     assert note == f"(no mark: the model in use, CROSSMODAL_MODEL={tiny_clip_onnx_dir}, is a directory, not a catalog model)"
     assert err.strip() == note
+    marked, note, _ = _marked({**env, "CROSSMODAL_MODEL": "bge-m3"})
+    assert marked == ["BAAI/bge-m3"] and note == "(* = the model in use when none is named: CROSSMODAL_MODEL=bge-m3)"
     marked, note, _ = _marked({**env, "CROSSMODAL_MODEL": str(tmp_path / "gone")})
     assert marked == [] and "is neither a catalog name nor an existing directory" in note
 

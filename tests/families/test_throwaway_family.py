@@ -103,7 +103,7 @@ def toy_text_dir(tmp_path: Path) -> Path:
 
 
 def test_the_default_registry_does_not_know_the_family(toy_dir: Path) -> None:
-    with pytest.raises(ModelLoadError, match="neither a transformers model directory.*toy.json"):
+    with pytest.raises(ModelLoadError, match="none of: a transformers model directory.*toy.json"):
         crossmodal.load_model(toy_dir)
     assert "toy" not in FAMILIES and "toy" in REGISTRY  # registering made a new registry
 

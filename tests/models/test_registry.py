@@ -168,7 +168,7 @@ def test_unknown_names_and_bad_directories(tmp_path: Path) -> None:
         resolve(str(tmp_path / "model.onnx"), families=FAMILIES)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("hi")
-    with pytest.raises(ModelLoadError, match="neither a transformers model directory.*notes.txt"):
+    with pytest.raises(ModelLoadError, match="none of: a transformers model directory.*a Visualized-BGE directory.*a BGE-M3 directory.*notes.txt"):
         resolve(str(tmp_path / "empty"), families=FAMILIES)
     with pytest.raises(ModelLoadError, match="unknown runtime 'tensorrt'"):
         resolve(str(tmp_path / "empty"), families=FAMILIES, runtime="tensorrt")

@@ -111,3 +111,44 @@ def test_empty_and_non_string_texts_are_refused_by_position(tiny_clip_dir: Path)
     results = tok.tokenize(["ok", "", None])
     assert not isinstance(results[0], InputError)
     assert isinstance(results[1], EmptyText) and isinstance(results[2], InputError)
+
+
+# ------------------------------------------------------------------------------------- batches by token budget
+
+
+def test_token_batches_keep_each_call_within_the_budgets() -> None:
+    from crossmodal.preprocessing import texts
+
+    rng = np.random.default_rng(0)
+    lengths = [int(n) for n in rng.choice([3, 40, 512, 2000, 8192], size=300)]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = list(texts.token_batches(order, lengths, 64))
+    assert [i for b in batches for i in b] == order  # every position once, in the order given
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= 64
+        assert len(batch) == 1 or (len(batch) * longest <= texts.BATCH_TOKENS
+                                   and len(batch) * longest**2 <= texts.BATCH_ATTENTION)
+    largest: dict[int, int] = {}
+    for b in batches:
+        largest[lengths[b[-1]]] = max(largest.get(lengths[b[-1]], 0), len(b))
+    assert largest[40] == 64 and largest[512] == 64 and largest[2000] == 4 and largest[8192] == 1
+    assert list(texts.token_batches([], [], 8)) == []
+
+
+def test_long_texts_are_embedded_fewer_at_a_time_with_the_same_vectors(tiny_clip_dir: Path, monkeypatch) -> None:
+    import crossmodal
+    from crossmodal.preprocessing import texts
+
+    model = crossmodal.load_model(tiny_clip_dir, runtime="torch")
+    words = ["a cat", "a dog on a red mat " * 3, "the " * 70, "one two three four five " * 10]
+    batch = [words[i % 4] for i in range(40)]
+    expected = model.embed_texts(batch)
+    monkeypatch.setattr(texts, "BATCH_TOKENS", 10 * 77)  # ten texts of CLIP's full 77 tokens
+    calls: list[tuple[int, int]] = []
+    encode_texts = model.encoder.encode_texts
+    monkeypatch.setattr(model.encoder, "encode_texts",
+                        lambda inputs: calls.append(inputs["input_ids"].shape) or encode_texts(inputs))
+    np.testing.assert_allclose(model.embed_texts(batch), expected, atol=1e-6)
+    assert calls and all(rows * length <= 10 * 77 for rows, length in calls)
+    assert sum(rows for rows, _ in calls) == 40 and max(rows for rows, _ in calls) > 10  # short ones still go many

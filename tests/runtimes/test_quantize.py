@@ -22,17 +22,31 @@ def captions() -> list[str]:
     return [row.split("\t")[1] for row in rows] + ["一条龙", "x", "a dog " * 30]
 
 
-def _assert_within_bounds(exact, fast) -> None:
-    images, texts = shared_images(), captions()
-    report = compare_modes(exact, fast, images, texts)
+#: The seeded random tiny models rank by score gaps of about 1e-4 (their vectors nearly coincide), so their
+#: top-10 overlap measures rounding noise, not fidelity. Measured on one Zen 3 CPU with each of the three
+#: recipes (which stand in for other CPUs' kernels): text->image 0.900-1.0 (Chinese-CLIP 0.900 with two of
+#: them), image->image 0.947-0.971; image and text cosines >= 0.9968. These models must keep the cosine
+#: bounds and an overlap of 0.8 (a margin of 0.1 under the lowest measured); the product's own overlap bound
+#: (MIN_OVERLAP) is asserted on the trained model below, whose rankings mean something.
+RANDOM_MODEL_MIN_OVERLAP = 0.8
+
+
+def _assert_cosines(exact, fast, images, texts) -> None:
     # Every single test image and caption, not just on average.
     cos_img = np.sum(exact.embed_images(images) * fast.embed_images(images), axis=1)
     cos_txt = np.sum(exact.embed_texts(texts) * fast.embed_texts(texts), axis=1)
-    assert cos_img.min() >= MIN_COSINE, report.lines()
-    assert cos_txt.min() >= MIN_COSINE, report.lines()
-    assert report.text_to_image_overlap >= MIN_OVERLAP and report.image_to_image_overlap >= MIN_OVERLAP, report.lines()
-    assert report.passed
+    assert cos_img.min() >= MIN_COSINE and cos_txt.min() >= MIN_COSINE, (cos_img.min(), cos_txt.min())
     assert cos_img.min() < 1.0 or cos_txt.min() < 1.0  # the fast graphs really are different graphs
+
+
+def _assert_within_bounds(exact, fast) -> None:
+    """A seeded random model's fast mode on the shared photos and captions: the cosine bounds, and the overlap
+    bound for random models."""
+    images, texts = shared_images(), captions()
+    _assert_cosines(exact, fast, images, texts)
+    report = compare_modes(exact, fast, images, texts)
+    assert report.text_to_image_overlap >= RANDOM_MODEL_MIN_OVERLAP, report.lines()
+    assert report.image_to_image_overlap >= RANDOM_MODEL_MIN_OVERLAP, report.lines()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -41,6 +55,23 @@ def test_fast_mode_stays_within_the_fidelity_bounds(family: str, request: pytest
     exact = crossmodal.load_model(root, cache_dir=model_cache)
     fast = crossmodal.load_model(root, mode="fast", cache_dir=model_cache)
     _assert_within_bounds(exact, fast)
+
+
+def test_fast_mode_keeps_a_trained_models_rankings(trained_clip_onnx_dir: Path, model_cache: Path) -> None:
+    """On the tiny CLIP trained on captioned shapes, fast mode passes the product's own bounds on its domain.
+
+    Measured with each recipe: text->image top-10 overlap 0.992-1.0, image->image 0.985-0.990, cosines >= 0.9997.
+    """
+    from crossmodal.testing.shapes import samples
+
+    pictures = samples(60, seed=5)
+    images, texts = [p for p, _ in pictures], sorted({t for _, t in pictures})
+    exact = crossmodal.load_model(trained_clip_onnx_dir, cache_dir=model_cache)
+    fast = crossmodal.load_model(trained_clip_onnx_dir, mode="fast", cache_dir=model_cache)
+    _assert_cosines(exact, fast, images, texts)
+    report = compare_modes(exact, fast, images, texts)
+    assert report.text_to_image_overlap >= MIN_OVERLAP and report.image_to_image_overlap >= MIN_OVERLAP, report.lines()
+    assert report.passed, report.lines()
 
 
 # /proc/cpuinfo's flags on the two kinds of x86-64 CPU (trimmed): AVX2 without VNNI, and AVX-512 with VNNI.

@@ -20,8 +20,8 @@ from ..errors import ModelLoadError
 __all__ = ["count_indexed", "load_strict", "read_config", "read_state_dict", "strip_prefix"]
 
 
-def read_state_dict(path: Path) -> dict[str, Any]:
-    """Every tensor in the checkpoint file ``path``, on the CPU."""
+def read_state_dict(path: Path, *, mmap: bool = False) -> dict[str, Any]:
+    """Every tensor in the checkpoint file ``path``, on the CPU (memory-mapped with ``mmap``, to read shapes)."""
     import torch
 
     if not path.is_file():
@@ -31,7 +31,12 @@ def read_state_dict(path: Path) -> dict[str, Any]:
             from safetensors.torch import load_file
 
             return dict(load_file(str(path), device="cpu"))
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            state = torch.load(str(path), map_location="cpu", weights_only=True)  # a legacy (non-zip) file
     except Exception as exc:  # torch and safetensors raise many unrelated types for a bad file
         raise ModelLoadError(f"cannot read checkpoint {path}: {exc}") from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):

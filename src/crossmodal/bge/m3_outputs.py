@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..runtimes.base import SparseVector
 
 __all__ = ["M3Output", "SparseVector", "colbert_score", "m3_outputs", "normalize", "score_pairs", "sparse_score"]
 
@@ -38,33 +39,6 @@ def normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.sqrt(np.sum(np.square(x, dtype=np.float32), axis=-1, keepdims=True, dtype=np.float32))
     return x / np.maximum(norms, np.float32(EPS))
-
-
-@dataclass(frozen=True)
-class SparseVector:
-    indices: np.ndarray  # int64 token ids, ascending
-    values: np.ndarray  # float32 weights, > 0
-
-    def as_dict(self) -> dict[int, float]:
-        return dict(zip(self.indices.tolist(), self.values.tolist()))
-
-    def as_lexical_weights(self) -> dict[str, float]:
-        """The reference's form: ``{str(token_id): weight}``."""
-        return {str(i): v for i, v in zip(self.indices.tolist(), self.values.tolist())}
-
-    def to_qdrant(self) -> dict[str, list]:
-        """Qdrant's sparse vector form: ``{"indices": [...], "values": [...]}``."""
-        return {"indices": self.indices.tolist(), "values": self.values.tolist()}
-
-    def to_sparsevec(self, dim: int) -> str:
-        """pgvector's ``sparsevec`` text form, ``{i:v,...}/dim``: its indices start at 1, so token id t is t + 1.
-
-        ``dim`` is the model's vocabulary size (``M3Encoder.vocab_size``).
-        """
-        if len(self.indices) and int(self.indices[-1]) >= dim:
-            raise ConfigError(f"token id {int(self.indices[-1])} does not fit a sparsevec of dimension {dim}")
-        body = ",".join(f"{i + 1}:{float(v)!r}" for i, v in zip(self.indices.tolist(), self.values.tolist()))
-        return "{" + body + "}/" + str(dim)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Export crossmodal's Visualized-BGE and BGE-M3 graphs to ONNX, checked against torch.
 
 An export directory holds the graphs (``onnx/*.onnx``, dynamic batch and
-sequence axes), the model's tokenizer files and ``bge.json`` (the family and the
-token / image limits the graphs were built for), so ONNX Runtime needs nothing
+sequence axes), the model's tokenizer files and ``bge.json`` (the family, the
+token / image limits the graphs were built for, and the largest difference
+from torch each graph was checked at), so ONNX Runtime needs nothing
 else (:mod:`.onnx_run`). Graphs whose weights exceed ``external_data_bytes``
 (2 GB by default, protobuf's limit) keep them in one ``<graph>.onnx.data`` file
 beside the graph. Before an export counts as done, each graph is run by ONNX
@@ -142,12 +143,12 @@ def export_visualized(model: VisualizedBGE, tokenizer_dir: str | Path, out: str 
         with torch.inference_mode():
             ref_text = model.encode_text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
             ref_pair = model.encode_pair(torch.from_numpy(pixel_values), torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
-        _check("text", ref_text, graphs.text(ids, mask), atol)
-        _check("pair", ref_pair, graphs.pair(pixel_values, ids, mask), atol)
+        checked = {"text": _check("text", ref_text, graphs.text(ids, mask), atol),
+                   "pair": _check("pair", ref_pair, graphs.pair(pixel_values, ids, mask), atol)}
         del graphs
         return _finish(tmp, out, {"family": "visualized-bge", "image_tokens": cfg.image_tokens,
                                   "max_text_tokens": cfg.max_text_tokens, "max_pair_tokens": cfg.max_pair_tokens,
-                                  "image_size": size, "hidden_size": cfg.text.hidden_size})
+                                  "image_size": size, "hidden_size": cfg.text.hidden_size, "checked": checked})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -184,11 +185,11 @@ def export_m3(model: M3Model, tokenizer_dir: str | Path, out: str | Path, *, ato
         ids, mask = _ids(model.cfg.vocab_size, 3, 11, 1)
         with torch.inference_mode():
             expected = [t.numpy() for t in model(torch.from_numpy(ids), torch.from_numpy(mask))]
-        for name, want, got in zip(outputs, expected, graphs.run(ids, mask)):
-            _check(name, want, got, atol)
+        checked = {name: _check(name, want, got, atol) for name, want, got in zip(outputs, expected, graphs.run(ids, mask))}
         del graphs
         return _finish(tmp, out, {"family": "bge-m3", "max_tokens": model.cfg.max_tokens, "heads": model.has_heads,
-                                  "missing_heads": list(model.missing_heads), "hidden_size": model.cfg.hidden_size})
+                                  "missing_heads": list(model.missing_heads), "hidden_size": model.cfg.hidden_size,
+                                  "checked": checked})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

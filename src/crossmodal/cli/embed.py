@@ -17,6 +17,7 @@ from ..dispatch import embed_inputs
 from ..errors import ConfigError
 from ..inputs import Input
 from .options import load_model_from_options, model_options, pop_model_options
+from .token_outputs import OUTPUT_KINDS, embed_token_outputs, token_outputs_json, token_outputs_npz
 
 __all__ = ["embed", "embed_items", "note_truncated", "parse_item", "similarity", "truncate_option",
            "truncated_items"]
@@ -99,7 +100,7 @@ def _write(data: bytes | str, output: Path | None) -> None:
     if output is None:
         if isinstance(data, bytes):
             if sys.stdout.isatty():
-                raise ConfigError("refusing to write binary .npy to a terminal; use --output FILE or a pipe")
+                raise ConfigError("refusing to write binary arrays to a terminal; use -o FILE or a pipe")
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         else:
@@ -108,16 +109,29 @@ def _write(data: bytes | str, output: Path | None) -> None:
     output.write_bytes(data) if isinstance(data, bytes) else output.write_text(data, encoding="utf-8")
 
 
+def _output_kind(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value not in OUTPUT_KINDS:
+        hint = "; to write to a file, use -o FILE (--out FILE)" if any(c in value for c in "./\\") else ""
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(OUTPUT_KINDS)}{hint}")
+    return value
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True})
 @model_options
-@click.option("--format", "fmt", type=click.Choice(["json", "npy", "csv"]), default="json", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout.")
-@click.option("--no-normalize", is_flag=True, help="Raw projections instead of unit vectors.")
+@click.option("--format", "fmt", type=click.Choice(["json", "npy", "csv"]), default="json", show_default=True,
+              help="npy: a .npy array of dense vectors, a .npz archive for sparse and multivector (see below).")
+@click.option("--output", "kind", default="dense", show_default=True, callback=_output_kind,
+              metavar="[dense|sparse|multivector]",
+              help="Which output: one dense vector per input, or per text its sparse weights or its token vectors "
+                   "(for models that give them).")
+@click.option("--out", "-o", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of stdout.")
+@click.option("--no-normalize", is_flag=True, help="Raw projections instead of unit vectors (dense output).")
 @click.option("--image-weight", type=click.FloatRange(0, 1), default=None, help="Image share of a pair vector (default 0.5).")
 @truncate_option
 @click.argument("inputs", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool, image_weight: float | None,
+def embed(ctx: click.Context, fmt: str, kind: str, out: Path | None, no_normalize: bool, image_weight: float | None,
           no_truncate: bool, inputs: tuple[str, ...], **kwargs: Any) -> None:
     """Embed texts, images and pairs; one vector per input, in input order.
 
@@ -131,40 +145,63 @@ def embed(ctx: click.Context, fmt: str, output: Path | None, no_normalize: bool,
     the HTTP API do; a note on stderr (and "truncated" in the JSON) says so. --no-truncate refuses it.
 
     \b
+    --output sparse and --output multivector (texts only, for models that give them, such as BGE-M3):
+      json  each item holds "sparse": {"indices": [...], "values": [...]} (token ids ascending)
+            or "multivector": [[...], ...] (one unit row per token)
+      npy   a .npz archive of flat arrays; text i's entries are rows offsets[i]:offsets[i+1]
+            sparse: indices (int64), values (float32), offsets (int64, n+1): CSR, as
+                    scipy.sparse.csr_matrix((values, indices, offsets)) reads it
+            multivector: vectors (float32, total tokens x dim), offsets (int64, n+1)
+
+    \b
     Examples:
       crossmodal embed --text "a dog" --image cat.jpg
       crossmodal embed --image cat.jpg --text "at night" --format npy -o pair.npy
+      crossmodal embed -m BAAI/bge-m3 --output sparse --text "a dog" --text "一条龙"
     """
     items = parse_flags(list(inputs))
+    if kind != "dense":
+        if fmt == "csv":
+            raise ConfigError(f"--format csv holds dense vectors only; write --output {kind} as json or npy")
+        if no_normalize:
+            raise ConfigError("--no-normalize applies to dense vectors; sparse weights and token vectors come as "
+                              "the model makes them")
     model = load_model_from_options(ctx, **pop_model_options(kwargs))
-    vectors = embed_items(model, items, normalize=not no_normalize, image_weight=image_weight,
-                          truncate=not no_truncate)
+    if kind == "dense":
+        vectors = embed_items(model, items, normalize=not no_normalize, image_weight=image_weight,
+                              truncate=not no_truncate)
+    else:
+        outputs = embed_token_outputs(model, items, kind, truncate=not no_truncate)
     cut = truncated_items(model, items) if not no_truncate else [False] * len(items)
     note_truncated(model, [f"input #{i}" for i, over in enumerate(cut) if over])
-    if fmt == "npy":
+    if fmt == "npy" and kind != "dense":
+        _write(token_outputs_npz(kind, outputs), out)
+    elif fmt == "npy":
         buf = io.BytesIO()
         np.save(buf, vectors)
-        _write(buf.getvalue(), output)
+        _write(buf.getvalue(), out)
     elif fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow(["kind", "input", *[f"d{j}" for j in range(vectors.shape[1])]])
         for item, vec in zip(items, vectors):
             writer.writerow([item.kind, item.label.split(":", 1)[1], *(repr(float(x)) for x in vec)])
-        _write(text.getvalue(), output)
+        _write(text.getvalue(), out)
     else:
+        values = [[float(x) for x in vec] for vec in vectors] if kind == "dense" else token_outputs_json(kind, outputs)
+        field = "embedding" if kind == "dense" else kind
         doc = {
             "model": model.name,
             "space": model.space.to_dict(),
-            "normalized": not no_normalize,
-            "dim": model.dim,
+            "output": kind,
+            **({"normalized": not no_normalize, "dim": model.dim} if kind == "dense" else {}),
             "data": [
                 {"index": i, "kind": item.kind, "text": item.text, "image": item.image, "truncated": over,
-                 "embedding": [float(x) for x in vec]}
-                for i, (item, vec, over) in enumerate(zip(items, vectors, cut))
+                 field: value}
+                for i, (item, value, over) in enumerate(zip(items, values, cut))
             ],
         }
-        _write(json.dumps(doc, ensure_ascii=False) + "\n", output)
+        _write(json.dumps(doc, ensure_ascii=False) + "\n", out)
 
 
 @click.command()

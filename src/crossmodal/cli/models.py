@@ -52,12 +52,13 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
     The model that commands use when none is named (CROSSMODAL_MODEL, else the
     default) is marked with * ("default": true in --json).
     """
+    from ..models.bge_catalog import BGE_CATALOG, find_bge
     from ..models.catalog import CATALOG
     from ..models.registry import find_entry
 
     s = settings(ctx)
     hub = hub_cache(s)
-    in_use = find_entry(s.model.removeprefix("hf-hub:"))
+    in_use: Any = find_entry(s.model.removeprefix("hf-hub:")) or find_bge(s.model.removeprefix("hf-hub:"))
     rows: list[dict[str, Any]] = []
     for name, entry in CATALOG.items():
         spec = entry.spec
@@ -73,6 +74,12 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
             "default": entry is in_use,
             "description": spec.description,
         })
+    for bge in BGE_CATALOG:  # BAAI's models: the same files on both runtimes
+        rows.append({
+            "name": bge.name, "family": bge.family, "dim": bge.dim, "runtimes": ["onnx", "torch"],
+            "aliases": list(bge.aliases), "cached": all(_cached(r.repo, hub) for r in bge.repos()),
+            "default": bge is in_use, "description": bge.description,
+        })
     note = _in_use_note(s.model, in_use)
     if as_json:
         for row in rows:
@@ -81,11 +88,11 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
             click.echo(note, err=True)
         return
     width = max(len(r["name"]) for r in rows)
-    click.echo(f"{'NAME':<{width}}  {'FAMILY':<12} {'DIM':>4}  {'RUNTIMES':<11} CACHED  DESCRIPTION")
+    click.echo(f"{'NAME':<{width}}  {'FAMILY':<15} {'DIM':>4}  {'RUNTIMES':<11} CACHED  DESCRIPTION")
     for r in rows:
         mark = "*" if r["default"] else " "
         click.echo(
-            f"{r['name']:<{width}}  {r['family']:<12} {r['dim']:>4}  {','.join(r['runtimes']):<11} "
+            f"{r['name']:<{width}}  {r['family']:<15} {r['dim']:>4}  {','.join(r['runtimes']):<11} "
             f"{'yes' if r['cached'] else 'no':<6}  {mark}{r['description']}"
         )
     click.echo(note)
@@ -144,25 +151,24 @@ def download(ctx: click.Context, name: str, runtime: str, mode: str) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.pass_context
 def export(ctx: click.Context, src: str, out: Path, atol: float, overwrite: bool) -> None:
-    """Export a transformers-layout model (directory or catalog/hub name) to the ONNX layout in OUT.
+    """Export a model (directory or catalog/hub name) to its ONNX layout in OUT.
 
     The export is run against its source on the same inputs and only written
-    when both towers agree within --atol.
+    when every graph agrees within --atol.
     """
-    from ..families import export_onnx
+    from ..families import export_onnx, export_resolved
     from ..models.registry import resolve
 
     path = Path(src).expanduser()
-    if not path.is_dir():
+    if path.is_dir():
+        report = export_onnx(path, out, atol=atol, overwrite=overwrite, families=families(ctx))
+    else:
         s = settings(ctx)
-        path = resolve(src, families=families(ctx), runtime="torch", cache_dir=hub_cache(s), offline=s.offline,
-                       endpoint=s.hub_endpoint).files.root
-    report = export_onnx(path, out, atol=atol, overwrite=overwrite, families=families(ctx))
-    click.echo(
-        f"exported {src} -> {report.out_dir}\n"
-        f"checked against the source: max |diff| image {report.max_abs_diff_image:.2e}, "
-        f"text {report.max_abs_diff_text:.2e} (<= {atol:.0e})"
-    )
+        resolved = resolve(src, families=families(ctx), runtime="torch", cache_dir=hub_cache(s), offline=s.offline,
+                           endpoint=s.hub_endpoint)
+        report = export_resolved(resolved, out, atol=atol, overwrite=overwrite, families=families(ctx))
+    diffs = ", ".join(f"{name} {diff:.2e}" for name, diff in report.diffs.items())
+    click.echo(f"exported {src} -> {report.out_dir}\nchecked against the source: max |diff| {diffs} (<= {atol:.0e})")
 
 
 @models.command("verify")

@@ -5,7 +5,10 @@ Resolution, in order:
 1. ``local-dir:PATH``, or a string naming an existing directory: that directory.
 2. ``hf-hub:ORG/NAME``: any hub repo, fetched into the cache.
 3. A catalog name or alias (``openai/clip-vit-base-patch32``): the entry's
-   source for the chosen runtime, fetched into the cache.
+   source for the chosen runtime, fetched into the cache. BAAI's models
+   (``BAAI/bge-m3``, ``BAAI/bge-visualized-base-en-v1.5``, ...) are entries of
+   :mod:`.bge_catalog`: their files are the same on every runtime (ONNX Runtime
+   runs an export of them, made once into the cache).
 
 Anything else raises :class:`ModelNotFound`: for a name written as a path
 (``./models/mine``, ``~/m``, ``/m``, ``a/b/c``), that the directory does not
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..errors import ModelLoadError, ModelNotFound, ModelUnavailableOffline
+from .bge_catalog import BGE_CATALOG, BgeEntry, fetch_bge, find_bge
 from .catalog import CATALOG, CatalogEntry
 from .files import MANIFEST, ModelFiles, ResolvedModel, read_json, weight_paths, weights_digest
 from .hub import allow_patterns, fetch_repo, unavailable_message
@@ -79,6 +83,7 @@ def _not_found(name: str) -> ModelNotFound:
         return ModelNotFound(f"model directory {name!r} does not exist ({path.absolute()}); give the directory "
                              "that holds the model's files, or a catalog name (`crossmodal models list`)")
     names = list(CATALOG) + [a for e in CATALOG.values() for a in e.aliases]
+    names += [e.name for e in BGE_CATALOG] + [a for e in BGE_CATALOG for a in e.aliases]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     if "/" in name:
@@ -186,6 +191,9 @@ def resolve(
     if name.startswith("hf-hub:"):
         repo = name[len("hf-hub:") :]
         entry = find_entry(repo)
+        bge = find_bge(repo) if entry is None else None
+        if bge is not None:
+            return _resolve_bge(bge, asked, families, cache_dir, offline, endpoint)
         if entry is None:
             files = _fetch(name, _hub_source(repo, runtime), cache_dir, offline, endpoint, families)
             spec = families.read_spec(files, repo)
@@ -196,6 +204,9 @@ def resolve(
     if entry is None:
         if path.is_dir():
             return _local(path, families)
+        bge = find_bge(name)
+        if bge is not None:
+            return _resolve_bge(bge, asked, families, cache_dir, offline, endpoint)
         raise _not_found(name)
     source = entry.spec.source(runtime)
     if source is None:
@@ -204,6 +215,19 @@ def resolve(
     files = _fetch(asked, source, cache_dir, offline, endpoint, families)
     spec = _checked_spec(entry, files, families)
     return ResolvedModel(spec=spec, files=files, weights=entry.weights, origin="catalog")
+
+
+def _resolve_bge(entry: BgeEntry, asked: str, families: SpecReader, cache_dir: Path | None, offline: bool,
+                 endpoint: str | None) -> ResolvedModel:
+    """A BAAI entry's files from the hub cache (fetched the first time), read by the family they belong to."""
+    fetched = fetch_bge(entry, asked=asked, cache_dir=cache_dir, offline=offline, endpoint=endpoint)
+    files = fetched.checkpoint_files() or families.detect(fetched.root)
+    spec = families.read_spec(files, entry.name)
+    if spec.family != entry.family or spec.dim != entry.dim:
+        raise ModelLoadError(f"the files of {entry.name!r} describe a {spec.family} model of dim {spec.dim}, "
+                             f"but the catalog expects {entry.family} of dim {entry.dim}")
+    spec = replace(spec, description=entry.description, license=entry.license)
+    return ResolvedModel(spec=spec, files=files, weights=entry.name, origin="catalog")
 
 
 def _checked_spec(entry: CatalogEntry, files: ModelFiles, families: SpecReader) -> ModelSpec:

@@ -182,12 +182,25 @@ class TextPreprocess:
     padding: Padding = "longest"
     #: input names the text tower takes, in order (``attention_mask`` only where the model uses it)
     inputs: tuple[str, ...] = ("input_ids", "attention_mask")
+    #: the most tokens the text of an image+text pair can have, where the family's fused graph puts the image's
+    #: tokens before it in the same sequence (Visualized-BGE); None: a pair's text takes ``context_length``
+    pair_context_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.context_length < 2:
             raise ConfigError(f"context_length must be >= 2, got {self.context_length}")
         if self.padding not in ("longest", "max_length"):
             raise ConfigError(f"padding must be 'longest' or 'max_length', got {self.padding!r}")
+        if self.pair_context_length is not None and not 2 <= self.pair_context_length <= self.context_length:
+            raise ConfigError(f"pair_context_length must be between 2 and context_length ({self.context_length}), "
+                              f"got {self.pair_context_length}")
+
+    def digest_fields(self) -> dict[str, Any]:
+        """The fields as a dict, leaving out ``pair_context_length`` when unset (older spaces keep their digest)."""
+        fields = asdict(self)
+        if fields["pair_context_length"] is None:
+            del fields["pair_context_length"]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -312,7 +325,7 @@ class ModelSpec:
             "family": self.family,
             "dim": self.dim,
             "image": self.image.digest_fields() if self.image is not None else None,
-            "text": asdict(self.text),
+            "text": self.text.digest_fields(),
             "projection": self.projection,
         }
         blob = json.dumps(payload, sort_keys=True, default=list).encode()

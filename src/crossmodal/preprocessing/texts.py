@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +37,7 @@ from ..models.files import read_json
 from ..models.spec import TextPreprocess
 
 __all__ = ["FastTokenizer", "SentencePieceTokenizer", "Tokenizer", "Tokens", "check_text", "encode", "load_tokenizer",
-           "over_context", "pad"]
+           "over_context", "pad", "token_batches", "within"]
 
 _DEFAULT_PAD = {"clip-bpe": "<|endoftext|>", "sentencepiece": "</s>", "wordpiece": "[PAD]"}
 
@@ -90,6 +90,28 @@ def _pad_rows(rows: list[list[int]], width: int, pad_id: int) -> np.ndarray:
     return out
 
 
+#: at most this many tokens (rows x longest row) in one text-tower call, and this much attention (rows x
+#: longest row squared): 64 texts of 512 tokens. Long texts go fewer at a time; an 8192-token text goes alone.
+BATCH_TOKENS = 64 * 512
+BATCH_ATTENTION = 64 * 512 * 512
+
+
+def token_batches(order: Sequence[int], lengths: Sequence[int], size: int) -> Iterator[list[int]]:
+    """``order`` (positions, by ascending token length) cut into batches of at most ``size`` positions, each
+    within :data:`BATCH_TOKENS` and :data:`BATCH_ATTENTION` for its longest row, so that a batch of long texts
+    (BGE-M3 takes 8192 tokens) never asks for the memory of ``size`` such texts at once."""
+    batch: list[int] = []
+    for i in order:
+        n = max(int(lengths[i]), 1)
+        rows = len(batch) + 1
+        if batch and (rows > size or rows * n > BATCH_TOKENS or rows * n * n > BATCH_ATTENTION):
+            yield batch
+            batch = []
+        batch.append(i)
+    if batch:
+        yield batch
+
+
 def pad(tokenizer: Tokenizer, batch: Sequence[Tokens]) -> dict[str, np.ndarray]:
     """Model inputs for ``batch``: padded to the longest, or to the context length (``max_length``)."""
     cfg = tokenizer.cfg
@@ -113,6 +135,23 @@ def encode(tokenizer: Tokenizer, texts: Sequence[Any], *, truncate: bool = True)
         if isinstance(tok, InputError):
             raise tok.at(i)
     return pad(tokenizer, tokens)  # type: ignore[arg-type]
+
+
+def within(tokens: Sequence[Tokens | InputError], texts: Sequence[Any], limit: int | None,
+           truncate: bool) -> list[Tokens | InputError]:
+    """``tokens`` held to ``limit`` tokens by the same rule as the context length (a shorter budget some inputs
+    have, e.g. the text of an image+text pair that shares its sequence with image tokens)."""
+    out: list[Tokens | InputError] = []
+    for text, tok in zip(texts, tokens):
+        if limit is None or not isinstance(tok, Tokens) or len(tok.ids) <= limit:
+            out.append(tok)
+        elif not truncate:
+            out.append(TextTooLong(f"text {_preview(text)} has {len(tok.ids)} tokens, over the {limit} a text can have "
+                                   "in an image+text pair with this model, and truncation is off", input=text))
+        else:
+            type_ids = None if tok.type_ids is None else tok.type_ids[: limit - 1] + tok.type_ids[-1:]
+            out.append(Tokens(tok.ids[: limit - 1] + tok.ids[-1:], type_ids, truncated=True))
+    return out
 
 
 def over_context(tokenizer: Tokenizer, texts: Sequence[Any]) -> list[bool]:

@@ -3,8 +3,9 @@
 A model may have, besides its dense vectors, a **sparse** output (a weight per
 vocabulary token, as BGE-M3's lexical weights) and a **multi-vector** output
 (one vector per token, as ColBERT and BGE-M3's colbert head). A model says so
-by having the methods of :class:`SparseOutput` / :class:`MultivectorOutput`;
-nothing here depends on which model it is. The collection then stores each
+by having the methods of :class:`SparseOutput` / :class:`MultivectorOutput`
+(and :class:`TokenOutputs`, to give both from one pass); nothing here depends
+on which model it is. The collection then stores each
 text and pair item's sparse vector and multi-vector (the pair's from its
 caption), in stores that hold them (``holds_token_vectors``).
 
@@ -29,7 +30,8 @@ import numpy as np
 from ..errors import InputError
 from ..stores.base import Record, maxsim
 
-__all__ = ["MultivectorOutput", "SparseOutput", "check_sparse", "maxsim", "multivector_dim", "with_token_vectors"]
+__all__ = ["MultivectorOutput", "SparseOutput", "TokenOutputs", "check_sparse", "maxsim", "multivector_dim",
+           "with_token_vectors"]
 
 
 @runtime_checkable
@@ -42,6 +44,12 @@ class SparseOutput(Protocol):
 class MultivectorOutput(Protocol):
     def embed_multivectors(self, texts: Sequence[str]) -> list[np.ndarray]:
         """One (tokens, dim) array of unit rows per text."""
+
+
+@runtime_checkable
+class TokenOutputs(Protocol):
+    def embed_token_outputs(self, texts: Sequence[str]) -> tuple[list[Mapping[int, float]], list[np.ndarray]]:
+        """Both of the above in one pass: (the sparse vectors, the multi-vectors) of ``texts``."""
 
 
 def check_sparse(sparse: Mapping[int, float], what: str) -> dict[int, float]:
@@ -65,8 +73,13 @@ def with_token_vectors(model: Any, records: list[Record]) -> list[Record]:
     if not chosen or not (sparse or multi):
         return records
     texts = [str(records[i].text) for i in chosen]
-    weights = model.embed_sparse(texts) if sparse else [None] * len(texts)
-    matrices = model.embed_multivectors(texts) if multi else [None] * len(texts)
+    weights: list[Any]
+    matrices: list[Any]
+    if sparse and multi and isinstance(model, TokenOutputs):
+        weights, matrices = model.embed_token_outputs(texts)
+    else:
+        weights = model.embed_sparse(texts) if sparse else [None] * len(texts)
+        matrices = model.embed_multivectors(texts) if multi else [None] * len(texts)
     out = list(records)
     for i, w, m in zip(chosen, weights, matrices):
         r = out[i]

@@ -126,14 +126,19 @@ class TorchEncoder:
                 matmul.allow_tf32 = before
 
     def _run(self, fn: Any, **inputs: Any) -> np.ndarray:
+        (out,) = self._run_outputs(lambda **t: (features(fn(**t)),), **inputs)
+        return out
+
+    def _run_outputs(self, fn: Any, **inputs: Any) -> tuple[np.ndarray, ...]:
+        """``fn`` on the device, with the precision of the mode; every tensor it returns, as float32 arrays."""
         torch = self._torch
         lock = self._lock if self.device.type == "cuda" else contextlib.nullcontext()
         with lock, torch.inference_mode():
             tensors = {k: self._to_device(k, v) for k, v in inputs.items()}
             with self._precision():
-                out = features(fn(**tensors))
+                outs = fn(**tensors)
             # .cpu() waits for the device, so the staging buffers are free again when it returns.
-            return out.float().cpu().numpy()
+            return tuple(out.float().cpu().numpy() for out in outs)
 
     def encode_images(self, pixel_values: np.ndarray) -> np.ndarray:
         return self._run(self.model.get_image_features, pixel_values=pixel_values)

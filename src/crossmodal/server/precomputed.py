@@ -45,6 +45,15 @@ class PrecomputedModel:
         self.dim = model.dim
         self.resolved = model.resolved  # what the collection records as the model's source
 
+    #: the text outputs beside the dense vector (BGE-M3's sparse and multi-vectors): made by the model itself,
+    #: so a model that has them gives them to the items added here as it does everywhere else
+    TOKEN_OUTPUTS = ("embed_sparse", "embed_multivectors", "embed_token_outputs")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in PrecomputedModel.TOKEN_OUTPUTS:
+            return getattr(self.model, name)  # AttributeError when the model has no such output
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _batch(self, keys: list[Hashable], names: list[str],
                embed: Callable[[list[int]], Any]) -> Iterator[EmbeddingBatch]:
         rows: dict[int, np.ndarray] = {}

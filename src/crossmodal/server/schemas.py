@@ -27,6 +27,7 @@ __all__ = [
     "AddItemsResponse",
     "CollectionInfo",
     "CollectionList",
+    "CrossmodalOptions",
     "EmbeddingData",
     "EmbeddingRequest",
     "EmbeddingResponse",
@@ -40,6 +41,7 @@ __all__ = [
     "ModelList",
     "SearchRequest",
     "SearchResponse",
+    "SparseEmbedding",
     "TextPart",
     "Usage",
 ]
@@ -66,6 +68,16 @@ Part = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 InputItem = str | Part | list[Part] | list[int]
 
 
+class CrossmodalOptions(BaseModel):
+    """crossmodal's extension of an embeddings request (OpenAI clients send it through ``extra_body``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outputs: list[str] = Field(default_factory=list, description="outputs besides the dense embedding, for texts: "
+                                                                 "'sparse' (token id weights) and/or 'multivector' "
+                                                                 "(one vector per token), where the model gives them")
+
+
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -78,6 +90,12 @@ class EmbeddingRequest(BaseModel):
     truncate: bool = Field(default=True, description="cut a text over the model's context length to fit (the "
                                                      "default, as the library and the CLI do); false: refuse it "
                                                      "(422 text_too_long)")
+    crossmodal: CrossmodalOptions | None = Field(default=None, description="crossmodal's extensions (extra outputs)")
+
+
+class SparseEmbedding(BaseModel):
+    indices: list[int] = Field(description="token ids, ascending")
+    values: list[float] = Field(description="their weights (> 0)")
 
 
 class EmbeddingData(BaseModel):
@@ -85,6 +103,9 @@ class EmbeddingData(BaseModel):
     index: int
     embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32 bytes")
     truncated: bool = Field(default=False, description="the item's text was over the context length and was cut")
+    sparse: SparseEmbedding | None = Field(default=None, description="with crossmodal.outputs ['sparse']")
+    multivector: list[list[float]] | None = Field(default=None, description="with crossmodal.outputs "
+                                                                            "['multivector']: one row per token")
 
 
 class Usage(BaseModel):
@@ -143,6 +164,12 @@ class SearchRequest(BaseModel):
     rerank: Literal["multivector"] | None = Field(
         default=None, description="multivector: reorder the best candidates by MaxSim of the model's multi-vectors "
                                   "(ColBERT-style, for a model that has them such as BGE-M3; needs text)")
+    hide_duplicates: bool = Field(
+        default=False, description="leave out hits that a better hit duplicates: the same content, or a cosine "
+                                   "similarity of at least duplicate_threshold between their vectors")
+    duplicate_threshold: float | None = Field(
+        default=None, gt=0, le=1, description="with hide_duplicates: the cosine similarity that makes a "
+                                              "near-duplicate (default 0.95)")
 
 
 class Hit(BaseModel):
@@ -228,3 +255,28 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class DuplicateItem(BaseModel):
+    id: str
+    modality: str
+    reference: str | None = None
+    text: str | None = None
+    similarity: float = Field(description="cosine similarity of the item's vector to the asked item's")
+    thumbnail: str | None = None
+
+
+class DuplicateGroupOut(BaseModel):
+    kind: Literal["exact", "near"] = Field(description="exact: every item has the same content; near: the "
+                                                       "vectors are nearly the same")
+    modality: str
+    similarity: float = Field(description="the lowest cosine of the links that make the group (exact: 1)")
+    items: list[DuplicateItem]
+
+
+class DuplicatesResponse(BaseModel):
+    collection: str
+    id: str
+    threshold: float
+    group: DuplicateGroupOut | None = Field(description="the item's group (the item included); null when the item "
+                                                        "has no duplicates")

@@ -202,3 +202,41 @@ def test_keyword_switch_finds_the_word_and_marks_it(browser, site):
     marks = page.locator("#results .card").first.locator("mark").all_inner_texts()
     assert site["col"].get(ids[0]).text == "notes on blue things" and marks == ["notes", "blue"]
     assert not errors
+
+
+def test_hiding_duplicates_and_showing_a_group(browser, trained_model):
+    from crossmodal import Record
+
+    store = open_store("memory://")
+    col = store.collection("notes", trained_model)
+    col.add_texts(["a red circle", "a blue square", "a green triangle", "a yellow circle"])
+    first = col.search("a red circle", modality="text", top_k=1)[0]
+    vector = col.get(first.id, vector=True).vector
+    col.upsert([Record("copy", "text", "a red circle (copy)", vector, text="a red circle (copy)",
+                       content_hash="sha256:copy")])  # the same vector, other content: a near duplicate
+    with live_server(create_app(ServerSettings(), model=trained_model, store=store)) as url:
+        page, errors = _open(browser, url)
+        page.fill("#query", "a red circle")
+        page.press("#query", "Enter")
+        ids = _wait_results(page)
+        assert set(ids[:2]) == {first.id, "copy"} and len(ids) == 5
+        page.check("#hide-duplicates")
+        hidden = _wait_results(page, previous=ids)
+        assert hidden == [h.id for h in col.search("a red circle", top_k=24, hide_duplicates=True)]
+        assert len(hidden) == 4 and hidden[0] == ids[0]
+        page.locator("#results .card").first.locator("button.dups").click()
+        page.wait_for_selector("#group-banner", state="visible")
+        page.wait_for_function("() => document.querySelectorAll('#results .card').length === 2")
+        assert sorted(_card_ids(page)) == sorted([first.id, "copy"])
+        assert "2 items, nearly the same" in page.inner_text("#group-label")
+        assert page.locator("#results .card .score").all_inner_texts() == ["1.000", "1.000"]
+        assert not page.is_visible("#like-banner")  # the button shows the group; it is not a click on the card
+        group = _card_ids(page)
+        page.click("#group-clear")
+        assert _wait_results(page, previous=group) == hidden
+        assert not page.is_visible("#group-banner")
+        # an item without duplicates says so
+        lonely = page.locator("#results .card").nth(1)
+        lonely.locator("button.dups").click()
+        page.wait_for_function("() => document.getElementById('status').textContent.startsWith('No duplicates')")
+        assert errors == []

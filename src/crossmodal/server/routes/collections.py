@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from ...duplicates import DEFAULT_THRESHOLD
 from ...errors import CollectionNotFound, ConfigError, DimensionMismatch, InputError, ItemNotFound, SpaceMismatch
 from ...inputs import Input, query_kind
 from ...retrieval.highlight import highlight_spans
@@ -33,6 +34,7 @@ from ..schemas import (
     AddItemsRequest,
     AddItemsResponse,
     CollectionList,
+    DuplicatesResponse,
     ErrorResponse,
     ImageRef,
     ItemOut,
@@ -94,7 +96,8 @@ async def list_collections(request: Request) -> dict[str, Any]:
             out.append({"name": info.name, "count": sum(counts.values()), "counts": counts,
                         "model": svc.model_name_of(space),
                         "dim": space.dim, "mode": space.mode,
-                        "searchable": (space.fingerprint, space.dim) == (model.space.fingerprint, model.space.dim)})
+                        "searchable": (space.fingerprint, space.dim, space.pairs) ==
+                                      (model.space.fingerprint, model.space.dim, model.space.pairs)})
         return out
 
     return {"object": "list", "data": await svc.in_store(describe)}
@@ -125,6 +128,12 @@ def _check_space(svc: Services, space: Any, name: str) -> None:
             "another space, so text and image queries cannot search it and items cannot be added to it. "
             "Search it by vector or like, or serve the model it was built with"
         )
+    if space.pairs != model.space.pairs:
+        raise SpaceMismatch(
+            f"collection {name!r} holds image+text pairs made by {space.pairs}; the served model "
+            f"{svc.model_id()!r} makes pairs by {model.space.pairs}, so its pairs and queries would mix with "
+            "vectors made by another rule. Search it by vector or like, or serve a model with its pair rule"
+        )
 
 
 async def _image_bytes(svc: Services, ref: ImageRef, name: str) -> tuple[CheckedImage, str | None]:
@@ -154,8 +163,12 @@ async def search(name: str, body: SearchRequest, request: Request) -> JSONRespon
             kinds.append("text/image")
         raise InputError("a search needs exactly one query: text, image, text + image (a pair), vector, or like "
                          f"(got {', '.join(kinds) or 'none'})")
+    if body.duplicate_threshold is not None and not body.hide_duplicates:
+        raise InputError("duplicate_threshold goes with hide_duplicates: true", input="duplicate_threshold")
     col = await _open(svc, name)
     options: dict[str, Any] = {"top_k": body.top_k, "modality": body.modality, "where": body.where}
+    if body.hide_duplicates:
+        options["hide_duplicates"] = True if body.duplicate_threshold is None else body.duplicate_threshold
     if body.using != "dense" or body.rerank is not None:
         if body.text is None:
             what = f"a {body.using} search" if body.using != "dense" else f"rerank={body.rerank!r}"
@@ -412,6 +425,25 @@ async def get_item(name: str, item_id: str, request: Request, vector: bool = Fal
     col = await _open(svc, name)
     record = await svc.in_store(col.get, item_id, vector=vector)
     return JSONResponse(_item_out(name, record, vector=vector))
+
+
+@router.get("/v1/collections/{name}/duplicates/{item_id:path}", response_model=DuplicatesResponse, responses=_ERRORS,
+            summary="The item's group of duplicates: the same content, or nearly the same vector")
+async def duplicates_of(name: str, item_id: str, request: Request,
+                        threshold: float = Query(default=DEFAULT_THRESHOLD, gt=0, le=1)) -> JSONResponse:
+    svc = services(request)
+    col = await _open(svc, name)
+    group, similarity = await svc.in_store(col.duplicates_of, item_id, threshold)
+    out = None
+    if group is not None:
+        records = {r.id: r for r in await svc.in_store(col.get_many, list(group.ids))}
+        items = [{"id": i, "modality": group.modality, "reference": records[i].reference if i in records else ref,
+                  "text": records[i].text if i in records else None, "similarity": similarity.get(i, 0.0),
+                  "thumbnail": _thumbnail_url(name, i, group.modality)} for i, ref in zip(group.ids, group.references)]
+        items.sort(key=lambda d: (-d["similarity"], d["id"]))
+        out = {"kind": group.kind, "modality": group.modality, "similarity": round(group.similarity, 6),
+               "items": items}
+    return JSONResponse({"collection": name, "id": item_id, "threshold": threshold, "group": out})
 
 
 @router.delete("/v1/collections/{name}/items/{item_id:path}", responses=_ERRORS, dependencies=[Depends(require_write)],

@@ -9,14 +9,15 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 
-from ...errors import ConfigError, InputError
+from ...errors import ConfigError, InputError, UnsupportedInput
 from ...inputs import Input
+from ...models.spec import OUTPUTS
 from ..inputs import InputReader
 from ..responses import JSONResponse
 from ..schemas import EmbeddingRequest, EmbeddingResponse, ErrorResponse, ImagePart, TextPart
 from ..services import services
 
-__all__ = ["encode_vectors", "parse_inputs", "router"]
+__all__ = ["encode_vectors", "extra_outputs", "parse_inputs", "router"]
 
 router = APIRouter(tags=["embeddings"])
 
@@ -66,6 +67,21 @@ def encode_vectors(vectors: np.ndarray, encoding: str) -> list[Any]:
     return vectors.tolist()
 
 
+def extra_outputs(body: EmbeddingRequest, model: Any, model_id: str) -> tuple[str, ...]:
+    """The outputs ``crossmodal.outputs`` asks for beyond the dense embedding, checked against the model."""
+    asked = list(dict.fromkeys(body.crossmodal.outputs)) if body.crossmodal is not None else []
+    unknown = [o for o in asked if o not in OUTPUTS]
+    if unknown:
+        raise ConfigError(f"crossmodal.outputs: unknown output {unknown[0]!r}; the outputs are "
+                          f"{', '.join(OUTPUTS)}")
+    extra = tuple(o for o in asked if o != "dense")
+    missing = [o for o in extra if not model.capabilities.gives(o)]
+    if missing:
+        raise UnsupportedInput(f"crossmodal.outputs: model {model_id!r} gives no {' or '.join(missing)} output; it gives "
+                               f"{', '.join(model.capabilities.outputs)}")
+    return extra
+
+
 @router.post("/v1/embeddings", response_model=EmbeddingResponse, responses=_ERRORS,
              summary="Embed texts, images and image+text pairs (OpenAI-compatible)")
 async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONResponse:
@@ -74,9 +90,23 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONRes
     model, batcher = svc.require_model()
     if body.dimensions is not None and body.dimensions != model.dim:
         raise ConfigError(f"dimensions={body.dimensions} is not available: {model_id} makes vectors of dim {model.dim}")
+    outputs = extra_outputs(body, model, model_id)
     items = await parse_inputs(body, svc.inputs)
+    for i, item in enumerate(items):
+        if outputs and item.kind != "text":
+            raise ConfigError(f"input[{i}]: the {' and '.join(outputs)} output{'s are' if len(outputs) > 1 else ' is'} "
+                              f"given for texts only, and this item is an "
+                              f"{'image+text pair' if item.kind == 'pair' else 'image'}")
     result = await batcher.embed(items, truncate=body.truncate)
     data = [{"object": "embedding", "index": i, "embedding": e, "truncated": cut}
             for i, (e, cut) in enumerate(zip(encode_vectors(result.vectors, body.encoding_format), result.truncated))]
+    if outputs:
+        texts = [str(item.text) for item in items]
+        extra = await asyncio.to_thread(model.embed_text_outputs, texts, outputs=outputs, truncate=body.truncate)
+        for i, entry in enumerate(data):
+            if extra.sparse is not None:
+                entry["sparse"] = {"indices": extra.sparse[i].indices.tolist(), "values": extra.sparse[i].values.tolist()}
+            if extra.multivector is not None:
+                entry["multivector"] = np.asarray(extra.multivector[i], dtype=np.float32).tolist()
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
     return JSONResponse({"object": "list", "data": data, "model": model_id, "usage": usage})

@@ -82,6 +82,7 @@ function searchBody(extra) {
   if (modality !== "all") body.modality = modality;
   const using = $("using").value;
   if (using !== "dense" && body.text && !body.like) body.using = using;  // keywords need words
+  if ($("hide-duplicates").checked) body.hide_duplicates = true;
   return body;
 }
 
@@ -108,6 +109,7 @@ async function runSearch(body, label) {
 function search() {
   const text = $("query").value.trim();
   $("like-banner").hidden = true;
+  $("group-banner").hidden = true;
   if (!text && !state.image) { setStatus("Type a query, or drop or paste an image.", false); return; }
   const extra = {};
   if (text) extra.text = text;
@@ -133,7 +135,28 @@ function moreLike(hit) {
   const name = itemName(hit);
   $("like-label").textContent = name;
   $("like-banner").hidden = false;
+  $("group-banner").hidden = true;
   runSearch(searchBody({ like: hit.id }), "more like " + name);
+}
+
+// The item's group of duplicates (the same content, or nearly the same vector), shown in place of the results.
+async function showGroup(hit) {
+  const collection = $("collection").value;
+  const name = itemName(hit);
+  setStatus("Looking for duplicates…", false);
+  try {
+    const path = "/v1/collections/" + encodeURIComponent(collection) + "/duplicates/" + encodeURIComponent(hit.id);
+    const body = await (await api(path)).json();
+    if (!body.group) { setStatus("No duplicates of " + name + ".", false); return; }
+    const kind = body.group.kind === "exact" ? "the same content" : "nearly the same";
+    $("like-banner").hidden = true;
+    $("group-label").textContent = body.group.items.length + " items, " + kind + ": " + name;
+    $("group-banner").hidden = false;
+    render(body.group.items.map((item) => Object.assign({}, item, { score: item.similarity })));
+    setStatus("Duplicates of " + name + " (similarity to it)", false);
+  } catch (err) {
+    setStatus(err.message, true);
+  }
 }
 
 async function loadThumbnail(img, url) {
@@ -196,7 +219,13 @@ function render(hits) {
     const score = document.createElement("span");
     score.className = "score";
     score.textContent = hit.score.toFixed(3);
-    meta.append(ref, score);
+    const dups = document.createElement("button");
+    dups.type = "button";
+    dups.className = "dups";
+    dups.textContent = "duplicates";
+    dups.title = "Show the items that duplicate this one";
+    dups.addEventListener("click", (e) => { e.stopPropagation(); showGroup(hit); });
+    meta.append(ref, dups, score);
     card.appendChild(meta);
     card.addEventListener("click", () => moreLike(hit));
     grid.appendChild(card);
@@ -211,6 +240,8 @@ function wire() {
   $("file").addEventListener("change", (e) => readImage(e.target.files[0]));
   $("drop-clear").addEventListener("click", () => { clearImage(); if ($("query").value.trim()) search(); });
   $("like-clear").addEventListener("click", () => search());
+  $("group-clear").addEventListener("click", () => search());
+  $("hide-duplicates").addEventListener("change", () => { if ($("query").value.trim() || state.image) search(); });
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));

@@ -5,7 +5,8 @@ released checkpoint (``Visualized_*.pth`` in ``BAAI/bge-visualized``) carries
 no text config or tokenizer: those come from the BGE text model's own repo,
 so a Visualized-BGE entry draws on two repos. Files are fetched once into the
 hub cache (:func:`crossmodal.models.hub.fetch_repo`); afterwards the model
-resolves with no network at all.
+resolves with no network at all. :func:`crossmodal.models.registry.resolve`
+(and so ``load_model("BAAI/bge-m3")``) finds these entries by name or alias.
 """
 
 from __future__ import annotations
@@ -15,9 +16,16 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ModelLoadError, ModelUnavailableOffline
-from ..models.hub import fetch_repo, unavailable_message
+from .files import ModelFiles
+from .hub import fetch_repo, unavailable_message
 
-__all__ = ["BGE_CATALOG", "BgeEntry", "BgeFiles", "RepoFiles", "fetch_bge", "find_bge"]
+__all__ = ["BGE_CATALOG", "CHECKPOINT_LAYOUT", "CHECKPOINT_PART", "BgeEntry", "BgeFiles", "RepoFiles", "fetch_bge",
+           "find_bge"]
+
+#: the layout of a Visualized-BGE checkpoint beside its text model, and the name its checkpoint has among the
+#: files' parts (the hub keeps it in another repo than the text model's, so it is not found in the root)
+CHECKPOINT_LAYOUT = "visualized-bge"
+CHECKPOINT_PART = "checkpoint"
 
 BgeFamily = Literal["visualized_bge", "bge_m3"]
 
@@ -60,6 +68,12 @@ class BgeFiles:
 
     root: Path  # the text model's directory: config.json, tokenizer (and M3's weights and heads)
     weights: Path | None  # Visualized-BGE's .pth (None for BGE-M3)
+
+    def checkpoint_files(self) -> ModelFiles | None:
+        """A Visualized-BGE's files in its family's checkpoint layout (None for BGE-M3: its root is one directory)."""
+        if self.weights is None:
+            return None
+        return ModelFiles(root=self.root, layout=CHECKPOINT_LAYOUT, parts=((CHECKPOINT_PART, self.weights),))
 
 
 BGE_CATALOG: tuple[BgeEntry, ...] = (

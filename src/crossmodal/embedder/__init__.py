@@ -14,90 +14,32 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from .errors import ConfigError, InputError, UnsupportedInput
-from .models.files import ResolvedModel
-from .models.spec import Capabilities, ModelSpec
-from .pipeline import ImagePipeline, auto_batch_size, auto_workers
-from .preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
-from .preprocessing.texts import Tokenizer, Tokens, pad
-from .runtimes.base import Encoder, PairEncoder, RuntimeOptions, SparseVector, TextOutputsEncoder
-from .space import Space, space_fingerprint
+from ..errors import ConfigError, InputError, UnsupportedInput
+from ..models.files import ResolvedModel
+from ..models.spec import OUTPUTS, Capabilities, ModelSpec
+from ..pipeline import ImagePipeline, auto_batch_size, auto_workers
+from ..preprocessing.images import DEFAULT_MAX_PIXELS, ImageInput, ImageTransform
+from ..preprocessing.texts import Tokenizer, Tokens, pad, token_batches, within
+from ..runtimes.base import Encoder, PairEncoder, RuntimeOptions, TextOutputsEncoder
+from ..space import PairRule, Space, space_fingerprint
+from .results import (
+    EmbeddingBatch,
+    Embeddings,
+    Failure,
+    TextEmbeddings,
+    check_on_error,
+    collect,
+    describe_text,
+    l2_normalize,
+)
 
 __all__ = ["EmbeddingBatch", "Embeddings", "Failure", "Model", "TextEmbeddings", "l2_normalize"]
 
 OnError = Literal["raise", "skip"]
-
-
-def l2_normalize(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float32); an all-zero row stays zero."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One input that could not be embedded."""
-
-    index: int
-    input: str
-    error: InputError
-
-    def __str__(self) -> str:
-        return f"#{self.index} {self.input}: {self.error}"
-
-
-@dataclass
-class EmbeddingBatch:
-    """Vectors for some inputs of a stream, with their positions in it."""
-
-    vectors: np.ndarray  # float32 (n, dim)
-    indices: np.ndarray  # int64 (n,): position of each row in the input stream
-    failures: list[Failure] = field(default_factory=list)
-
-
-@dataclass
-class Embeddings:
-    """The result of ``embed_*(..., on_error="skip")``: good vectors in input order, and what was skipped."""
-
-    vectors: np.ndarray
-    indices: np.ndarray
-    failures: list[Failure]
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-
-@dataclass
-class TextEmbeddings:
-    """:meth:`Model.embed_text_outputs`: per text, the dense row and the other outputs asked for (else None)."""
-
-    dense: np.ndarray  # float32 (n, dim)
-    sparse: list[SparseVector] | None = None
-    multivector: list[np.ndarray] | None = None
-
-
-def _check_on_error(on_error: str) -> None:
-    if on_error not in ("raise", "skip"):
-        raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-
-
-def _collect(batches: Iterable[EmbeddingBatch], dim: int, on_error: str) -> np.ndarray | Embeddings:
-    vectors, indices, failures = [], [], []
-    for batch in batches:
-        vectors.append(batch.vectors)
-        indices.append(batch.indices)
-        failures.extend(batch.failures)
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
-    if on_error == "raise":
-        return matrix
-    idx = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
-    return Embeddings(vectors=matrix, indices=idx, failures=failures)
 
 
 def _check_many_images(images: Any) -> None:
@@ -149,11 +91,10 @@ class Model:
         self.workers = workers
         self.max_pixels = max_pixels
         self.space = Space(
-            model=self.spec.name,
-            dim=self.spec.dim,
-            normalized=True,
+            model=self.spec.name, dim=self.spec.dim, normalized=True,
             fingerprint=space_fingerprint(resolved.weights, self.spec.preprocessing_digest(), options.mode),
             mode=options.mode,
+            pairs=PairRule.of(self.spec.fusion.kind, self.spec.fusion.image_weight, self.capabilities.accepts("pair")),
         )
 
     def __repr__(self) -> str:
@@ -193,7 +134,7 @@ class Model:
         Within a window of texts, batches are formed by token length, so each
         is padded no further than it must be (CLIP), and put back in order.
         """
-        _check_on_error(on_error)
+        check_on_error(on_error)
         self._require("text")
         if isinstance(texts, str):
             raise InputError("texts must be a list of strings, not one string; wrap it: [text]", input=texts[:60])
@@ -206,8 +147,8 @@ class Model:
             rows = np.empty((len(window), self.dim), dtype=np.float32)
             # Sort by length so each batch pads only to its own longest text.
             good.sort(key=lambda i: len(tokens[i].ids))  # type: ignore[union-attr]
-            for start in range(0, len(good), size):
-                chunk = good[start : start + size]
+            lengths = [len(t.ids) if isinstance(t, Tokens) else 0 for t in tokens]
+            for chunk in token_batches(good, lengths, size):
                 inputs = pad(self.tokenizer, [tokens[i] for i in chunk])  # type: ignore[misc]
                 rows[chunk] = self.encoder.encode_texts(inputs)
             good.sort()
@@ -218,6 +159,7 @@ class Model:
         self,
         texts: Iterable[str],
         *,
+        output: str = "dense",
         normalize: bool = True,
         truncate: bool = True,
         batch_size: int | None = None,
@@ -227,9 +169,22 @@ class Model:
 
         With ``on_error="skip"``, returns :class:`Embeddings` (the good vectors,
         their input positions, and a :class:`Failure` per skipped text).
+        ``output="sparse"`` / ``"multivector"`` (models that give them, see
+        ``capabilities``): a list with, per text, a :class:`SparseVector`
+        (ascending token ids, float32 weights) / a float32 (tokens, dim) array
+        of unit rows (:meth:`embed_text_outputs`).
         """
+        if output != "dense":
+            if output not in OUTPUTS:
+                raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+            if on_error != "raise":
+                raise ConfigError(f"on_error={on_error!r} applies to the dense output only")
+            if isinstance(texts, str):
+                raise InputError("texts must be a list of strings, not one string; wrap it: [text]", input=texts[:60])
+            out = self.embed_text_outputs(list(texts), outputs=(output,), truncate=truncate, batch_size=batch_size)
+            return out.sparse if output == "sparse" else out.multivector
         batches = self.iter_texts(texts, normalize=normalize, truncate=truncate, batch_size=batch_size, on_error=on_error)
-        return _collect(batches, self.dim, on_error)
+        return collect(batches, self.dim, on_error)
 
     # -- images ----------------------------------------------------------------
 
@@ -267,7 +222,7 @@ class Model:
         the GIL; it costs a pool start-up, and scripts using it need an
         ``if __name__ == "__main__":`` guard.
         """
-        _check_on_error(on_error)
+        check_on_error(on_error)
         self._require("image")
         _check_many_images(images)
         size = batch_size or self.batch_size
@@ -293,7 +248,7 @@ class Model:
         """Images -> float32 (n, dim); see :meth:`embed_texts` for ``on_error``."""
         batches = self.iter_images(images, normalize=normalize, batch_size=batch_size, on_error=on_error,
                                    workers=workers, processes=processes)
-        return _collect(batches, self.dim, on_error)
+        return collect(batches, self.dim, on_error)
 
     def preprocess_image(self, image: ImageInput) -> np.ndarray:
         """The float32 (3, H, W) tensor the vision tower receives for ``image``."""
@@ -376,7 +331,7 @@ class Model:
             images, texts, image_weight=image_weight, normalize=normalize, truncate=truncate,
             batch_size=batch_size, on_error=on_error, workers=workers,
         )
-        return _collect(batches, self.dim, on_error)
+        return collect(batches, self.dim, on_error)
 
     def _fused_pairs(self, images: Iterable[ImageInput], texts: Iterable[str], *, normalize: bool, truncate: bool,
                      batch_size: int | None, on_error: OnError, workers: int | None) -> Iterator[EmbeddingBatch]:
@@ -397,7 +352,9 @@ class Model:
                     pixels.update((i, batch.pixels[row]) for row, i in enumerate(batch.indices))
                     for i, name, error in batch.failures:
                         bad.setdefault(i, (name, error))
-            tokens = self.tokenizer.tokenize([p[1] for p in window], truncate=truncate)
+            texts_ = [p[1] for p in window]
+            tokens = within(self.tokenizer.tokenize(texts_, truncate=truncate), texts_,
+                            self.spec.text.pair_context_length, truncate)
             for i, tok in enumerate(tokens):
                 if isinstance(tok, InputError):
                     bad.setdefault(i, (describe_text(window[i][1]), tok))
@@ -434,14 +391,18 @@ class Model:
         size = batch_size or max(self.batch_size, 64)
         tokens = self.tokenizer.tokenize(list(texts), truncate=truncate)
         self._failures(list(texts), tokens, 0, "raise")
-        dense, sparse, multi = [np.zeros((0, self.dim), dtype=np.float32)], [], []
-        for start in range(0, len(tokens), size):
-            out = encoder.encode_text_outputs(pad(self.tokenizer, tokens[start : start + size]), wanted)  # type: ignore[arg-type]
-            dense.append(l2_normalize(out.dense) if normalize else out.dense)
-            sparse += out.sparse or []
-            multi += out.multivector or []
-        return TextEmbeddings(np.concatenate(dense), sparse if "sparse" in wanted else None,
-                              multi if "multivector" in wanted else None)
+        n = len(tokens)
+        dense = np.empty((n, self.dim), dtype=np.float32)
+        sparse: list[Any] = [None] * n
+        multi: list[Any] = [None] * n
+        order = sorted(range(n), key=lambda i: len(tokens[i].ids))  # type: ignore[union-attr]  # pad per length
+        for chunk in token_batches(order, [len(t.ids) for t in tokens], size):  # type: ignore[union-attr]
+            out = encoder.encode_text_outputs(pad(self.tokenizer, [tokens[i] for i in chunk]), wanted)  # type: ignore[misc]
+            dense[chunk] = l2_normalize(out.dense) if normalize else out.dense
+            for j, i in enumerate(chunk):
+                sparse[i] = out.sparse[j] if out.sparse is not None else None
+                multi[i] = out.multivector[j] if out.multivector is not None else None
+        return TextEmbeddings(dense, sparse if "sparse" in wanted else None, multi if "multivector" in wanted else None)
 
     # -- helpers -----------------------------------------------------------------
 
@@ -471,9 +432,3 @@ class Model:
                 np.asarray(chunk, dtype=np.int64) + offset,
                 failures if start == 0 else [],
             )
-
-
-def describe_text(text: Any) -> str:
-    if isinstance(text, str):
-        return repr(text if len(text) <= 60 else text[:57] + "...")
-    return f"<{type(text).__name__}>"
