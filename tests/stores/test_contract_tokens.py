@@ -131,6 +131,10 @@ def test_deleted_and_replaced_items_leave_the_sparse_index(filled) -> None:
     filled.upsert(with_token_vectors(model, [Record("new", "text", "lion", r.vector, text="lion")]))
     assert "new" not in {h.id for h in filled.search("zebra cat", using="sparse", top_k=100)}
     assert filled.search("lion", using="sparse", top_k=3)[0].id == "new"
+    moved = Record("moved", "text", "lion", r.vector, text="lion")  # a move: the new item in, the old out, at once
+    filled.upsert(with_token_vectors(model, [moved]), delete=["new"])
+    assert [h.id for h in filled.search("lion", using="sparse", top_k=3)] == ["moved"]
+    assert filled.search("lion", using="sparse", rerank="multivector", top_k=1)[0].signals["multivector"] > 0.99
 
 
 def test_a_model_without_token_outputs_says_why(store) -> None:

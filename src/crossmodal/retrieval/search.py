@@ -121,15 +121,18 @@ def search_signals(
     if using in ("sparse", "hybrid") and sparse_model is not None:
         query = check_sparse(sparse_model.embed_sparse([words])[0], "the query's sparse vector")
         lists["sparse"] = backend.sparse_query(query, n, selection)
-    hits = _fused(lists, n, hit, fusion) if len(lists) > 1 else \
-        [replace(hit(r, s), signals={name: s}) for name, found in lists.items() for r, s in found]
+    ranked = _fused(lists, n, fusion) if len(lists) > 1 else \
+        [(r, float(s), {name: float(s)}) for name, found in lists.items() for r, s in found]
     if rerank is not None:
         multi_model = _token_model(backend, model, MultivectorOutput, "rerank='multivector'")
-        hits = _reranked(backend, hits, multi_model.embed_multivectors([words])[0])
-    return hits[:top_k]
+        ranked = _reranked(backend, ranked, multi_model.embed_multivectors([words])[0])
+    return [replace(hit(r, s), signals=signals) for r, s, signals in ranked[:top_k]]  # Hits for the final few only
 
 
-def _fused(lists: dict[str, Found], n: int, hit: Callable[[Record, float], Hit], fusion: Fusion | None) -> list[Hit]:
+Ranked = list[tuple[Record, float, dict[str, float]]]
+
+
+def _fused(lists: dict[str, Found], n: int, fusion: Fusion | None) -> Ranked:
     records: dict[str, Record] = {}
     scores: dict[str, dict[str, float]] = {}
     for signal, found in lists.items():
@@ -137,17 +140,17 @@ def _fused(lists: dict[str, Found], n: int, hit: Callable[[Record, float], Hit],
             records.setdefault(r.id, r)
             scores.setdefault(r.id, {})[signal] = float(s)
     fused = fuse({signal: [(r.id, s) for r, s in found] for signal, found in lists.items()}, fusion)
-    return [replace(hit(records[i], s), signals=scores[i]) for i, s in fused[:n]]
+    return [(records[i], s, scores[i]) for i, s in fused[:n]]
 
 
-def _reranked(backend: Any, hits: list[Hit], query: np.ndarray) -> list[Hit]:
-    stored = backend.maxsim(query, [h.id for h in hits])
+def _reranked(backend: Any, ranked: Ranked, query: np.ndarray) -> Ranked:
+    stored = backend.maxsim(query, [r.id for r, _, _ in ranked])
     scored = []
-    for order, h in enumerate(hits):
-        if h.id in stored:
-            s = float(stored[h.id])
-            scored.append((0, -s, h.id, order, replace(h, score=s, signals={**h.signals, "multivector": s})))
+    for order, (r, s, signals) in enumerate(ranked):
+        if r.id in stored:
+            m = float(stored[r.id])
+            scored.append((0, -m, r.id, order, (r, m, {**signals, "multivector": m})))
         else:
-            scored.append((1, 0.0, "", order, h))
+            scored.append((1, 0.0, "", order, (r, s, signals)))
     scored.sort(key=lambda t: t[:4])
     return [t[4] for t in scored]
