@@ -113,7 +113,7 @@ def warm_page_cache(path: Path) -> None:
 
 
 def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False,
-          peers: tuple[str, ...] = (), drop_all: bool = False) -> list[dict]:
+          peers: tuple[str, ...] = (), drop_all: bool = False, crossmodal_too: bool = True) -> list[dict]:
     import faiss
 
     import crossmodal
@@ -161,61 +161,62 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         hnsw.reset()
         gc.collect()
 
-    # crossmodal's embedded store, built through the public API
-    space = Space(model="synthetic", dim=dim, normalized=True, fingerprint="bench")
-
-    class Vectors:
-        def __init__(self) -> None:
-            self.space, self.name = space, "synthetic"
-
-    path = workdir / "store"
-    build: float | None = None
-    if reuse and (path / "store.db").exists():  # built by an earlier run with the same --n (build time not re-measured)
-        store = crossmodal.open_store(path)
-        if store.collection("bench").count() != n:
-            raise SystemExit(f"{path} holds {store.collection('bench').count()} items, not {n}: drop --reuse")
-        store.close()
-    else:
-        store = crossmodal.open_store(path)
-        col = store.collection("bench", model=Vectors())  # type: ignore[arg-type]
-        t = time.perf_counter()
-        for start in range(0, n, 10_000):
-            col.upsert([Record(str(i), str(modality[i]), f"item/{i}", x[i], metadata={"album": str(album[i])})
-                        for i in range(start, min(n, start + 10_000))])
-        store.close()  # brings the HNSW files up to date and saves them
-        build = time.perf_counter() - t
-    disk = dir_size(path) / n
     truths = {"": truth, " text 10%": truth_text, " album 10%": truth_album}
-    gc.collect()
-    drop_page_cache(path, drop_all)
-    before = rss_mb()
-    store = crossmodal.open_store(path)
-    col = store.collection("bench")
-    searches = {"": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)],
-                " text 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, modality="text")],
-                " album 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, where={"album": "a0"})]}
-    rows += passes("crossmodal", searches, truths, queries, k, path, build, disk, lambda: rss_mb() - before, n)
+    if crossmodal_too:
+        # crossmodal's embedded store, built through the public API
+        space = Space(model="synthetic", dim=dim, normalized=True, fingerprint="bench")
 
-    # the same HNSW files searched directly: what the store layer costs on top
-    views = [col.backend.derived(m).view for m in ("image", "text", "pair")]
+        class Vectors:
+            def __init__(self) -> None:
+                self.space, self.name = space, "synthetic"
 
-    def raw(q: np.ndarray) -> list[int]:
-        keys, scores = [], []
-        for v in views:
-            kk, ss = v.search(q, k)
-            keys.append(kk)
-            scores.append(ss)
-        kk, ss = np.concatenate(keys), np.concatenate(scores)
-        return kk[np.argsort(-ss)[:k]].tolist()
+        path = workdir / "store"
+        build: float | None = None
+        if reuse and (path / "store.db").exists():  # built by an earlier run with the same --n (build time not re-measured)
+            store = crossmodal.open_store(path)
+            if store.collection("bench").count() != n:
+                raise SystemExit(f"{path} holds {store.collection('bench').count()} items, not {n}: drop --reuse")
+            store.close()
+        else:
+            store = crossmodal.open_store(path)
+            col = store.collection("bench", model=Vectors())  # type: ignore[arg-type]
+            t = time.perf_counter()
+            for start in range(0, n, 10_000):
+                col.upsert([Record(str(i), str(modality[i]), f"item/{i}", x[i], metadata={"album": str(album[i])})
+                            for i in range(start, min(n, start + 10_000))])
+            store.close()  # brings the HNSW files up to date and saves them
+            build = time.perf_counter() - t
+        disk = dir_size(path) / n
+        gc.collect()
+        drop_page_cache(path, drop_all)
+        before = rss_mb()
+        store = crossmodal.open_store(path)
+        col = store.collection("bench")
+        searches = {"": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)],
+                    " text 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, modality="text")],
+                    " album 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, where={"album": "a0"})]}
+        rows += passes("crossmodal", searches, truths, queries, k, path, build, disk, lambda: rss_mb() - before, n)
 
-    key_to_id = {}
-    with store.backend.db.read() as conn:
-        for key, item_id in conn.execute("SELECT key, id FROM items"):
-            key_to_id[key] = int(item_id)
-    found, lat = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
-    rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None))
-    store.close()
-    gc.collect()
+        # the same HNSW files searched directly: what the store layer costs on top
+        views = [col.backend.derived(m).view for m in ("image", "text", "pair")]
+
+        def raw(q: np.ndarray) -> list[int]:
+            keys, scores = [], []
+            for v in views:
+                kk, ss = v.search(q, k)
+                keys.append(kk)
+                scores.append(ss)
+            kk, ss = np.concatenate(keys), np.concatenate(scores)
+            return kk[np.argsort(-ss)[:k]].tolist()
+
+        key_to_id = {}
+        with store.backend.db.read() as conn:
+            for key, item_id in conn.execute("SELECT key, id FROM items"):
+                key_to_id[key] = int(item_id)
+        found, lat = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
+        rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None))
+        store.close()
+        gc.collect()
 
     for name in peers:
         from peers import PEERS  # noqa: PLC0415 (bench/ is on sys.path when run as a script)
@@ -293,6 +294,8 @@ def main() -> None:
                         help="Peer stores built and searched in the same run (bench/peers.py; none: --peers).")
     parser.add_argument("--drop-caches", action="store_true",
                         help="For the cold passes drop the whole page cache (root only), not only the store's files.")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="Only the FAISS rows and the peers (to run them in another process than crossmodal).")
     parser.add_argument("--reuse", action="store_true",
                         help="Search the store an earlier run left in --workdir instead of building it again.")
     args = parser.parse_args()
@@ -301,7 +304,7 @@ def main() -> None:
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-bench-"))
         try:
             rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw, args.reuse,
-                         tuple(args.peers), args.drop_caches)
+                         tuple(args.peers), args.drop_caches, not args.peers_only)
         finally:
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -315,6 +318,8 @@ def main() -> None:
             print("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
         by = {r["system"]: r for r in rows}
         print()
+        if "crossmodal warm" not in by:
+            continue
         for kind in ("", " text 10%", " album 10%"):
             for phase in ("cold", "warm"):
                 ours = by[f"crossmodal{kind} {phase}"]
