@@ -421,6 +421,7 @@ def test_a_schema_from_before_keyword_search_gains_the_terms_of_its_items(tmp_pa
 
 def drop_token_columns(schema: str, cid: int) -> None:
     sql(f'DROP INDEX "{schema}".items_{cid}_sparse')
+    sql(f'DROP INDEX IF EXISTS "{schema}".items_{cid}_terms_len')
     sql(f'ALTER TABLE "{schema}".items_{cid} DROP COLUMN sparse, DROP COLUMN sparse_ids, DROP COLUMN multivector, '
         'DROP COLUMN multivector_dim')
 
@@ -437,7 +438,8 @@ def test_a_schema_from_before_token_vectors_gains_their_columns_and_index(tmp_pa
     sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 3')
     st = open_pgvector(tmp_path)
     assert st.backend.migrations_applied == [3]
-    assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_sparse')[0][0] is not None
+    for index in ("sparse", "terms_len"):
+        assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_{index}')[0][0] is not None
     col = st.collection("notes")
     assert col.search("old", using="keyword")[0].text == "an old note"
     tokens = st.collection("tokens", model=fake_token_model(dim=8))
