@@ -113,14 +113,20 @@ def _v3(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(sql.SQL("ALTER TABLE {} ").format(ident) + sql.SQL(", ").join(
             sql.SQL("ADD COLUMN IF NOT EXISTS " + c) for c in TOKEN_COLUMNS))
         conn.execute(sparse_index_sql(schema, cid))
+
+
+def _v4(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Keyword search's item count and average length from an index: a b-tree on ``terms_len`` in every items table."""
+    rows = conn.execute(sql.SQL("SELECT cid FROM {}.collections").format(sql.Identifier(schema))).fetchall()
+    for (cid,) in rows:
         conn.execute(length_index_sql(schema, cid))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collections registry", _v1),
     Migration(2, "keyword terms and their full-text index in every items table", _v2),
-    Migration(3, "sparse vectors, their token-id index, multi-vectors, and an index on terms_len in every items "
-                 "table", _v3),
+    Migration(3, "sparse vectors, their token-id index, and multi-vectors in every items table", _v3),
+    Migration(4, "an index on terms_len (keyword statistics) in every items table", _v4),
 )
 
 
