@@ -421,6 +421,7 @@ def test_a_schema_from_before_keyword_search_gains_the_terms_of_its_items(tmp_pa
 
 def drop_token_columns(schema: str, cid: int) -> None:
     sql(f'DROP INDEX "{schema}".items_{cid}_sparse')
+    sql(f'DROP INDEX IF EXISTS "{schema}".items_{cid}_terms_len')
     sql(f'ALTER TABLE "{schema}".items_{cid} DROP COLUMN sparse, DROP COLUMN sparse_ids, DROP COLUMN multivector, '
         'DROP COLUMN multivector_dim')
 
@@ -436,12 +437,28 @@ def test_a_schema_from_before_token_vectors_gains_their_columns_and_index(tmp_pa
     drop_token_columns(schema, cid)  # what version 2 left
     sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 3')
     st = open_pgvector(tmp_path)
-    assert st.backend.migrations_applied == [3]
-    assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_sparse')[0][0] is not None
+    assert st.backend.migrations_applied == [3, 4]
+    for index in ("sparse", "terms_len"):
+        assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_{index}')[0][0] is not None
     col = st.collection("notes")
     assert col.search("old", using="keyword")[0].text == "an old note"
     tokens = st.collection("tokens", model=fake_token_model(dim=8))
     tokens.add_texts(["a zebra crossing", "a plain road"])
     assert [h.text for h in tokens.search("zebra", using="sparse")] == ["a zebra crossing"]
     assert tokens.search("road", using="keyword", rerank="multivector")[0].signals["multivector"] > 0.99
+    st.close()
+
+
+def test_a_schema_at_version_3_gains_the_terms_len_index(tmp_path: Path) -> None:
+    st = open_pgvector(tmp_path)
+    col = st.collection("notes", model=fake_model(dim=8))
+    col.add_texts(["an old note", "a new note"])
+    schema, cid = schema_of(st), col.backend.cid
+    st.close()
+    sql(f'DROP INDEX "{schema}".items_{cid}_terms_len')  # what version 3 left
+    sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 4')
+    st = open_pgvector(tmp_path)
+    assert st.backend.migrations_applied == [4]
+    assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_terms_len')[0][0] is not None
+    assert [h.text for h in st.collection("notes").search("old", using="keyword")] == ["an old note"]
     st.close()

@@ -187,6 +187,7 @@ class PgvectorCollection(BackendBase):
         """
         if self.hnsw is None:
             yield
+            self._vacuum()
             return
         with self._conn() as conn:
             conn.execute(f"DROP INDEX IF EXISTS {quoted(self.schema, items_table(self.cid) + '_hnsw')}")
@@ -194,6 +195,13 @@ class PgvectorCollection(BackendBase):
             yield
         finally:
             self.build_index()
+        self._vacuum()
+
+    def _vacuum(self) -> None:
+        """VACUUM after a bulk load: it marks the pages all-visible, so keyword search's item count and average
+        length are an index-only scan at once (autovacuum would do it too, a while later)."""
+        with self._conn() as conn:
+            conn.execute(f"VACUUM (ANALYZE) {self.table}")
 
     def build_index(self) -> None:
         """Create the HNSW index if it is missing (memory for the build: ``maintenance_work_mem``)."""

@@ -28,7 +28,7 @@ from psycopg import sql
 from ...errors import StoreUnavailable
 
 __all__ = ["MIGRATIONS", "SPARSE_DIM", "Migration", "create_items_table", "hnsw_index_sql", "items_table",
-           "keyword_index_sql", "migrate", "schema_version", "sparse_index_sql"]
+           "keyword_index_sql", "length_index_sql", "migrate", "schema_version", "sparse_index_sql"]
 
 #: the smallest pgvector with HNSW; iterative index scans (filtered recall) need 0.8
 MIN_PGVECTOR = (0, 5, 0)
@@ -88,6 +88,13 @@ def _v2(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(keyword_index_sql(schema, cid))
 
 
+def length_index_sql(schema: str, cid: int) -> sql.Composed:
+    """A b-tree on ``terms_len``: BM25's item count and average length from an index-only scan, not the table."""
+    table = items_table(cid)
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (terms_len)").format(
+        sql.Identifier(f"{table}_terms_len"), sql.Identifier(schema), sql.Identifier(table))
+
+
 def sparse_index_sql(schema: str, cid: int) -> sql.Composed:
     table = items_table(cid)
     return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING gin (sparse_ids)").format(
@@ -108,10 +115,18 @@ def _v3(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(sparse_index_sql(schema, cid))
 
 
+def _v4(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Keyword search's item count and average length from an index: a b-tree on ``terms_len`` in every items table."""
+    rows = conn.execute(sql.SQL("SELECT cid FROM {}.collections").format(sql.Identifier(schema))).fetchall()
+    for (cid,) in rows:
+        conn.execute(length_index_sql(schema, cid))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collections registry", _v1),
     Migration(2, "keyword terms and their full-text index in every items table", _v2),
     Migration(3, "sparse vectors, their token-id index, and multi-vectors in every items table", _v3),
+    Migration(4, "an index on terms_len (keyword statistics) in every items table", _v4),
 )
 
 
@@ -204,7 +219,8 @@ def create_items_table(conn: psycopg.Connection[Any], schema: str, cid: int, dim
     ``id`` sorts in code-point order (``COLLATE "C"``), as scans promise;
     ``source`` and ``stamp`` are the file an item was ingested from and its change stamp;
 ``terms`` are its keyword terms (space-separated, :mod:`~crossmodal.stores.keywords`), ``terms_len``
-how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search);
+how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search) and a b-tree on ``terms_len``
+(BM25's item count and average length come from an index-only scan);
     ``sparse`` is the item's sparse vector (``sparsevec`` of dimension :data:`SPARSE_DIM`) and ``sparse_ids``
     its token ids, under a GIN index (the inverted index that finds the items sharing a query's ids);
     ``multivector`` its multi-vector as little-endian float16 bytes, ``multivector_dim`` values per row;
@@ -239,6 +255,7 @@ how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search);
     conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gin (metadata jsonb_path_ops)").format(
         sql.Identifier(f"{table}_metadata"), ident))
     conn.execute(keyword_index_sql(schema, cid))
+    conn.execute(length_index_sql(schema, cid))
     conn.execute(sparse_index_sql(schema, cid))
     if hnsw is not None:
         conn.execute(hnsw_index_sql(schema, cid, vector_type, distance, hnsw))
