@@ -293,7 +293,8 @@ class PgvectorCollection(BackendBase):
                     f"LATERAL (SELECT lexeme, array_length(positions, 1) AS tf FROM unnest(t.tsv)) u, "
                     f"unnest(%s::text[], %s::float8[]) AS q(term, w) "
                     f"WHERE t.tsv @@ to_tsquery('simple', %s) AND u.lexeme = q.term AND ({cond}) "
-                    f"GROUP BY t.id) s JOIN {self.table} t ON t.id = s.id ORDER BY s.score DESC, t.id LIMIT %s")
+                    f"GROUP BY t.id ORDER BY score DESC, t.id LIMIT %s) s "  # the top k first: only they join back
+                    f"JOIN {self.table} t ON t.id = s.id ORDER BY s.score DESC, t.id")
             query = " | ".join(f"'{t}'" for t in terms)  # terms are letters and digits only: no quotes inside
             rows = conn.execute(stmt, [avg_len, terms, weights, query, *params, top_k]).fetchall()
         return [(_record(row, False), float(row[9])) for row in rows]
