@@ -19,8 +19,8 @@ and by hand, on the same engine and the same tables crossmodal wrote:
             query's ids and summed; hybrid: those two (50 each) and the store's own HNSW search for the dense part
             (no hand-written HNSW), fused by RRF in Python; rerank: the postings query (50), the float16
             multi-vectors read with one SELECT, MaxSim in numpy
-  pgvector  psycopg: ``ts_rank`` over the same ``tsvector`` GIN index (PostgreSQL's own ranking: not BM25, so the
-            hits differ); ``ORDER BY sparse <#> q`` over the rows the token-id GIN index finds; hybrid: those two
+  pgvector  psycopg: ``ts_rank`` over the same stored ``tsvector`` and its GIN index (PostgreSQL's own ranking:
+            not BM25, so the hits differ); ``ORDER BY sparse <#> q`` over the rows the token-id GIN index finds; hybrid: those two
             and ``ORDER BY embedding <=> q`` (50 each), RRF in Python; rerank: the sparse query (50), the
             multi-vectors in one SELECT, MaxSim in numpy
   qdrant    qdrant-client (local mode, in memory) directly: ``query_points`` on the ``keyword`` and ``sparse``
@@ -204,8 +204,8 @@ def pgvector_by_hand(uri: str, col: Any, model: BenchModel) -> dict[str, Callabl
     table = col.backend.table
 
     def keyword(q: str, k: int = K) -> list[str]:
-        rows = conn.execute(f"SELECT id, text, metadata, ts_rank(to_tsvector('simple', terms), q) AS r FROM {table}, "
-                            "to_tsquery('simple', %s) q WHERE to_tsvector('simple', terms) @@ q ORDER BY r DESC "
+        rows = conn.execute(f"SELECT id, text, metadata, ts_rank(tsv, q) AS r FROM {table}, "
+                            "to_tsquery('simple', %s) q WHERE tsv @@ q ORDER BY r DESC "
                             "LIMIT %s", [" | ".join(q.split()), k]).fetchall()
         return [r[0] for r in rows]
 

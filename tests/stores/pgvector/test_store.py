@@ -407,6 +407,7 @@ def test_a_schema_from_before_keyword_search_gains_the_terms_of_its_items(tmp_pa
     schema, cid = schema_of(st), col.backend.cid
     st.close()
     # what version 1 left: no terms columns, no full-text index (and none of version 3's token columns)
+    undo_keyword_stats(schema, cid)
     sql(f'DROP INDEX "{schema}".items_{cid}_terms')
     sql(f'ALTER TABLE "{schema}".items_{cid} DROP COLUMN terms, DROP COLUMN terms_len')
     drop_token_columns(schema, cid)
@@ -415,8 +416,16 @@ def test_a_schema_from_before_keyword_search_gains_the_terms_of_its_items(tmp_pa
     col = st.collection("notes")
     assert col.search("zanzibar", using="keyword")[0].text == "a zanzibar note"
     assert col.search("quixotic", using="keyword")[0].text == "a zanzibar note"
-    assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_terms')[0][0] is not None
+    assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_tsv')[0][0] is not None
     st.close()
+
+
+def undo_keyword_stats(schema: str, cid: int) -> None:
+    """What version 4 left: no stored tsvector nor term statistics, the GIN index on ``to_tsvector(terms)``."""
+    sql(f'DROP FUNCTION "{schema}".terms_{cid}_keep() CASCADE')
+    sql(f'DROP TABLE "{schema}".terms_{cid}')
+    sql(f'ALTER TABLE "{schema}".items_{cid} DROP COLUMN tsv')
+    sql(f'CREATE INDEX items_{cid}_terms ON "{schema}".items_{cid} USING gin (to_tsvector(\'simple\', terms))')
 
 
 def drop_token_columns(schema: str, cid: int) -> None:
@@ -434,10 +443,11 @@ def test_a_schema_from_before_token_vectors_gains_their_columns_and_index(tmp_pa
     col.add_texts(["an old note"])
     schema, cid = schema_of(st), col.backend.cid
     st.close()
+    undo_keyword_stats(schema, cid)
     drop_token_columns(schema, cid)  # what version 2 left
     sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 3')
     st = open_pgvector(tmp_path)
-    assert st.backend.migrations_applied == [3, 4]
+    assert st.backend.migrations_applied == [3, 4, 5]
     for index in ("sparse", "terms_len"):
         assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_{index}')[0][0] is not None
     col = st.collection("notes")
@@ -455,10 +465,11 @@ def test_a_schema_at_version_3_gains_the_terms_len_index(tmp_path: Path) -> None
     col.add_texts(["an old note", "a new note"])
     schema, cid = schema_of(st), col.backend.cid
     st.close()
+    undo_keyword_stats(schema, cid)
     sql(f'DROP INDEX "{schema}".items_{cid}_terms_len')  # what version 3 left
     sql(f'DELETE FROM "{schema}".schema_migrations WHERE version >= 4')
     st = open_pgvector(tmp_path)
-    assert st.backend.migrations_applied == [4]
+    assert st.backend.migrations_applied == [4, 5]
     assert sql("SELECT to_regclass(%s)", f'"{schema}".items_{cid}_terms_len')[0][0] is not None
     assert [h.text for h in st.collection("notes").search("old", using="keyword")] == ["an old note"]
     st.close()

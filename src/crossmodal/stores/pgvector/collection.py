@@ -14,8 +14,9 @@ a result is never short. Results are sorted by (score, id), the score being
 the dot product (the cosine of unit vectors).
 
 Keyword search: each row carries its keyword terms (``terms``, written in the
-same COPY as the item) under a GIN index on ``to_tsvector('simple', terms)``;
-:meth:`PgvectorCollection.keyword` computes BM25 in SQL from it.
+same COPY as the item) and their stored tsvector (``tsv``) under a GIN index, and
+triggers keep the collection's term statistics in the same transaction as each
+write; :meth:`PgvectorCollection.keyword` computes BM25 in SQL from them.
 
 Writes: an upsert is one transaction. New ids are COPYed straight into the
 table in PostgreSQL's binary format (:mod:`~crossmodal.stores.pgvector.copy`);
@@ -27,6 +28,7 @@ drops the HNSW index and builds it once at the end.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,9 +42,9 @@ from ..base import MODALITIES, BackendBase, CollectionInfo, Record
 from ..filters import Selection
 from ..keywords import K1, B, idf
 from .boundary import mapped
-from .copy import COLUMNS, copy_payload, copy_rows
+from .copy import COLUMNS, WRITTEN, copy_payload, copy_rows
 from .options import PgvectorOptions
-from .schema import SPARSE_DIM, hnsw_index_sql, items_table
+from .schema import SPARSE_DIM, hnsw_index_sql, items_table, stats_table
 from .sql import quoted, where_sql
 
 __all__ = ["PgvectorCollection"]
@@ -101,6 +103,7 @@ class PgvectorCollection(BackendBase):
         self.distance = distance
         self.hnsw = hnsw
         self.table = quoted(self.schema, items_table(cid))
+        self._write_key = zlib.crc32(f"crossmodal-write:{self.schema}:{cid}".encode())
         param = "%(q)s::halfvec" if vector_type == "halfvec" else "%(q)s::vector"  # one parameter, sent once
         order = "<=>" if distance == "cosine" else "<#>"
         # the score is the dot product, as every store reports it: 1 - cosine distance for unit vectors
@@ -130,10 +133,11 @@ class PgvectorCollection(BackendBase):
             if not (exists and exists[0]):
                 try:  # all new (a fresh load): COPY straight into the table
                     with conn.transaction():
+                        self._lock_writes(conn)
                         copy_rows(conn, self.table, payload)
                     return
-                except psycopg.errors.UniqueViolation:
-                    pass  # another writer inserted some of these ids meanwhile: merge instead
+                except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
+                    pass  # another writer inserted some of these ids meanwhile: merge instead (which retries)
             self._merge(conn, payload)
 
     def replace(self, records: Sequence[Record], ids: Sequence[str]) -> int:
@@ -148,6 +152,12 @@ class PgvectorCollection(BackendBase):
         with self._conn() as conn:
             return self._merge(conn, payload, doomed)
 
+    def _lock_writes(self, conn: psycopg.Connection[Any]) -> None:
+        """Writes to one collection take turns (a transaction-level advisory lock, taken before any row): every write
+        updates the term statistics (the item count at least), so concurrent writers would wait on those rows anyway,
+        and, taking them in different orders, deadlock."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._write_key])
+
     def _merge(self, conn: psycopg.Connection[Any], payload: bytes, delete: Sequence[str] = ()) -> int:
         """COPY into a temporary table, then INSERT ... ON CONFLICT DO UPDATE: replaces rows atomically, and
         concurrent writers of the same ids wait for each other instead of failing. The rows with ids in ``delete``
@@ -157,9 +167,10 @@ class PgvectorCollection(BackendBase):
         for attempt in range(_RETRIES):
             try:
                 with conn.transaction():
+                    self._lock_writes(conn)
                     conn.execute(f"CREATE TEMP TABLE {tmp} (LIKE {self.table} INCLUDING DEFAULTS) ON COMMIT DROP")
                     copy_rows(conn, tmp, payload)
-                    conn.execute(f"INSERT INTO {self.table} SELECT * FROM {tmp} ORDER BY id "
+                    conn.execute(f"INSERT INTO {self.table} ({WRITTEN}) SELECT {WRITTEN} FROM {tmp} ORDER BY id "
                                  f"ON CONFLICT (id) DO UPDATE SET {assign}")
                     gone = conn.execute(f"DELETE FROM {self.table} WHERE id = ANY(%s)", [list(delete)]).rowcount \
                         if delete else 0
@@ -170,13 +181,21 @@ class PgvectorCollection(BackendBase):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def delete(self, ids: Sequence[str] | None = None, selection: Selection | None = None) -> int:
+        if ids is not None:
+            stmt, params = f"DELETE FROM {self.table} WHERE id = ANY(%s)", [list(dict.fromkeys(ids))]
+        else:
+            cond, params = where_sql(selection)
+            stmt = f"DELETE FROM {self.table} WHERE {cond}"
         with self._conn() as conn:
-            if ids is not None:
-                cur = conn.execute(f"DELETE FROM {self.table} WHERE id = ANY(%s)", [list(dict.fromkeys(ids))])
-            else:
-                cond, params = where_sql(selection)
-                cur = conn.execute(f"DELETE FROM {self.table} WHERE {cond}", params)
-            return max(cur.rowcount, 0)
+            for attempt in range(_RETRIES):
+                try:
+                    with conn.transaction():
+                        self._lock_writes(conn)
+                        return max(conn.execute(stmt, params).rowcount, 0)
+                except psycopg.errors.DeadlockDetected:
+                    if attempt == _RETRIES - 1:
+                        raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
@@ -246,8 +265,9 @@ class PgvectorCollection(BackendBase):
 
     def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
                 ) -> list[tuple[Record, float]]:
-        """BM25 in SQL: the GIN index on ``to_tsvector('simple', terms)`` finds the items holding a term (and counts
-        them, for each term's IDF); each match's term frequencies come from its tsvector's positions.
+        """BM25 in SQL: the collection's term statistics (``terms_<cid>``, kept by triggers with every write) give
+        the item count, the total length and how many items hold each term (its IDF); the GIN index on the stored
+        tsvector ``tsv`` finds the items holding a term, and each match's term frequencies are its positions there.
 
         Same formula as :func:`~crossmodal.stores.keywords.bm25_scores` (k1 = 1.2, b = 0.75, IDF
         ``ln(1 + (N - n + 0.5) / (n + 0.5))``), over the whole collection; PostgreSQL's own ``ts_rank`` is not BM25
@@ -257,26 +277,26 @@ class PgvectorCollection(BackendBase):
         if top_k <= 0 or not terms:
             return []
         cond, params = where_sql(selection)
-        tsv = "to_tsvector('simple', terms)"
+        stats = quoted(self.schema, stats_table(self.cid))
         with self._conn() as conn:
-            n_docs, avg_len = conn.execute(f"SELECT count(*), coalesce(avg(terms_len), 0) FROM {self.table}").fetchone()
-            weights = []
-            for term in terms:
-                row = conn.execute(f"SELECT count(*) FROM {self.table} WHERE {tsv} @@ plainto_tsquery('simple', %s)",
-                                   [term]).fetchone()
-                weights.append(idf(int(n_docs), int(row[0])) if row and row[0] else 0.0)
+            found = {t: (int(n), int(length)) for t, n, length in conn.execute(
+                f"SELECT term, items, length FROM {stats} WHERE term = ANY(%s)", [["", *terms]]).fetchall()}
+            n_docs, total = found.get("", (0, 0))
+            weights = [idf(n_docs, found[t][0]) if found.get(t, (0, 0))[0] else 0.0 for t in terms]
             if not any(weights):
                 return []
+            avg_len = (total / n_docs if n_docs else 0.0) or 1.0  # as bm25_scores divides
             norm = f"{K1!r} * (1 - {B!r} + {B!r} * t.terms_len / %s)"
             stmt = (f"SELECT {', '.join('t.' + c.strip() for c in COLUMNS.split(','))}, NULL, s.score FROM ("
                     f"SELECT t.id, sum(q.w * u.tf * {K1 + 1!r} / (u.tf + {norm})) AS score "
                     f"FROM {self.table} t, "
-                    f"LATERAL (SELECT lexeme, array_length(positions, 1) AS tf FROM unnest({tsv})) u, "
+                    f"LATERAL (SELECT lexeme, array_length(positions, 1) AS tf FROM unnest(t.tsv)) u, "
                     f"unnest(%s::text[], %s::float8[]) AS q(term, w) "
-                    f"WHERE {tsv} @@ to_tsquery('simple', %s) AND u.lexeme = q.term AND ({cond}) "
-                    f"GROUP BY t.id) s JOIN {self.table} t ON t.id = s.id ORDER BY s.score DESC, t.id LIMIT %s")
+                    f"WHERE t.tsv @@ to_tsquery('simple', %s) AND u.lexeme = q.term AND ({cond}) "
+                    f"GROUP BY t.id ORDER BY score DESC, t.id LIMIT %s) s "  # the top k first: only they join back
+                    f"JOIN {self.table} t ON t.id = s.id ORDER BY s.score DESC, t.id")
             query = " | ".join(f"'{t}'" for t in terms)  # terms are letters and digits only: no quotes inside
-            rows = conn.execute(stmt, [float(avg_len) or 1.0, terms, weights, query, *params, top_k]).fetchall()
+            rows = conn.execute(stmt, [avg_len, terms, weights, query, *params, top_k]).fetchall()
         return [(_record(row, False), float(row[9])) for row in rows]
 
     def sparse_query(self, query: Mapping[int, float], top_k: int, selection: Selection | None = None

@@ -20,12 +20,12 @@ from ..keywords import record_terms
 from .schema import SPARSE_DIM
 from .sql import check_storable, dump_metadata
 
-__all__ = ["COLUMNS", "copy_payload", "copy_rows"]
+__all__ = ["COLUMNS", "WRITTEN", "copy_payload", "copy_rows"]
 
 #: the columns a payload fills, in order (then the embedding, the keyword terms and their number, and the token
 #: vectors: the sparse vector, its ids, the multi-vector's bytes and its row size)
 COLUMNS = "id, modality, reference, text, content_hash, source, stamp, metadata"
-_WRITTEN = COLUMNS + ", embedding, terms, terms_len, sparse, sparse_ids, multivector, multivector_dim"
+WRITTEN = COLUMNS + ", embedding, terms, terms_len, sparse, sparse_ids, multivector, multivector_dim"
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.Struct(">ii").pack(0, 0)
 _COPY_TRAILER = struct.Struct(">h").pack(-1)
 _FIELDS = struct.Struct(">h").pack(15)
@@ -106,5 +106,5 @@ def copy_payload(records: Sequence[Record], dim: int, halfvec: bool, text_keys: 
 
 def copy_rows(conn: Any, table: str, payload: bytes) -> None:
     """COPY a :func:`copy_payload` into ``table`` (a quoted name) on ``conn``, in the caller's transaction."""
-    with conn.cursor().copy(f"COPY {table} ({_WRITTEN}) FROM STDIN (FORMAT BINARY)") as cp:
+    with conn.cursor().copy(f"COPY {table} ({WRITTEN}) FROM STDIN (FORMAT BINARY)") as cp:
         cp.write(payload)

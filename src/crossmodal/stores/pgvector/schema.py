@@ -26,9 +26,11 @@ import psycopg
 from psycopg import sql
 
 from ...errors import StoreUnavailable
+from .sql import quoted
 
-__all__ = ["MIGRATIONS", "SPARSE_DIM", "Migration", "create_items_table", "hnsw_index_sql", "items_table",
-           "keyword_index_sql", "length_index_sql", "migrate", "schema_version", "sparse_index_sql"]
+__all__ = ["MIGRATIONS", "SPARSE_DIM", "Migration", "create_items_table", "drop_keyword_stats", "hnsw_index_sql",
+           "items_table", "keyword_index_sql", "keyword_stats_sql", "length_index_sql", "migrate", "schema_version",
+           "sparse_index_sql", "stats_table"]
 
 #: the smallest pgvector with HNSW; iterative index scans (filtered recall) need 0.8
 MIN_PGVECTOR = (0, 5, 0)
@@ -122,11 +124,88 @@ def _v4(conn: psycopg.Connection[Any], schema: str) -> None:
         conn.execute(length_index_sql(schema, cid))
 
 
+def stats_table(cid: int) -> str:
+    """The keyword statistics of one collection (see :func:`keyword_stats_sql`)."""
+    return f"terms_{cid}"
+
+
+#: one term's change in a set of rows (``{rows}``: a transition table, or the items table itself), with a sign
+_TERM_DELTAS = ("SELECT '' AS term, {sign} AS items, {sign} * terms_len::bigint AS length FROM {rows} "
+                "UNION ALL SELECT u.lexeme, {sign}, 0 FROM {rows} r, unnest(r.tsv) u")
+
+
+def _stats_upsert(stats: str, parts: Sequence[tuple[str, str]]) -> str:
+    """Add the summed deltas of ``parts`` (row set, sign) to the statistics, in term order (one lock order for every
+    writer), skipping terms whose count does not change (an update that keeps an item's terms locks nothing)."""
+    deltas = " UNION ALL ".join(_TERM_DELTAS.format(rows=rows, sign=sign) for rows, sign in parts)
+    return (f"INSERT INTO {stats} AS s (term, items, length) SELECT term, sum(items), sum(length) FROM ({deltas}) d "
+            "GROUP BY term HAVING sum(items) <> 0 OR sum(length) <> 0 ORDER BY term "
+            "ON CONFLICT (term) DO UPDATE SET items = s.items + EXCLUDED.items, length = s.length + EXCLUDED.length")
+
+
+def keyword_stats_sql(schema: str, cid: int) -> list[str]:
+    """BM25's corpus statistics, kept exact by the database: a table of how many items hold each term (and, under
+    the term ``''``, how many items there are and their total length), filled from the items table and then kept
+    by statement-level triggers in the same transaction as every insert, update and delete (a rollback or a crash
+    undoes both together; COPY and ``INSERT ... ON CONFLICT`` fire them too)."""
+    stats_name = stats_table(cid)
+    items, stats = quoted(schema, items_table(cid)), quoted(schema, stats_name)
+    func = quoted(schema, f"{stats_name}_keep")
+    body = (f"BEGIN IF TG_OP = 'INSERT' THEN {_stats_upsert(stats, [('new_rows', '1')])}; "
+            f"ELSIF TG_OP = 'UPDATE' THEN {_stats_upsert(stats, [('new_rows', '1'), ('old_rows', '-1')])}; "
+            f"ELSE {_stats_upsert(stats, [('old_rows', '-1')])}; END IF; RETURN NULL; END")
+    out = [f'CREATE TABLE IF NOT EXISTS {stats} (term text COLLATE "C" PRIMARY KEY, items bigint NOT NULL, '
+           "length bigint NOT NULL)",
+           f"DELETE FROM {stats}",
+           _stats_upsert(stats, [(items, "1")]),
+           f"CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS $body${body}$body$"]
+    for event, refs in (("INSERT", "NEW TABLE AS new_rows"), ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+                        ("DELETE", "OLD TABLE AS old_rows")):
+        name = quoted(f"{stats_name}_{event.lower()}")
+        out.append(f"DROP TRIGGER IF EXISTS {name} ON {items}")
+        out.append(f"CREATE TRIGGER {name} AFTER {event} ON {items} REFERENCING {refs} FOR EACH STATEMENT "
+                   f"EXECUTE FUNCTION {func}()")
+    return out
+
+
+def drop_keyword_stats(schema: str, cid: int) -> list[str]:
+    """What :func:`keyword_stats_sql` made, for a dropped collection (its triggers go with its table)."""
+    stats = stats_table(cid)
+    return [f"DROP TABLE IF EXISTS {quoted(schema, stats)}",
+            f"DROP FUNCTION IF EXISTS {quoted(schema, stats + '_keep')}() CASCADE"]
+
+
+#: each item's terms as a tsvector, stored: keyword search reads term frequencies, it does not re-parse ``terms``
+TSV_COLUMN = "tsv tsvector GENERATED ALWAYS AS (to_tsvector('simple', terms)) STORED"
+
+
+def tsv_index_sql(schema: str, cid: int) -> sql.Composed:
+    table = items_table(cid)
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} USING gin (tsv)").format(
+        sql.Identifier(f"{table}_tsv"), sql.Identifier(schema), sql.Identifier(table))
+
+
+def _v5(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Keyword search without per-search counting or parsing: each items table gains the stored ``tsv`` column
+    (its GIN index replaces the one on ``to_tsvector('simple', terms)``) and its term-statistics table."""
+    rows = conn.execute(sql.SQL("SELECT cid FROM {}.collections").format(sql.Identifier(schema))).fetchall()
+    for (cid,) in rows:
+        table = items_table(cid)
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS " + TSV_COLUMN).format(
+            sql.Identifier(schema, table)))
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, f"{table}_terms")))
+        conn.execute(tsv_index_sql(schema, cid))
+        for stmt in keyword_stats_sql(schema, cid):
+            conn.execute(stmt)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collections registry", _v1),
     Migration(2, "keyword terms and their full-text index in every items table", _v2),
     Migration(3, "sparse vectors, their token-id index, and multi-vectors in every items table", _v3),
     Migration(4, "an index on terms_len (keyword statistics) in every items table", _v4),
+    Migration(5, "a stored tsvector column, its index, and term statistics kept by triggers, for every items table",
+              _v5),
 )
 
 
@@ -218,9 +297,9 @@ def create_items_table(conn: psycopg.Connection[Any], schema: str, cid: int, dim
 
     ``id`` sorts in code-point order (``COLLATE "C"``), as scans promise;
     ``source`` and ``stamp`` are the file an item was ingested from and its change stamp;
-``terms`` are its keyword terms (space-separated, :mod:`~crossmodal.stores.keywords`), ``terms_len``
-how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search) and a b-tree on ``terms_len``
-(BM25's item count and average length come from an index-only scan);
+    ``terms`` are its keyword terms (space-separated, :mod:`~crossmodal.stores.keywords`), ``terms_len``
+    how many, ``tsv`` the stored ``to_tsvector('simple', terms)`` under a GIN index (keyword search), and
+    ``terms_<cid>`` the collection's term statistics (:func:`keyword_stats_sql`); a b-tree on ``terms_len``;
     ``sparse`` is the item's sparse vector (``sparsevec`` of dimension :data:`SPARSE_DIM`) and ``sparse_ids``
     its token ids, under a GIN index (the inverted index that finds the items sharing a query's ids);
     ``multivector`` its multi-vector as little-endian float16 bytes, ``multivector_dim`` values per row;
@@ -246,16 +325,20 @@ how many, with a GIN index on ``to_tsvector('simple', terms)`` (keyword search) 
             embedding {}({}) NOT NULL,
             terms text NOT NULL DEFAULT '',
             terms_len integer NOT NULL DEFAULT 0,
+            {},
             {}
-        )""").format(ident, sql.SQL(vector_type), sql.Literal(dim), sql.SQL(",\n".join(TOKEN_COLUMNS))))
+        )""").format(ident, sql.SQL(vector_type), sql.Literal(dim), sql.SQL(",\n".join(TOKEN_COLUMNS)),
+                     sql.SQL(TSV_COLUMN)))
     if dim * (2 if vector_type == "halfvec" else 4) <= INLINE_VECTOR_BYTES:
         # keep vectors in the row, not in TOAST: an exact scan or a result fetch then reads one page, not two
         conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE PLAIN").format(ident))
     conn.execute(sql.SQL("CREATE INDEX {} ON {} (modality)").format(sql.Identifier(f"{table}_modality"), ident))
     conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gin (metadata jsonb_path_ops)").format(
         sql.Identifier(f"{table}_metadata"), ident))
-    conn.execute(keyword_index_sql(schema, cid))
+    conn.execute(tsv_index_sql(schema, cid))
     conn.execute(length_index_sql(schema, cid))
     conn.execute(sparse_index_sql(schema, cid))
+    for stmt in keyword_stats_sql(schema, cid):
+        conn.execute(stmt)
     if hnsw is not None:
         conn.execute(hnsw_index_sql(schema, cid, vector_type, distance, hnsw))

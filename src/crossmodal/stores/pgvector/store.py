@@ -59,6 +59,7 @@ from .schema import (
     ITERATIVE_PGVECTOR,
     MIGRATIONS,
     create_items_table,
+    drop_keyword_stats,
     items_table,
     migrate,
     schema_version,
@@ -178,6 +179,8 @@ class PgvectorStore(StoreBase):
             if row is None:
                 raise CollectionNotFound(f"no collection {name!r} in {self.uri}")
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._ident(items_table(int(row[0])))))
+            for stmt in drop_keyword_stats(self.schema, int(row[0])):
+                conn.execute(stmt)
         with self._lock:
             self._collections.pop(int(row[0]), None)
 
