@@ -17,7 +17,7 @@ Qdrant cannot decide exactly is checked on each point with
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -260,30 +260,10 @@ class QdrantCollection(BackendBase):
             return super().keyword(terms, top_k, selection)
         if top_k <= 0 or not terms:
             return []
-        bounds = translate(selection, numbers_exact=not self.big_numbers)
-        if bounds.superset is NONE:
-            return []
         wanted = set(terms)
-        want = top_k + 8  # a few more, so ties at the k-th score are settled by id like everywhere else
-        page = want if bounds.exact else max(4 * want, 64)
-        found: list[tuple[Record, float]] = []
-        offset = 0
-        while True:
-            with self._guard():
-                points = self.client.query_points(self.qname, query=query_vector(terms), using=SPARSE_NAME,
-                                                  query_filter=as_filter(bounds.superset), limit=page,
-                                                  offset=offset or None, with_payload=True).points
-            for p in points:
-                rec = _record(p.payload, None, False)
-                if not wanted & set((p.payload.get("terms") or "").split()):
-                    continue  # matched by a hash collision only
-                if bounds.exact or select(rec, selection):
-                    found.append((rec, float(p.score)))
-            if len(found) >= want or len(points) < page:
-                break
-            offset += page
-        found.sort(key=lambda rs: (-rs[1], rs[0].id))
-        return found[:top_k]
+        # a point whose stored terms hold none of the query's was matched by a hash collision only
+        return self._sparse_search(query_vector(terms), SPARSE_NAME, top_k, selection,
+                                   lambda p: bool(wanted & set((p.payload.get("terms") or "").split())))
 
     def sparse_query(self, query: Mapping[int, float], top_k: int, selection: Selection | None = None
                      ) -> list[tuple[Record, float]]:
@@ -292,23 +272,29 @@ class QdrantCollection(BackendBase):
             return super().sparse_query(query, top_k, selection)
         if top_k <= 0 or not query:
             return []
+        indices = sorted(int(i) for i in query)
+        vector = qm.SparseVector(indices=indices, values=[float(query[i]) for i in indices])
+        return self._sparse_search(vector, TOKENS_NAME, top_k, selection, lambda p: p.score > 0)
+
+    def _sparse_search(self, vector: Any, using: str, top_k: int, selection: Selection | None,
+                       keep: Callable[[Any], bool]) -> list[tuple[Record, float]]:
+        """The best ``top_k`` points by the named sparse vector ``using`` that ``keep`` accepts and the selection
+        passes (checked here where Qdrant's filter is only a superset), in pages; ties by id."""
         bounds = translate(selection, numbers_exact=not self.big_numbers)
         if bounds.superset is NONE:
             return []
-        indices = sorted(int(i) for i in query)
-        vector = qm.SparseVector(indices=indices, values=[float(query[i]) for i in indices])
         want = top_k + 8  # a few more, so ties at the k-th score are settled by id like everywhere else
         page = want if bounds.exact else max(4 * want, 64)
         found: list[tuple[Record, float]] = []
         offset = 0
         while True:
             with self._guard():
-                points = self.client.query_points(self.qname, query=vector, using=TOKENS_NAME, limit=page,
+                points = self.client.query_points(self.qname, query=vector, using=using, limit=page,
                                                   query_filter=as_filter(bounds.superset), offset=offset or None,
                                                   with_payload=True).points
             for p in points:
                 rec = _record(p.payload, None, False)
-                if p.score > 0 and (bounds.exact or select(rec, selection)):
+                if keep(p) and (bounds.exact or select(rec, selection)):
                     found.append((rec, float(p.score)))
             if len(found) >= want or len(points) < page:
                 break
