@@ -44,7 +44,7 @@ def embed_token_outputs(model: Any, items: list[Input], output: str, *, truncate
 def token_outputs_json(output: str, values: list[Any]) -> list[Any]:
     """The JSON form of each item's output (see the module docstring)."""
     if output == "sparse":
-        return [{"indices": s.indices.tolist(), "values": s.values.tolist()} for s in values]
+        return [s.to_qdrant() for s in values]  # {"indices": [...], "values": [...]}
     return [np.asarray(m, dtype=np.float32).tolist() for m in values]
 
 

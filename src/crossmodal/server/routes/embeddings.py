@@ -105,7 +105,7 @@ async def create_embeddings(body: EmbeddingRequest, request: Request) -> JSONRes
         extra = await asyncio.to_thread(model.embed_text_outputs, texts, outputs=outputs, truncate=body.truncate)
         for i, entry in enumerate(data):
             if extra.sparse is not None:
-                entry["sparse"] = {"indices": extra.sparse[i].indices.tolist(), "values": extra.sparse[i].values.tolist()}
+                entry["sparse"] = extra.sparse[i].to_qdrant()  # {"indices": [...], "values": [...]}
             if extra.multivector is not None:
                 entry["multivector"] = np.asarray(extra.multivector[i], dtype=np.float32).tolist()
     usage = {"prompt_tokens": result.tokens, "total_tokens": result.tokens}
