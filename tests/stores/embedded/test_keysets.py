@@ -12,6 +12,7 @@ import pytest
 
 from crossmodal import Record
 from crossmodal.store import open_store
+from crossmodal.stores.embedded import collection as plan
 from crossmodal.stores.filters import matches, parse_where
 
 from .. import filter_cases
@@ -152,8 +153,11 @@ def _exact_filtered(vectors: np.ndarray, metas: list[dict], mods: list[str], q: 
     return [f"r{ok[j]}" for j in np.argsort(-scores, kind="stable")[:k]]
 
 
-def test_filtered_search_equals_the_exact_filtered_answer(tmp_path: Path) -> None:
+def test_filtered_search_equals_the_exact_filtered_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Selective filters (scored in full) give exactly the exact answer; broad ones (HNSW + key set) recall >= 0.99."""
+    widened = []
+    members = plan._members
+    monkeypatch.setattr(plan, "_members", lambda *a: widened.append(1) or members(*a))
     rng = np.random.default_rng(0)
     n = 4000
     vectors = clustered(n, 16, seed=2)
@@ -174,6 +178,7 @@ def test_filtered_search_equals_the_exact_filtered_answer(tmp_path: Path) -> Non
             for q in queries[:10]:
                 hits = col.search(vector=q, top_k=10, where=where, modality=modality)
                 assert [h.id for h in hits] == _exact_filtered(vectors, metas, mods, q, where, modality, 10), where
+    assert not widened  # every selective filter was scored in full
     for where in broad:
         found = total = 0
         for q in queries:
@@ -183,4 +188,5 @@ def test_filtered_search_equals_the_exact_filtered_answer(tmp_path: Path) -> Non
             found += len({h.id for h in hits} & set(truth))
             total += len(truth)
         assert found / total >= 0.99, (where, found / total)
+    assert widened  # and the broad ones went through the widened HNSW search
     st.close()

@@ -14,8 +14,8 @@ Search plan, per modality asked for:
   derived from SQLite like the HNSW files); an empty set skips the modality;
 * at most ``exact_limit`` items (default 10,000): exact search over an
   in-memory matrix (restricted to the key set), equal to numpy;
-* more, with a key set small enough to score in full (``EXACT_SET``, or a
-  few times the HNSW candidates it would take): every key in it is a
+* more, with a key set small enough to score in full (``EXACT_SET``, or
+  fewer keys than the HNSW candidates it would take): every key in it is a
   candidate, scored from the HNSW index's in-memory copies;
 * otherwise the modality's HNSW index, asked for 2-3x more candidates than
   needed (with a filter, more in proportion to how many it drops, each tested
@@ -54,8 +54,12 @@ from .views import AnnView, dot, kth_largest
 __all__ = ["CLOSE_LAG", "EmbeddedCollection"]
 
 _CHUNK = 5_000  # ids or keys per IN (...) list
-#: a filter's key set this small (per modality) is scored in full rather than searched in the HNSW graph
-EXACT_SET = 5_000
+#: a filter's key set (per modality) is scored in full rather than searched in the HNSW graph while it holds at most
+#: EXACT_SET keys, or EXACT_PER_CANDIDATE keys per candidate the widened graph search would ask for: scoring a key
+#: reads its vector from the index (about 4.5 us a key at a million items), a widened search costs about 2.7 us
+#: per candidate asked for (bench/filter_plans.py measures both)
+EXACT_SET = 1_000
+EXACT_PER_CANDIDATE = 0.6
 #: on close, HNSW views lagging their files by fewer changes are left for readers to catch up (a fraction of a second)
 CLOSE_LAG = 1_000
 _COLUMNS = "key, id, modality, reference, text, content_hash, source, stamp, metadata"
@@ -377,9 +381,12 @@ class EmbeddedCollection(BackendBase):
         want = max(2 * top_k, top_k + 20)
         if allowed is None:
             return view.search(q, min(len(view), want))[0]
+        # a widened search ranks with a beam of at least k (ten times the unfiltered one at a 10% filter), so its
+        # candidates that pass are already nearly in exact order and fewer spares are needed (bench/filter_plans.py)
+        want = top_k + max(5, top_k // 2)
         fraction = len(allowed) / max(len(view), 1)
         k = int(min(len(view), np.ceil(1.5 * want / max(fraction, 1e-9))))
-        if len(allowed) <= max(EXACT_SET, 4 * k):
+        if len(allowed) <= max(EXACT_SET, EXACT_PER_CANDIDATE * k):
             return allowed
         while True:
             keys, _ = view.search(q, k)
