@@ -400,10 +400,11 @@ class EmbeddedCollection(BackendBase):
                q: np.ndarray) -> list[tuple[Record, float]]:
         """The best ``top_k`` candidates (ties by id) by exact score, as records.
 
-        Candidates come with scores that may be off by a known bound (from an HNSW index's stored precision; 0 for
-        exact views). Those whose best possible score is below the ``top_k``-th best worst-case score cannot make
-        the cut, so only the rest are read from SQLite and rescored with their exact stored vectors: at a million
-        items about a quarter of the candidates, and each row not read is a page-cache miss avoided.
+        Candidates come with scores that may be off by a bound (from an HNSW index's stored precision, see
+        :meth:`AnnView.score_bounds`; 0 for exact views). Those whose best possible score is below the
+        ``top_k``-th best worst-case score cannot make the cut, so only the rest are read from SQLite and rescored
+        with their exact stored vectors: at a million items about 12 rows for a top 10, and each row not read is
+        a page-cache miss avoided.
         """
         if not found:
             return []
