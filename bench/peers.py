@@ -2,7 +2,9 @@
 
 Each peer is built from the same vectors and metadata (``modality``, ``album``) and answers one query at
 a time, unfiltered or with an equality filter on one metadata field, returning item numbers (the row
-index in the vector matrix). Indexes follow each project's documentation for a few hundred thousand
+index in the vector matrix) read with each hit's metadata and distance, as crossmodal's search returns
+hits with their metadata and scores (asked for ids alone, a peer could skip the per-hit reads that
+crossmodal does). Indexes follow each project's documentation for a few hundred thousand
 to a million vectors:
 
 * Chroma: its default (and only) index, HNSW over cosine (M=16, ef_construction=100, ef_search=100),
@@ -84,7 +86,7 @@ class ChromaPeer(Peer):
 
     def search(self, q: np.ndarray, k: int, field: str | None = None, value: str | None = None) -> list[int]:
         where: Any = None if field is None else {field: value}
-        res = self.col.query(query_embeddings=q[None], n_results=k, where=where, include=[])
+        res = self.col.query(query_embeddings=q[None], n_results=k, where=where, include=["metadatas", "distances"])
         return [int(i) for i in res["ids"][0]]
 
 
@@ -128,7 +130,7 @@ class LancePeer(Peer):
         gc.collect()
 
     def search(self, q: np.ndarray, k: int, field: str | None = None, value: str | None = None) -> list[int]:
-        query = self.tbl.search(q).distance_type("cosine").limit(k).select(["id", "_distance"])
+        query = self.tbl.search(q).distance_type("cosine").limit(k).select(["id", "modality", "album", "_distance"])
         if field is not None:
             query = query.where(f"{field} = '{value}'", prefilter=True)
         return query.to_arrow()["id"].to_pylist()
