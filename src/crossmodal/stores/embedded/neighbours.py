@@ -23,7 +23,7 @@ import numpy as np
 
 from ..base import MODALITIES
 from .derived import read_snapshot, vectors_of
-from .views import AnnView
+from .views import AnnView, ExactView
 
 if TYPE_CHECKING:
     from .database import Database
@@ -49,6 +49,8 @@ MARGIN = 0.01
 #: items of 1,000,000), one pair in 3,600 was missed at 24, and the store's default of 64 costs 1.6 times as much
 EXPANSION = 32
 PAGE = 4_096
+#: scores computed at once when a page is scored against an exact view (64 MB of float32)
+BLOCK = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -62,15 +64,44 @@ class _Page:
     hi: np.ndarray
 
 
-def _candidates(keys: np.ndarray, nkeys: np.ndarray, scores: np.ndarray, floor: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct pairs (lo, hi) of a page's item and a neighbour of it scored at least ``floor``."""
-    a = np.repeat(keys, nkeys.shape[1])
-    b, s = nkeys.reshape(-1), scores.reshape(-1)
-    ok = (b != a) & (b >= 0) & (s >= floor)
-    a, b = a[ok], b[ok]
+def _distinct(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct pairs (lo, hi) of keys ``a[i]`` and ``b[i]``, ``a[i] != b[i]``."""
     pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1), axis=0)
     return pairs[:, 0], pairs[:, 1]
+
+
+def _ann_candidates(view: AnnView, keys: np.ndarray, x: np.ndarray, count: int, floor: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of a page's item and one of its ``count`` nearest in the HNSW view scored at least ``floor``."""
+    view.index.expansion_search = max(EXPANSION, count)  # type: ignore[misc]
+    found = view.index.search(x, count, threads=os.cpu_count() or 1)
+    b = np.asarray(found.keys, dtype=np.int64).reshape(-1)
+    s = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(-1)
+    a = np.repeat(keys, len(b) // max(len(keys), 1))
+    ok = (b != a) & (b >= 0) & (s >= floor)
+    return a[ok], b[ok]
+
+
+def _exact_candidates(view: ExactView, keys: np.ndarray, x: np.ndarray, count: int, floor: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The same from an exact view: every score, a block of rows at a time; only a row with more than ``count``
+    scores at least ``floor`` needs its ``count`` best picked out (the rest have all of theirs among them)."""
+    all_keys, matrix = view.items()
+    a_out, b_out = [], []
+    step = max(1, BLOCK // max(len(all_keys), 1))
+    for start in range(0, len(keys), step):
+        scores = x[start:start + step] @ matrix.T
+        hit = scores >= floor
+        crowded = np.flatnonzero(hit.sum(axis=1) > count)
+        if len(crowded):
+            top = np.argpartition(-scores[crowded], count - 1, axis=1)[:, :count]
+            hit[crowded] = False
+            hit[crowded[:, None], top] = scores[crowded[:, None], top] >= floor
+        r, c = np.nonzero(hit)
+        a, b = keys[start + r], all_keys[c]
+        a_out.append(a[a != b])
+        b_out.append(b[a != b])
+    return np.concatenate(a_out), np.concatenate(b_out)
 
 
 def _page(col: EmbeddedCollection, modality: str, after: int, threshold: float, neighbours: int) -> _Page | None:
@@ -89,18 +120,10 @@ def _page(col: EmbeddedCollection, modality: str, after: int, threshold: float, 
             view = derived.current(conn, n, read_snapshot(conn))
             count = min(neighbours + 1, len(view))
             if isinstance(view, AnnView):
-                view.index.expansion_search = max(EXPANSION, count)  # type: ignore[misc]
-                found = view.index.search(x, count, threads=os.cpu_count() or 1)
-                nkeys = np.asarray(found.keys, dtype=np.int64).reshape(len(x), -1)
-                scores = 1.0 - np.asarray(found.distances, dtype=np.float32).reshape(len(x), -1)
-                margin = MARGIN
+                a, b = _ann_candidates(view, keys, x, count, threshold - MARGIN)
             else:
-                all_keys, matrix = view.items()
-                all_scores = x @ matrix.T
-                top = np.argpartition(-all_scores, count - 1, axis=1)[:, :count]
-                nkeys, scores = all_keys[top], np.take_along_axis(all_scores, top, axis=1)
-                margin = 0.0
-    lo, hi = _candidates(keys, nkeys, scores, threshold - margin)
+                a, b = _exact_candidates(view, keys, x, count, threshold)
+    lo, hi = _distinct(a, b)
     return _Page(keys, [str(r[1]) for r in rows], x, lo, hi)
 
 
