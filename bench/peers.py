@@ -33,6 +33,8 @@ class Peer:
     """One peer store: ``build`` once, then ``open`` (again after a cache drop) and ``search``."""
 
     name = ""
+    #: the packages it needs (imported before its RAM is measured, so their own size is not counted)
+    modules: tuple[str, ...] = ()
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -52,6 +54,7 @@ class Peer:
 
 class ChromaPeer(Peer):
     name = "chroma"
+    modules = ("chromadb",)
 
     def build(self, x: np.ndarray, modality: np.ndarray, album: np.ndarray) -> float:
         import chromadb
@@ -92,6 +95,7 @@ class ChromaPeer(Peer):
 
 class LancePeer(Peer):
     name = "lancedb"
+    modules = ("lancedb", "pyarrow")
 
     def build(self, x: np.ndarray, modality: np.ndarray, album: np.ndarray) -> float:
         import lancedb

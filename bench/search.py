@@ -18,6 +18,20 @@ Stores run every query kind twice: "cold" right after reopening with their
 files evicted from the page cache (posix_fadvise DONTNEED; with --drop-caches
 the whole page cache dropped as well), then "warm" once every file was read.
 
+RAM per item is measured in a fresh process of its own for each system
+(started with ``spawn``, so it inherits nothing of this one): it imports what
+the system needs, then its resident set size (VmRSS) is read, the store is
+opened and every query kind is run cold and warm as above (on the first
+``RAM_QUERIES`` queries, which touch the same structures), and VmRSS is read
+again; the figure is the growth divided by the number of items. It counts
+native memory (usearch's and FAISS's graphs, SQLite's page cache, numpy
+arrays, Chroma's and LanceDB's caches) and no page cache outside the
+process; nothing allocated before the first reading is freed in between, so
+memory another step gave back cannot make it smaller (measured in this
+process, after the ground truth freed its matrices, it came out negative).
+FAISS HNSW is measured the same way on its index written to a file and read
+back; faiss-flat's figure is its vectors, 4 bytes a dimension.
+
   crossmodal                Collection.search(vector=q, top_k=10): SQLite + per-modality HNSW (usearch),
                             candidates rescored with their exact stored vectors; everything end to end
   crossmodal text 10%       the same with modality="text" (10% of the items)
@@ -39,7 +53,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -55,12 +71,16 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
 
-def rss_mb() -> float:
+def rss_bytes() -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+                return int(line.split()[1]) * 1024
+    raise SystemExit("RAM per item needs /proc/self/status (Linux)")
+
+
+def rss_mb() -> float:
+    return rss_bytes() / 2**20
 
 
 def synthetic(n: int, dim: int, seed: int, latent: int = 32, clusters: int = 200) -> np.ndarray:
@@ -112,6 +132,74 @@ def warm_page_cache(path: Path) -> None:
                     pass
 
 
+#: queries of each kind run in the process that measures RAM per item
+RAM_QUERIES = 200
+
+
+def store_searches(col: Any, k: int) -> dict[str, Any]:
+    """The query kinds run on crossmodal's collection ``col``: unfiltered, modality="text", album="a0"."""
+    return {"": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)],
+            " text 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, modality="text")],
+            " album 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, where={"album": "a0"})]}
+
+
+def peer_searches(peer: Any, k: int) -> dict[str, Any]:
+    """The same query kinds on a peer store (bench/peers.py)."""
+    return {"": lambda q: peer.search(q, k), " text 10%": lambda q: peer.search(q, k, "modality", "text"),
+            " album 10%": lambda q: peer.search(q, k, "album", "a0")}
+
+
+def _resident(system: str, path: str, queries: np.ndarray, k: int) -> int:
+    """In a fresh process: VmRSS growth from opening ``system``'s store at ``path`` and running every query kind
+    cold and warm (see the module docstring)."""
+    if system == "crossmodal":
+        import crossmodal
+        from crossmodal.stores.embedded.views import _usearch_index
+
+        _usearch_index()  # usearch's module, loaded as the store loads it
+    elif system == "faiss-hnsw":
+        import faiss
+
+        faiss.omp_set_num_threads(1)
+    else:
+        from peers import PEERS  # noqa: PLC0415 (bench/ is on sys.path in this process too)
+
+        peer = PEERS[system](Path(path))
+        for module in peer.modules:
+            importlib.import_module(module)
+    gc.collect()
+    before = rss_bytes()
+    if system == "crossmodal":
+        store = crossmodal.open_store(Path(path))
+        searches = store_searches(store.collection("bench"), k)
+    elif system == "faiss-hnsw":
+        index = faiss.read_index(path)
+        index.hnsw.efSearch = 64
+        searches = {"": lambda q: index.search(q[None], k)[1][0].tolist()}
+    else:
+        peer.open()
+        searches = peer_searches(peer, k)
+    for phase in ("cold", "warm"):
+        if phase == "warm" and system != "faiss-hnsw":
+            warm_page_cache(Path(path))
+        for fn in searches.values():
+            for q in queries[:RAM_QUERIES]:
+                fn(q)
+    gc.collect()
+    grown = rss_bytes() - before
+    if system == "crossmodal":
+        store.close()
+    elif system != "faiss-hnsw":
+        peer.close()
+    return grown
+
+
+def resident(system: str, path: Path, queries: np.ndarray, k: int, n: int) -> float:
+    """RAM per item of ``system`` (``crossmodal``, ``faiss-hnsw`` or a peer's name), measured in a fresh process."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_resident, (system, str(path), queries, k)) / n
+
+
 def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False,
           peers: tuple[str, ...] = (), drop_all: bool = False, crossmodal_too: bool = True) -> list[dict]:
     import faiss
@@ -146,7 +234,6 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
     gc.collect()
 
     if faiss_hnsw:
-        before = rss_mb()
         hnsw = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = 128
         faiss.omp_set_num_threads(os.cpu_count() or 1)
@@ -155,11 +242,16 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         build = time.perf_counter() - t
         faiss.omp_set_num_threads(1)
         hnsw.hnsw.efSearch = 64
-        ram = (rss_mb() - before) * 2**20 / n
         found, lat = timed(lambda q: hnsw.search(q[None], k)[1][0].tolist(), queries)
-        rows.append(row("faiss-hnsw", lat, recall(found, truth, k), build, None, ram))
+        workdir.mkdir(parents=True, exist_ok=True)
+        saved = workdir / "faiss-hnsw.index"
+        faiss.write_index(hnsw, str(saved))
         hnsw.reset()
+        del hnsw
         gc.collect()
+        rows.append(row("faiss-hnsw", lat, recall(found, truth, k), build, None,
+                        resident("faiss-hnsw", saved, queries, k, n)))
+        saved.unlink()
 
     truths = {"": truth, " text 10%": truth_text, " album 10%": truth_album}
     if crossmodal_too:
@@ -189,13 +281,10 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         disk = dir_size(path) / n
         gc.collect()
         drop_page_cache(path, drop_all)
-        before = rss_mb()
         store = crossmodal.open_store(path)
         col = store.collection("bench")
-        searches = {"": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k)],
-                    " text 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, modality="text")],
-                    " album 10%": lambda q: [int(h.id) for h in col.search(vector=q, top_k=k, where={"album": "a0"})]}
-        rows += passes("crossmodal", searches, truths, queries, k, path, build, disk, lambda: rss_mb() - before, n)
+        ours = passes("crossmodal", store_searches(col, k), truths, queries, k, path, build, disk)
+        rows += ours
 
         # the same HNSW files searched directly: what the store layer costs on top
         views = [col.backend.derived(m).view for m in ("image", "text", "pair")]
@@ -216,7 +305,9 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         found, lat = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
         rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None))
         store.close()
+        del col, store, views
         gc.collect()
+        ours[0]["ram_bytes_per_item"] = round(resident("crossmodal", path, queries, k, n))
 
     for name in peers:
         from peers import PEERS  # noqa: PLC0415 (bench/ is on sys.path when run as a script)
@@ -232,14 +323,12 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
             continue
         gc.collect()
         drop_page_cache(peer.path, drop_all)
-        before = rss_mb()
         peer.open()
-        peer_searches = {"": lambda q, p=peer: p.search(q, k),
-                         " text 10%": lambda q, p=peer: p.search(q, k, "modality", "text"),
-                         " album 10%": lambda q, p=peer: p.search(q, k, "album", "a0")}
-        rows += passes(name, peer_searches, truths, queries, k, peer.path, peer_build, dir_size(peer.path) / n,
-                       lambda b=before: rss_mb() - b, n)
+        theirs = passes(name, peer_searches(peer, k), truths, queries, k, peer.path, peer_build,
+                        dir_size(peer.path) / n)
         peer.close()
+        theirs[0]["ram_bytes_per_item"] = round(resident(name, peer.path, queries, k, n))
+        rows += theirs
         shutil.rmtree(peer.path, ignore_errors=True)
     return rows
 
@@ -264,20 +353,17 @@ def drop_page_cache(path: Path, everything: bool = False) -> None:
 
 
 def passes(name: str, searches: dict[str, Any], truths: dict[str, np.ndarray], queries: np.ndarray, k: int,
-           path: Path, build: float | None, disk: float, ram_mb: Any, n: int) -> list[dict]:
+           path: Path, build: float | None, disk: float) -> list[dict]:
     """Every query kind from a cold page cache (the store just opened after its files were evicted), then again
-    once every file was read (a long-running server's cache); RAM is measured after the cold passes."""
+    once every file was read (a long-running server's cache). RAM is left for :func:`resident`."""
     out = []
-    ram = None
     for phase in ("cold", "warm"):
         if phase == "warm":
-            ram = ram_mb() * 2**20 / n
             warm_page_cache(path)
         for kind, fn in searches.items():
             found, lat = timed(fn, queries)
             out.append(row(f"{name}{kind} {phase}", lat, recall(found, truths[kind], k), build if not out else None,
                            disk if not out else None, None))
-    out[0]["ram_bytes_per_item"] = None if ram is None else round(ram)
     return out
 
 

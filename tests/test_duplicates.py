@@ -97,6 +97,52 @@ def test_duplicate_groups_equal_brute_force(tmp_path: Path, uri: str) -> None:
     st.close()
 
 
+@pytest.mark.parametrize("exact_limit", [100, 10_000])
+def test_near_pairs_across_pages_are_each_reported_once_with_their_exact_cosine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exact_limit: int) -> None:
+    from crossmodal.stores.embedded import neighbours
+
+    monkeypatch.setattr(neighbours, "PAGE", 16)  # copies are appended last: most pairs span pages
+    records, x = planted(seed=4)
+    st = open_store(tmp_path / "s", exact_limit=exact_limit)  # 100: on HNSW; 10,000: exact views
+    col = st.collection("c", model=SpaceOnly(DIM))
+    col.upsert(records)
+    pairs = list(col.backend.near_pairs(THRESHOLD, 16))
+    sims = x @ x.T
+    expected = {(records[a].id, records[b].id) for a in range(len(records)) for b in range(a + 1, len(records))
+                if records[a].modality == records[b].modality and sims[a, b] >= THRESHOLD}
+    assert len(pairs) == len({(a, b) for a, b, _ in pairs}) == len(expected) > 100
+    assert {(a, b) for a, b, _ in pairs} == expected
+    row = {r.id: k for k, r in enumerate(records)}
+    for a, b, score in pairs:
+        np.testing.assert_allclose(score, sims[row[a], row[b]], atol=1e-5)
+    st.close()
+
+
+def test_near_pairs_of_an_exact_view_are_among_each_items_nearest(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    base = clustered(200, DIM, seed=5)
+    copies = base[7] + 0.03 * rng.standard_normal((8, DIM)).astype(np.float32)  # 9 items, all pairs above 0.95
+    x = np.concatenate([base, copies / np.linalg.norm(copies, axis=1, keepdims=True)])
+    records = [Record(f"i{k:03d}", "image", f"f{k}.png", x[k], content_hash=f"sha256:{k}") for k in range(len(x))]
+    st = open_store(tmp_path / "s")  # 209 items: an exact view
+    col = st.collection("c", model=SpaceOnly(DIM))
+    col.upsert(records)
+    sims = x @ x.T
+    for neighbours in (2, 16):
+        expected = set()
+        for a in range(len(x)):
+            for b in np.argsort(-sims[a])[:neighbours + 1]:  # itself and its nearest
+                if b != a and sims[a, b] >= THRESHOLD:
+                    expected.add((records[min(a, b)].id, records[max(a, b)].id))
+        found = [(a, b) for a, b, _ in col.backend.near_pairs(THRESHOLD, neighbours)]
+        assert sorted(found) == sorted(expected)
+        members = {"i007", *(f"i{k}" for k in range(200, 208))}  # 36 pairs; each item's 2 nearest leave out some
+        group = {(a, b) for a, b in expected if a in members and b in members}
+        assert len(group) == 36 if neighbours == 16 else 9 <= len(group) < 36
+    st.close()
+
+
 def test_hide_duplicates_keeps_the_best_hit_of_every_group(tmp_path: Path) -> None:
     records, x = planted(seed=1)
     st = open_store(tmp_path / "s", exact_limit=100)

@@ -277,8 +277,8 @@ class EmbeddedCollection(BackendBase):
         while True:  # keyset pages, each its own short read, so a long scan never blocks writers or checkpoints
             with self.db.read() as conn:
                 self._alive(conn)
-                rows = conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE cid=? AND id>?{sql} "
-                                    "ORDER BY id LIMIT 1000", (self.cid, after, *params)).fetchall()
+                rows = conn.execute(f"SELECT {_COLUMNS}, {'vector' if vectors else 'NULL'} FROM items WHERE cid=? "
+                                    f"AND id>?{sql} ORDER BY id LIMIT 1000", (self.cid, after, *params)).fetchall()
                 page = {row[1]: _record(row, self.dim, vectors) for row in rows}
                 if vectors and rows:
                     page = self._with_tokens(conn, page, {row[1]: row[0] for row in rows})
