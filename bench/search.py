@@ -45,8 +45,9 @@ Usage
   python bench/search.py --n 100000                    # validation run (about 5 minutes on 2 busy cores)
   python bench/search.py --n 1000000 --queries 2000    # the target run, on a quiet machine
   python bench/search.py --n 20000 --queries 200       # quick check
-  python bench/search.py --n 200000 --queries 300 --no-faiss-hnsw --peers chroma lancedb
-                                                       # against the peer stores (their packages installed)
+  python bench/search.py --n 200000 --queries 300 --no-faiss-hnsw --peers chroma lancedb --expansion-search 32
+                                                       # against the peer stores (their packages installed), and
+                                                       # crossmodal also with the beam that matches their recall
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -201,6 +203,7 @@ def resident(system: str, path: Path, queries: np.ndarray, k: int, n: int) -> fl
 
 
 def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False,
+          expansion: tuple[int, ...] = (),
           peers: tuple[str, ...] = (), drop_all: bool = False, crossmodal_too: bool = True) -> list[dict]:
     import faiss
 
@@ -308,6 +311,14 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         del col, store, views
         gc.collect()
         ours[0]["ram_bytes_per_item"] = round(resident("crossmodal", path, queries, k, n))
+        for ef in expansion:  # the same store with a narrower (or wider) HNSW beam: recall traded for speed
+            drop_page_cache(path, drop_all)
+            store = crossmodal.open_store(path, expansion_search=ef)
+            rows += passes(f"crossmodal ef={ef}", store_searches(store.collection("bench"), k), truths, queries, k,
+                           path, None, None)
+            store.close()
+            del store
+            gc.collect()
 
     for name in peers:
         from peers import PEERS  # noqa: PLC0415 (bench/ is on sys.path when run as a script)
@@ -353,7 +364,7 @@ def drop_page_cache(path: Path, everything: bool = False) -> None:
 
 
 def passes(name: str, searches: dict[str, Any], truths: dict[str, np.ndarray], queries: np.ndarray, k: int,
-           path: Path, build: float | None, disk: float) -> list[dict]:
+           path: Path, build: float | None, disk: float | None) -> list[dict]:
     """Every query kind from a cold page cache (the store just opened after its files were evicted), then again
     once every file was read (a long-running server's cache). RAM is left for :func:`resident`."""
     out = []
@@ -382,6 +393,9 @@ def main() -> None:
                         help="For the cold passes drop the whole page cache (root only), not only the store's files.")
     parser.add_argument("--peers-only", action="store_true",
                         help="Only the FAISS rows and the peers (to run them in another process than crossmodal).")
+    parser.add_argument("--expansion-search", type=int, nargs="*", default=[], metavar="EF",
+                        help="Also search crossmodal's store opened with each of these HNSW beam widths (default 64), "
+                             "e.g. one that matches a peer's recall.")
     parser.add_argument("--reuse", action="store_true",
                         help="Search the store an earlier run left in --workdir instead of building it again.")
     args = parser.parse_args()
@@ -390,7 +404,7 @@ def main() -> None:
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-bench-"))
         try:
             rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw, args.reuse,
-                         tuple(args.peers), args.drop_caches, not args.peers_only)
+                         tuple(args.expansion_search), tuple(args.peers), args.drop_caches, not args.peers_only)
         finally:
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -406,13 +420,13 @@ def main() -> None:
         print()
         if "crossmodal warm" not in by:
             continue
-        for kind in ("", " text 10%", " album 10%"):
-            for phase in ("cold", "warm"):
-                ours = by[f"crossmodal{kind} {phase}"]
+        for kind, phase, name in itertools.product(("", " text 10%", " album 10%"), ("cold", "warm"),
+                                                   ["crossmodal"] + [f"crossmodal ef={ef}" for ef in args.expansion_search]):
+                ours = by[f"{name}{kind} {phase}"]
                 peers = [by[f"{p}{kind} {phase}"] for p in args.peers if f"{p}{kind} {phase}" in by]
                 if peers:
                     best = min(peers, key=lambda r: r["p50_ms"])
-                    print(f"p50{kind or ' unfiltered'} {phase}: crossmodal {ours['p50_ms']} ms (recall "
+                    print(f"p50{kind or ' unfiltered'} {phase}: {name} {ours['p50_ms']} ms (recall "
                           f"{ours['recall@10']}) / {best['system']} {best['p50_ms']} ms (recall {best['recall@10']})"
                           f" = {ours['p50_ms'] / best['p50_ms']:.2f}x")
         print(f"p50 warm unfiltered crossmodal / usearch-raw: "
