@@ -402,7 +402,8 @@ class EmbeddedCollection(BackendBase):
             return []
         keys = np.concatenate([f[0] for f in found]).astype(np.int64, copy=False)
         scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
-        error = np.concatenate([np.broadcast_to(np.asarray(f[2], dtype=np.float64), len(f[0])) for f in found])
+        error = np.concatenate([f[2] if isinstance(f[2], np.ndarray) else np.full(len(f[0]), f[2]) for f in found]
+                               ).astype(np.float64, copy=False)
         if len(keys) > top_k:
             keys = keys[scores + error >= kth_largest(scores - error, top_k)]
         scored: list[tuple[float, str, tuple[Any, ...]]] = []
