@@ -6,7 +6,7 @@ them, with the page cache warm (every file read first):
 
   usearch-raw      the modalities' usearch indexes searched directly for 10 (what bench/search.py calls usearch-raw)
   ann-search       the same indexes asked for the candidates the store asks for (2-3x more), through its views
-  transaction      opening the read transaction: liveness, counts, snapshot
+  transaction      opening the read transaction: counts, snapshot, the recorded HNSW files
   catch-up         each view checked against the snapshot (nothing to catch up when warm)
   bounds           each candidate's score from the index's copy, and its error bound
   fetch            the rows that can still reach the top read from SQLite, rescored, records built
@@ -58,7 +58,7 @@ def main() -> None:
     from crossmodal import Record
     from crossmodal.space import Space
     from crossmodal.stores.base import MODALITIES
-    from crossmodal.stores.embedded.derived import read_snapshot
+    from crossmodal.stores.embedded.derived import ann_rows, read_snapshot
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-layers-"))
     path = workdir / "store"
@@ -96,18 +96,18 @@ def main() -> None:
     def ann(q: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         return [v.search(q, want) for v in views.values()]
 
-    def transaction(q: np.ndarray) -> None:
+    def transaction(q: np.ndarray) -> None:  # what the store reads first, as it reads it
         with backend.db.read() as conn:
-            backend._alive(conn)
             backend._counts(conn)
             read_snapshot(conn)
+            ann_rows(conn, backend.cid)
 
     def catch_up(q: np.ndarray) -> None:
         with backend.db.read() as conn:
-            counts, snap = backend._counts(conn), read_snapshot(conn)
+            counts, snap, recorded = backend._counts(conn), read_snapshot(conn), ann_rows(conn, backend.cid)
             for m in views:
                 with backend.derived(m).lock:
-                    backend.derived(m).current(conn, counts[m], snap)
+                    backend.derived(m).current(conn, counts[m], snap, recorded)
 
     found = [ann(q) for q in queries]
     steps: dict[str, float] = {}
