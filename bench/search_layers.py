@@ -6,12 +6,14 @@ them, with the page cache warm (every file read first):
 
   usearch-raw      the modalities' usearch indexes searched directly for 10 (what bench/search.py calls usearch-raw)
   ann-search       the same indexes asked for the candidates the store asks for (2-3x more), through its views
-  transaction      opening the read transaction: liveness, counts, snapshot
+  transaction      opening the read transaction: counts, snapshot, the recorded HNSW files
   catch-up         each view checked against the snapshot (nothing to catch up when warm)
   bounds           each candidate's score from the index's copy, and its error bound
   fetch            the rows that can still reach the top read from SQLite, rescored, records built
   backend.query    all of the above, as the store runs it
   Collection       Collection.search(vector=q): the query checked, hits built
+
+and then usearch-raw and Collection.search again, alternated query by query, for their ratio under one load.
 
 Usage
   python bench/search_layers.py --n 200000 --queries 1000
@@ -58,7 +60,7 @@ def main() -> None:
     from crossmodal import Record
     from crossmodal.space import Space
     from crossmodal.stores.base import MODALITIES
-    from crossmodal.stores.embedded.derived import read_snapshot
+    from crossmodal.stores.embedded.derived import ann_rows, read_snapshot
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-layers-"))
     path = workdir / "store"
@@ -96,18 +98,18 @@ def main() -> None:
     def ann(q: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         return [v.search(q, want) for v in views.values()]
 
-    def transaction(q: np.ndarray) -> None:
+    def transaction(q: np.ndarray) -> None:  # what the store reads first, as it reads it
         with backend.db.read() as conn:
-            backend._alive(conn)
             backend._counts(conn)
             read_snapshot(conn)
+            ann_rows(conn, backend.cid)
 
     def catch_up(q: np.ndarray) -> None:
         with backend.db.read() as conn:
-            counts, snap = backend._counts(conn), read_snapshot(conn)
+            counts, snap, recorded = backend._counts(conn), read_snapshot(conn), ann_rows(conn, backend.cid)
             for m in views:
                 with backend.derived(m).lock:
-                    backend.derived(m).current(conn, counts[m], snap)
+                    backend.derived(m).current(conn, counts[m], snap, recorded)
 
     found = [ann(q) for q in queries]
     steps: dict[str, float] = {}
@@ -134,6 +136,18 @@ def main() -> None:
     steps["fetch (and a transaction)"] = median_ms(fetch, queries)
     steps["backend.query"] = median_ms(lambda q: backend.query(q, top_k), queries)
     steps["Collection.search"] = median_ms(lambda q: col.search(vector=q, top_k=top_k), queries)
+    # the two that the goal compares, alternated query by query (each query searched by both, half the queries
+    # apart), so that a change in the machine's load between the rows above cannot tilt their ratio
+    half = len(queries) // 2
+    both = [(raw, q) for q in queries] + [(lambda q: col.search(vector=q, top_k=top_k), q) for q in queries]
+    order = [both[i] if k == 0 else both[len(queries) + (i + half) % len(queries)]
+             for i in range(len(queries)) for k in (0, 1)]
+    lat = np.empty(len(order))
+    for n, (fn, q) in enumerate(order):
+        t = time.perf_counter()
+        fn(q)
+        lat[n] = time.perf_counter() - t
+    alternated = (float(np.median(lat[0::2])) * 1e3, float(np.median(lat[1::2])) * 1e3)
     store.close()
     base = steps["usearch-raw"]
     print(f"\n## n = {args.n:,}, {args.queries} queries, warm page cache; median ms per query")
@@ -141,6 +155,8 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, ms in steps.items():
         print(f"| {name} | {ms:.3f} | {ms / base:.2f} |")
+    print(f"\nalternated query by query: usearch-raw {alternated[0]:.3f} ms, Collection.search {alternated[1]:.3f} ms, "
+          f"{alternated[1] / alternated[0]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -251,6 +251,24 @@ def test_rescoring_only_what_the_error_bound_keeps_gives_the_same_hits(big, monk
     assert bounded == every
 
 
+@pytest.mark.parametrize("kind", ["ann", "exact"])
+def test_hits_tied_on_score_beyond_top_k_come_by_id(tmp_path: Path, kind: str) -> None:
+    # 23 copies of one vector over the three modalities: the first candidates read set the bar, and every other
+    # copy reaches it exactly, so it must still be read for the tie-break by id
+    vectors = clustered(1200, 32, seed=3)
+    vectors[100:1200:50] = vectors[0]
+    st = open_store(tmp_path / "store", exact_limit=100 if kind == "ann" else 10_000)
+    col = st.collection("c", model=SpaceOnly(32))
+    col.upsert(records(vectors))
+    tied = sorted(f"v{i}" for i in [0, *range(100, 1200, 50)])
+    for k in (5, 10, 20):
+        hits = col.search(vector=vectors[0], top_k=k)
+        assert [h.id for h in hits] == tied[:k]
+        assert len({h.score for h in hits}) == 1
+    assert col.backend.derived("pair").view.kind == kind
+    st.close()
+
+
 def test_an_hnsw_file_of_another_store_copied_over_the_recorded_one_is_rebuilt(tmp_path: Path) -> None:
     mine, theirs = clustered(600, 16, seed=1), clustered(600, 16, seed=2)
     for name, vectors in (("a", mine), ("b", theirs)):

@@ -401,18 +401,33 @@ class EmbeddedCollection(BackendBase):
         """The best ``top_k`` candidates (ties by id) by exact score, as records.
 
         Candidates come with scores that may be off by a bound (from an HNSW index's stored precision, see
-        :meth:`AnnView.score_bounds`; 0 for exact views). Those whose best possible score is below the
-        ``top_k``-th best worst-case score cannot make the cut, so only the rest are read from SQLite and rescored
-        with their exact stored vectors: at a million items about 12 rows for a top 10, and each row not read is
-        a page-cache miss avoided.
+        :meth:`AnnView.score_bounds`; 0 for exact views). The ``top_k`` best-scored are read from SQLite first and
+        rescored with their exact stored vectors; the worst of those exact scores is a bar that ``top_k``
+        candidates reach, so of the rest only those whose best possible score reaches it can make the cut, and
+        only they are read, and each row not read is a page-cache miss avoided.
         """
         if not found:
             return []
         keys = np.concatenate([f[0] for f in found]).astype(np.int64, copy=False)
         scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
-        error = np.concatenate([np.broadcast_to(np.asarray(f[2], dtype=np.float64), len(f[0])) for f in found])
-        if len(keys) > top_k:
-            keys = keys[scores + error >= kth_largest(scores - error, top_k)]
+        error = np.concatenate([f[2] if isinstance(f[2], np.ndarray) else np.full(len(f[0]), f[2]) for f in found]
+                               ).astype(np.float64, copy=False)
+        if len(keys) <= top_k:
+            scored = self._rescored(conn, keys, q)
+        else:
+            first = np.argpartition(-scores, top_k - 1)[:top_k]
+            scored = self._rescored(conn, keys[first], q)
+            # (a first row missing cannot happen in one snapshot; if it did, the k-th best worst case is a bar too)
+            bar = -max(t[0] for t in scored) if len(scored) == top_k else kth_largest(scores - error, top_k)
+            rest = scores + error >= bar
+            rest[first] = False
+            scored += self._rescored(conn, keys[rest], q)
+        scored.sort(key=lambda t: (t[0], t[1]))
+        return [(_record(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
+
+    def _rescored(self, conn: sqlite3.Connection, keys: np.ndarray, q: np.ndarray
+                  ) -> list[tuple[float, str, tuple[Any, ...]]]:
+        """(minus the exact score, id, row) of the items with ``keys``, read from SQLite."""
         scored: list[tuple[float, str, tuple[Any, ...]]] = []
         # keys are unique store-wide; naming only them makes SQLite look each up by rowid
         for chunk in _chunks(np.unique(keys).tolist()):
@@ -421,8 +436,7 @@ class EmbeddedCollection(BackendBase):
             if rows:
                 exact = dot(vectors_of([r[9] for r in rows], self.dim), q)
                 scored += [(-float(x), r[1], r) for x, r in zip(exact, rows)]
-        scored.sort(key=lambda t: (t[0], t[1]))
-        return [(_record(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
+        return scored
 
     # -- derived indexes ------------------------------------------------------------------------------------------------
 

@@ -94,6 +94,10 @@ def connect(path: Path, *, read_only: bool = False, durable: bool = True) -> sql
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
         conn.execute("PRAGMA temp_store=MEMORY")
+        # Reads map the file (the first 2 GiB: most SQLite builds cap the map there) instead of copying each 16 KiB
+        # page they touch into the connection's cache: a search reads ~20 rows at random, a page each, and at a
+        # million items the copies cost a tenth of a millisecond per search. Only the page cache holds the pages.
+        conn.execute("PRAGMA mmap_size=2147418112")
         return conn
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc) or "malformed" in str(exc):
