@@ -9,7 +9,6 @@ statistics recomputed from the items, and keyword scores with the reference BM25
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from crossmodal.stores.keywords import bm25_scores, record_terms
 from crossmodal.testing.fake import fake_model
 
 from ..servers import open_pgvector, pg_server_uri
-from .test_store import schema_of, sql, undo_keyword_stats, unit
+from .test_store import run_writers, schema_of, sql, undo_keyword_stats, unit
 
 
 def stored(col) -> dict[str, tuple[int, int]]:
@@ -96,23 +95,14 @@ def test_keyword_scores_use_the_statistics_and_match_the_reference(col) -> None:
 def test_statistics_stay_exact_under_concurrent_writers(col) -> None:
     vectors = unit(np.random.default_rng(2), 4, 8)
     words = ["alpha", "beta", "gamma", "delta", "omega"]
-    errors: list[BaseException] = []
 
     def writer(seed: int) -> None:
-        try:
-            for round_ in range(8):
-                batch = [rec(f"id{i}", f"{words[(i + seed) % 5]} {words[round_ % 5]} w{seed}", vectors[i % 4])
-                         for i in range(seed, 30, 2)]
-                col.backend.replace(batch, [f"id{i}" for i in range(round_, 30, 7)])
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
+        for round_ in range(8):
+            batch = [rec(f"id{i}", f"{words[(i + seed) % 5]} {words[round_ % 5]} w{seed}", vectors[i % 4])
+                     for i in range(seed, 30, 2)]
+            col.backend.replace(batch, [f"id{i}" for i in range(round_, 30, 7)])
 
-    threads = [threading.Thread(target=writer, args=(s,)) for s in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_writers(writer, 4)
     assert stored(col) == expected(col)
 
 

@@ -38,6 +38,24 @@ def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+
+def run_writers(writer, count: int) -> None:
+    """``writer(0)`` .. ``writer(count - 1)`` in threads at once; none of them may raise."""
+    errors: list[BaseException] = []
+
+    def guarded(seed: int) -> None:
+        try:
+            writer(seed)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(seed,)) for seed in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
 def sql(query: str, *params: object) -> list[tuple]:
     with psycopg.connect(pg_server_uri(), autocommit=True) as conn:
         cur = conn.execute(query, params)
@@ -344,22 +362,13 @@ def test_dimensions_over_the_hnsw_limit_search_exactly(store) -> None:
 def test_concurrent_upserts_of_the_same_ids_keep_one_row_each(store) -> None:
     col = store.collection("race", model=fake_model(dim=8))
     vectors = unit(np.random.default_rng(2), 4, 8)
-    errors: list[BaseException] = []
 
     def writer(seed: int) -> None:
-        try:
-            for round_ in range(15):
-                col.upsert([Record(f"id{i}", "text", f"writer {seed} round {round_}", vectors[(i + seed) % 4])
-                            for i in range(40)])
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
+        for round_ in range(15):
+            col.upsert([Record(f"id{i}", "text", f"writer {seed} round {round_}", vectors[(i + seed) % 4])
+                        for i in range(40)])
 
-    threads = [threading.Thread(target=writer, args=(s,)) for s in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_writers(writer, 4)
     assert col.count() == 40
     assert sql(f'SELECT count(DISTINCT id), count(*) FROM "{schema_of(store)}".items_{col.backend.cid}')[0] == (40, 40)
 
