@@ -72,7 +72,7 @@ def build(path: Path, x: np.ndarray, modality: np.ndarray, hashes: np.ndarray, e
         def __init__(self) -> None:
             self.space, self.name = space, "synthetic"
 
-    store = crossmodal.open_store(path, **({} if exact_limit is None else {"exact_limit": exact_limit}))
+    store = crossmodal.open_store(path, exact_limit=exact_limit)  # None: the default
     col = store.collection("bench", model=Vectors())  # type: ignore[arg-type]
     for start in range(0, len(x), 10_000):
         col.upsert([Record(str(i), str(modality[i]), f"item/{i}", x[i], content_hash=str(hashes[i]))
@@ -121,7 +121,7 @@ def run(path: Path, x: np.ndarray, modality: np.ndarray, hashes: np.ndarray, thr
         t = time.perf_counter()
         build(path, x, modality, hashes, exact_limit)
         build_s = time.perf_counter() - t
-    store = crossmodal.open_store(path, **({} if exact_limit is None else {"exact_limit": exact_limit}))
+    store = crossmodal.open_store(path, exact_limit=exact_limit)  # None: the default
     col = store.collection("bench")
     if col.count() != len(x):
         raise SystemExit(f"{path} holds {col.count()} items, not {len(x)}: drop --reuse")
