@@ -25,6 +25,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = ["open_pgvector", "open_qdrant_local", "open_qdrant_server", "pg_serve
            "stop_servers"]
 
 _STATE: dict[str, Any] = {}
+_STARTING = threading.Lock()  # tests that open stores from several threads may be the first to need the server
 _PREFIX = "crossmodal-pg-"
 
 
@@ -99,7 +101,12 @@ def _start_pg() -> tuple[Any, Path, Probe]:
 
 
 def pg_server_uri() -> str:
-    """The URI of this process's PostgreSQL (started on first use); fails the test if it cannot start."""
+    """The URI of this process's PostgreSQL (started on first use, by one thread); fails the test if it cannot start."""
+    with _STARTING:
+        return _pg_server_uri()
+
+
+def _pg_server_uri() -> str:
     if "pg_failed" in _STATE:
         pytest.fail(_STATE["pg_failed"])
     if "pg_uri" not in _STATE:
