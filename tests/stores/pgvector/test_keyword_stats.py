@@ -23,7 +23,7 @@ from crossmodal.stores.keywords import bm25_scores, record_terms
 from crossmodal.testing.fake import fake_model
 
 from ..servers import open_pgvector, pg_server_uri
-from .test_store import run_writers, schema_of, sql, undo_keyword_stats, unit
+from .test_store import run_threads, schema_of, sql, undo_keyword_stats, unit
 
 
 def stored(col) -> dict[str, tuple[int, int]]:
@@ -102,7 +102,7 @@ def test_statistics_stay_exact_under_concurrent_writers(col) -> None:
                      for i in range(seed, 30, 2)]
             col.backend.replace(batch, [f"id{i}" for i in range(round_, 30, 7)])
 
-    run_writers(writer, 4)
+    run_threads(writer, 4)
     assert stored(col) == expected(col)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,14 +39,13 @@ def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-
-def run_writers(writer, count: int) -> None:
-    """``writer(0)`` .. ``writer(count - 1)`` in threads at once; none of them may raise."""
+def run_threads(work: Callable[[int], object], count: int) -> None:
+    """``work(0)`` .. ``work(count - 1)`` in threads at once; none of them may raise."""
     errors: list[BaseException] = []
 
     def guarded(seed: int) -> None:
         try:
-            writer(seed)
+            work(seed)
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
@@ -55,6 +55,7 @@ def run_writers(writer, count: int) -> None:
     for t in threads:
         t.join()
     assert not errors
+
 
 def sql(query: str, *params: object) -> list[tuple]:
     with psycopg.connect(pg_server_uri(), autocommit=True) as conn:
@@ -123,21 +124,9 @@ def test_pending_migrations_run_in_order_and_a_failing_one_changes_nothing(tmp_p
 
 
 def test_many_processes_opening_a_fresh_schema_at_once_all_succeed(tmp_path: Path) -> None:
-    errors: list[BaseException] = []
     opened: list[crossmodal.Store] = []
-
-    def open_one() -> None:
-        try:
-            opened.append(open_pgvector(tmp_path))
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(opened) == 6
+    run_threads(lambda _: opened.append(open_pgvector(tmp_path)), 6)
+    assert len(opened) == 6
     assert sql(f'SELECT count(*) FROM "{schema_of(opened[0])}".schema_migrations')[0][0] == len(MIGRATIONS)
     for st in opened:
         st.close()
@@ -368,7 +357,7 @@ def test_concurrent_upserts_of_the_same_ids_keep_one_row_each(store) -> None:
             col.upsert([Record(f"id{i}", "text", f"writer {seed} round {round_}", vectors[(i + seed) % 4])
                         for i in range(40)])
 
-    run_writers(writer, 4)
+    run_threads(writer, 4)
     assert col.count() == 40
     assert sql(f'SELECT count(DISTINCT id), count(*) FROM "{schema_of(store)}".items_{col.backend.cid}')[0] == (40, 40)
 
