@@ -13,7 +13,8 @@ them, with the page cache warm (every file read first):
   backend.query    all of the above, as the store runs it
   Collection       Collection.search(vector=q): the query checked, hits built
 
-and then usearch-raw and Collection.search again, alternated query by query, for their ratio under one load.
+and then usearch-raw and Collection.search again, alternated query by query, for their ratio under one load,
+and how many of the candidates a worst-case rounding bound on usearch's own scores would rule out.
 
 Usage
   python bench/search_layers.py --n 200000 --queries 1000
@@ -148,6 +149,11 @@ def main() -> None:
         fn(q)
         lat[n] = time.perf_counter() - t
     alternated = (float(np.median(lat[0::2])) * 1e3, float(np.median(lat[1::2])) * 1e3)
+    # how many candidates usearch's own (bf16) scores could rule out before any copy is read: a candidate
+    # whose score is below the 10th best minus twice a worst-case rounding bound for unit vectors
+    # (u per side, |x'q' - xq| <= 2u) cannot reach the top 10
+    kept = {u: np.median([int((s >= np.sort(s)[-top_k] - 2 * 2 * u).sum()) for s in
+                          (np.concatenate([c[1] for c in f]) for f in found)]) for u in (2.0**-8, 2.0**-7)}
     store.close()
     base = steps["usearch-raw"]
     print(f"\n## n = {args.n:,}, {args.queries} queries, warm page cache; median ms per query")
@@ -157,6 +163,8 @@ def main() -> None:
         print(f"| {name} | {ms:.3f} | {ms / base:.2f} |")
     print(f"\nalternated query by query: usearch-raw {alternated[0]:.3f} ms, Collection.search {alternated[1]:.3f} ms, "
           f"{alternated[1] / alternated[0]:.2f}x")
+    print(f"candidates: {sum(len(c[0]) for c in found[0])} per query; a worst-case bound on usearch's own scores "
+          f"would keep a median of {kept[2.0**-8]:.0f} (u = 2^-8) or {kept[2.0**-7]:.0f} (u = 2^-7)")
 
 
 if __name__ == "__main__":
