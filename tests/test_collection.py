@@ -231,3 +231,15 @@ def test_image_to_text_on_shapes(shapes) -> None:
 
 def test_pair_to_image_on_shapes(shapes) -> None:
     assert pair_to_image_right(shapes) >= PAIR_MIN
+
+
+@pytest.mark.parametrize("reference", ["a.png", "sub/a b.png", "./a.png", "sub//a.png", "sub/./a.png", "sub/",
+                                       "../up.png", "/abs/a.png", "file:///abs/a.png", "https://x/a.png", "é/ü.png",
+                                       "sub/.", ".", "a:b.png"])
+def test_a_hits_path_is_its_resolved_reference(store, tmp_path: Path, fake_model, reference: str) -> None:
+    # Hits build their path without pathlib where pathlib would change nothing; it must be the same string.
+    col = store.collection("refs", model=fake_model, root=tmp_path / "root")
+    v = np.eye(fake_model.space.dim, dtype=np.float32)[0]
+    col.upsert([crossmodal.Record("x", "image", reference, v)])
+    resolved = col.resolve(reference)
+    assert col.search(vector=v, top_k=1)[0].path == (None if resolved is None else str(resolved))

@@ -69,6 +69,14 @@ def model_source(model: Model) -> str:
     return model.name
 
 
+def _plain_relative(reference: str) -> bool:
+    """Whether pathlib keeps a relative POSIX path exactly as written: no leading or trailing slash, no empty or
+    "." parts, and not a URI."""
+    return (bool(reference) and reference[0] != "/" and reference[-1] != "/" and "//" not in reference
+            and reference != "." and not reference.startswith("./") and "/./" not in reference
+            and not reference.endswith("/."))
+
+
 class Collection:
     """One named collection in a store, bound to one embedding space. Get it from ``store.collection(...)``."""
 
@@ -479,11 +487,17 @@ class Collection:
         except ItemNotFound:
             raise ItemNotFound(f"no item {item_id!r} in collection {self.name!r}") from None
 
+    def _path(self, reference: str) -> str | None:
+        """``str(self.resolve(reference))``, without pathlib for a plain relative reference under the root (a
+        search builds one per hit): joined as a string where pathlib would change nothing in it."""
+        root = self.backend.info.root
+        if root and root[0] == "/" and _plain_relative(root[1:]) and _plain_relative(reference) and os.sep == "/":
+            return f"{root}/{reference}"
+        resolved = self.resolve(reference)
+        return str(resolved) if resolved is not None else None
+
     def _hit(self, r: Record, score: float) -> Hit:
         r = decode_record(r)
-        path = None
-        if r.modality in ("image", "pair"):
-            resolved = self.resolve(r.reference)
-            path = str(resolved) if resolved is not None else None
+        path = self._path(r.reference) if r.modality in ("image", "pair") else None
         return Hit(id=r.id, score=float(score), modality=r.modality, reference=r.reference,
                    metadata=dict(r.metadata), text=r.text, path=path)

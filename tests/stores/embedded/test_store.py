@@ -20,8 +20,8 @@ from crossmodal.stores.embedded import EmbeddedStore
 class SpaceOnly:
     """Just a space: for collections of given vectors."""
 
-    def __init__(self, dim: int) -> None:
-        self.space = Space(model="synthetic", dim=dim, normalized=True, fingerprint=f"synthetic-{dim}")
+    def __init__(self, dim: int, normalized: bool = True) -> None:
+        self.space = Space(model="synthetic", dim=dim, normalized=normalized, fingerprint=f"synthetic-{dim}")
         self.name = "synthetic"
 
 
@@ -68,6 +68,19 @@ def test_hnsw_search_recall_and_exact_scores(big) -> None:
             assert h.score == pytest.approx(float(vectors[int(h.id[1:])] @ q), abs=1e-5)
     assert found / (10 * len(queries)) >= 0.98
     assert col.backend.derived("image").view.kind == "ann"
+
+
+def test_pruning_by_usearchs_own_scores_loses_no_hit(big) -> None:
+    # A space of unit vectors prunes HNSW candidates by usearch's scores and one bound from the query; a raw space
+    # cannot (its norms are unbounded) and reads each candidate's stored copy. Both must find the same hits.
+    st, col, vectors = big
+    raw = st.collection("raw", model=SpaceOnly(32, normalized=False))
+    raw.upsert(records(vectors))
+    for q in clustered(100, 32, seed=11):
+        hits, expected = col.search(vector=q, top_k=10), raw.search(vector=q, top_k=10)
+        assert [h.id for h in hits] == [h.id for h in expected]  # (the normalized space renormalized each vector)
+        assert [h.score for h in hits] == pytest.approx([h.score for h in expected], abs=1e-6)
+    assert raw.backend.derived("image").view.kind == "ann"
 
 
 def test_selective_and_broad_filters_on_the_hnsw_path(big) -> None:

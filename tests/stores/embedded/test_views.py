@@ -74,6 +74,29 @@ def test_ann_score_bounds_hold_against_the_exact_cosine(dtype: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "f16", "f32"])
+def test_search_error_bounds_usearchs_own_scores(dtype: str) -> None:
+    # For unit vectors the store prunes candidates by usearch's own scores (query rounded too) with this one bound.
+    x, queries = unit(2000, 512), unit(20, 512, seed=3)
+    view = AnnView(512, AnnParams(dtype=dtype))
+    view.add(np.arange(2000), x)
+    worst = 0.0
+    for q in queries:
+        keys, scores = view.search(q, 50)
+        bound = view.search_error(q, 1.0 + 1e-3)
+        off = np.abs(scores.astype(np.float64) - x[keys].astype(np.float64) @ q)
+        assert bound is not None and (off <= bound).all()
+        worst = max(worst, float(off.max() / bound))
+        assert bound < {"bf16": 0.006, "f16": 0.0008, "f32": 1e-4}[dtype]  # tight enough to rule candidates out
+    if dtype != "f32":  # (f32's error is all in the sums, far below their worst case)
+        assert worst > 0.05  # the bound is not vacuous: some candidate comes within a twentieth of it
+
+
+def test_search_error_is_none_without_a_rounding_bound() -> None:
+    view = AnnView(16, AnnParams(dtype="i8"))
+    assert view.search_error(unit(1, 16)[0], 1.0) is None
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "f16", "f32"])
 def test_ann_vectors_equal_usearchs_own_conversion(dtype: str, tmp_path) -> None:
     x = unit(200, 64, seed=5)
     view = AnnView(64, AnnParams(dtype=dtype))

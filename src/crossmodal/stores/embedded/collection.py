@@ -98,6 +98,8 @@ class EmbeddedCollection(BackendBase):
         self._keysets = KeySets(cid, db.index_dir)
         self._written_since_check = 0
         self._dirty: set[str] = set()
+        #: the largest norm of a stored vector, where the space guarantees one (unit vectors, with float32 slack)
+        self._norm = 1.0 + 1e-3 if info.space.normalized else None
         with db.read() as conn:
             indexed = fts.exists(conn, cid)
         if not indexed:  # a collection from before keyword search: index its items now, once
@@ -293,6 +295,7 @@ class EmbeddedCollection(BackendBase):
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         selection = selection or Selection()
         found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
+        error: float | None = None  # how far usearch's scores may be off: the same for every view (one precision), found once
         with self.db.read() as conn:
             counts = self._counts(conn)
             if not counts:  # empty, or deleted: only then is it worth a query to tell which
@@ -315,8 +318,11 @@ class EmbeddedCollection(BackendBase):
                     with derived.lock:
                         view = derived.current(conn, n, snap, recorded)
                         if isinstance(view, AnnView):
-                            keys = self._ann_candidates(view, q, top_k, allowed)
-                            found.append((keys, *view.score_bounds(keys, q)))
+                            keys, approx = self._ann_candidates(view, q, top_k, allowed)
+                            if error is None and approx is not None and self._norm is not None:
+                                error = view.search_error(q, self._norm)
+                            found.append((keys, approx, error) if approx is not None and error is not None
+                                         else (keys, *view.score_bounds(keys, q)))
                         else:
                             found.append((*view.search(q, top_k, allowed), 0.0))
             finally:
@@ -370,29 +376,32 @@ class EmbeddedCollection(BackendBase):
                 rows[row[0]] = row
         return [(_record(rows[k], self.dim, False), s) for k, s in found if k in rows]
 
-    def _ann_candidates(self, view: AnnView, q: np.ndarray, top_k: int, allowed: np.ndarray | None) -> np.ndarray:
-        """HNSW candidates; with a filter's key set, every allowed key when the set is small enough to score
-        (from the index's own copies, in memory), else HNSW candidates tested for membership in the set, asking
-        for more in proportion to how many the filter drops until enough pass.
+    def _ann_candidates(self, view: AnnView, q: np.ndarray, top_k: int, allowed: np.ndarray | None
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+        """HNSW candidates and their approximate scores; with a filter's key set, every allowed key when the set
+        is small enough to score (from the index's own copies, in memory: no scores yet), else HNSW candidates
+        tested for membership in the set, asking for more in proportion to how many the filter drops until enough
+        pass.
 
         usearch's Python API has no predicate for its graph search (``Index.search`` takes no filter), so the
         filter cannot steer the traversal itself; the widening below is the next best.
         """
         want = max(2 * top_k, top_k + 20)
         if allowed is None:
-            return view.search(q, min(len(view), want))[0]
+            return view.search(q, min(len(view), want))
         # a widened search ranks with a beam of at least k (ten times the unfiltered one at a 10% filter), so its
         # candidates that pass are already nearly in exact order and fewer spares are needed (bench/filter_plans.py)
         want = top_k + max(5, top_k // 2)
         fraction = len(allowed) / max(len(view), 1)
         k = int(min(len(view), np.ceil(1.5 * want / max(fraction, 1e-9))))
         if len(allowed) <= max(EXACT_SET, EXACT_PER_CANDIDATE * k):
-            return allowed
+            return allowed, None
         while True:
-            keys, _ = view.search(q, k)
-            kept = keys[_members(allowed, keys)]
+            keys, scores = view.search(q, k)
+            member = _members(allowed, keys)
+            kept = keys[member]
             if len(kept) >= want or k >= len(view):
-                return kept
+                return kept, scores[member]
             passed = max(len(kept), 1) / max(len(keys), 1)
             k = int(min(len(view), max(2 * k, np.ceil(1.5 * want / passed))))
 
@@ -410,8 +419,12 @@ class EmbeddedCollection(BackendBase):
             return []
         keys = np.concatenate([f[0] for f in found]).astype(np.int64, copy=False)
         scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
-        error = np.concatenate([f[2] if isinstance(f[2], np.ndarray) else np.full(len(f[0]), f[2]) for f in found]
-                               ).astype(np.float64, copy=False)
+        bounds = [f[2] for f in found]
+        if all(not isinstance(b, np.ndarray) and b == bounds[0] for b in bounds):
+            error = float(bounds[0])  # one bound for every candidate
+        else:
+            error = np.concatenate([b if isinstance(b, np.ndarray) else np.full(len(f[0]), b)
+                                    for b, f in zip(bounds, found)]).astype(np.float64, copy=False)
         if len(keys) <= top_k:
             scored = self._rescored(conn, keys, q)
         else:
@@ -430,7 +443,7 @@ class EmbeddedCollection(BackendBase):
         """(minus the exact score, id, row) of the items with ``keys``, read from SQLite."""
         scored: list[tuple[float, str, tuple[Any, ...]]] = []
         # keys are unique store-wide; naming only them makes SQLite look each up by rowid
-        for chunk in _chunks(np.unique(keys).tolist()):
+        for chunk in _chunks(list(dict.fromkeys(keys.tolist()))):
             rows = conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE key IN ({_marks(len(chunk))})",
                                 chunk).fetchall()
             if rows:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,27 @@ class AnnView:
             return scores, np.full(len(scores), np.inf)
         spread = np.sqrt(dot(x * x, q * q) / 3)
         return scores, 6 * u * spread + 2 * self.dim * 2.0**-24 * dot(np.abs(x), np.abs(q)) + 1e-6
+
+    def search_error(self, q: np.ndarray, norm: float) -> float | None:
+        """A bound on how far each score :meth:`search` returns may be from the exact score of its stored vector,
+        for stored vectors of norm at most ``norm`` (None for a precision with no bound).
+
+        usearch rounds the query to the index's precision too, and scores the two rounded vectors (summing in
+        float32): ``x'.q' - x.q = e.q + x'.f`` for the rounding errors ``e`` of the stored vector and ``f`` of
+        the query. As in :meth:`score_bounds`, the errors' signs are independent, so each sum has a standard
+        deviation of at most ``u sqrt(sum x_i^2 q_i^2 / 3)``, and ``sum x_i^2 q_i^2 <= norm^2 max q_i^2``
+        needs no stored vector: six of those deviations for the two sums together (the largest error on 9,000
+        candidates of clustered vectors was 1.4 of them), plus the float32 sums and the product of the two
+        errors. It costs nothing per candidate, so the stored copies are read only for candidates it cannot rule
+        out; like :meth:`score_bounds`, going past it could only cost recall, never a wrong score.
+        """
+        u = _UNIT_ROUNDOFF.get(self.params.dtype)
+        if u is None:
+            return None
+        top = max(float(q.max(initial=0.0)), -float(q.min(initial=0.0)))
+        size = math.sqrt(float(np.dot(q, q)))
+        return (6 * u * norm * top * math.sqrt(2 / 3) + u * u * norm * size
+                + 2 * self.dim * 2.0**-24 * norm * size * (1 + u) ** 2 + 1e-6)
 
     def __init__(self, dim: int, params: AnnParams) -> None:
         Index = _usearch_index()  # noqa: N806
