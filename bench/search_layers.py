@@ -6,16 +6,20 @@ them, with the page cache warm (every file read first):
 
   usearch-raw      the modalities' usearch indexes searched directly for 10 (what bench/search.py calls usearch-raw)
   ann-search       the same indexes asked for the candidates the store asks for (2-3x more), through its views
-  transaction      opening the read transaction: counts, snapshot, the recorded HNSW files
+  transaction      opening the read transaction: counts, snapshot, the recorded HNSW files (one statement)
   catch-up         each view checked against the snapshot (nothing to catch up when warm)
-  bounds           each candidate's score from the index's copy, and its error bound
+  error bound      how far usearch's scores may be off, from the query alone (unit vectors)
+  stored copies    each candidate's score from the index's bf16 copy and its own bound (what a raw space does)
   fetch            the rows that can still reach the top read from SQLite, rescored, records built
   backend.query    all of the above, as the store runs it
   Collection       Collection.search(vector=q): the query checked, hits built
 
-and then usearch-raw and Collection.search again, alternated query by query, for their ratio under one load,
-and how many of the candidates a worst-case rounding bound on usearch's own scores would rule out.
-
+and then four searches alternated query by query, for their ratios under one load: usearch-raw,
+Collection.search, Collection.search pruning by each candidate's stored copy (what a space whose
+vectors are not unit length does), and a floor: the read transaction, the HNSW searches, and the
+rows of the 10 best-scored candidates read from SQLite and scored (the least that a store keeping
+its items in SQLite and returning exact scores must do; no records, no hits). Last, how many rows
+the store read per query.
 Usage
   python bench/search_layers.py --n 200000 --queries 1000
   python bench/search_layers.py --n 200000 --workdir /tmp/store-200k --reuse   # a store bench/search.py built
@@ -61,7 +65,7 @@ def main() -> None:
     from crossmodal import Record
     from crossmodal.space import Space
     from crossmodal.stores.base import MODALITIES
-    from crossmodal.stores.embedded.derived import ann_rows, read_snapshot
+    from crossmodal.stores.embedded.derived import search_state, vectors_of
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-layers-"))
     path = workdir / "store"
@@ -101,13 +105,11 @@ def main() -> None:
 
     def transaction(q: np.ndarray) -> None:  # what the store reads first, as it reads it
         with backend.db.read() as conn:
-            backend._counts(conn)
-            read_snapshot(conn)
-            ann_rows(conn, backend.cid)
+            search_state(conn, backend.cid)
 
     def catch_up(q: np.ndarray) -> None:
         with backend.db.read() as conn:
-            counts, snap, recorded = backend._counts(conn), read_snapshot(conn), ann_rows(conn, backend.cid)
+            counts, snap, recorded = search_state(conn, backend.cid)
             for m in views:
                 with backend.derived(m).lock:
                     backend.derived(m).current(conn, counts[m], snap, recorded)
@@ -118,15 +120,17 @@ def main() -> None:
     steps["ann-search"] = median_ms(ann, queries)
     steps["transaction"] = median_ms(transaction, queries)
     steps["catch-up (and transaction)"] = median_ms(catch_up, queries)
+    norm = 1.0 + 1e-3  # the store's bound on stored norms in a space of unit vectors
+    steps["error bound"] = median_ms(lambda q: next(iter(views.values())).search_error(q, norm), queries)
     i = iter(range(len(queries)))
 
-    def bounds(q: np.ndarray) -> None:
+    def copies(q: np.ndarray) -> None:
         for (keys, _), v in zip(found[next(i)], views.values()):
             if hasattr(v, "score_bounds"):
                 v.score_bounds(keys, q)
 
-    steps["bounds"] = median_ms(bounds, queries)
-    cands = [[(keys, *v.score_bounds(keys, q)) if hasattr(v, "score_bounds") else (keys, scores, 0.0)
+    steps["stored copies"] = median_ms(copies, queries)
+    cands = [[(keys, scores, v.search_error(q, norm)) if hasattr(v, "search_error") else (keys, scores, 0.0)
               for (keys, scores), v in zip(f, views.values())] for f, q in zip(found, queries)]
     j = iter(range(len(queries)))
 
@@ -137,23 +141,51 @@ def main() -> None:
     steps["fetch (and a transaction)"] = median_ms(fetch, queries)
     steps["backend.query"] = median_ms(lambda q: backend.query(q, top_k), queries)
     steps["Collection.search"] = median_ms(lambda q: col.search(vector=q, top_k=top_k), queries)
-    # the two that the goal compares, alternated query by query (each query searched by both, half the queries
-    # apart), so that a change in the machine's load between the rows above cannot tilt their ratio
-    half = len(queries) // 2
-    both = [(raw, q) for q in queries] + [(lambda q: col.search(vector=q, top_k=top_k), q) for q in queries]
-    order = [both[i] if k == 0 else both[len(queries) + (i + half) % len(queries)]
-             for i in range(len(queries)) for k in (0, 1)]
-    lat = np.empty(len(order))
-    for n, (fn, q) in enumerate(order):
-        t = time.perf_counter()
-        fn(q)
-        lat[n] = time.perf_counter() - t
-    alternated = (float(np.median(lat[0::2])) * 1e3, float(np.median(lat[1::2])) * 1e3)
-    # how many candidates usearch's own (bf16) scores could rule out before any copy is read: a candidate
-    # whose score is below the 10th best minus twice a worst-case rounding bound for unit vectors
-    # (u per side, |x'q' - xq| <= 2u) cannot reach the top 10
-    kept = {u: np.median([int((s >= np.sort(s)[-top_k] - 2 * 2 * u).sum()) for s in
-                          (np.concatenate([c[1] for c in f]) for f in found)]) for u in (2.0**-8, 2.0**-7)}
+    columns = "key, id, modality, reference, text, content_hash, source, stamp, metadata, vector"
+
+    def floor(q: np.ndarray) -> None:
+        with backend.db.read() as conn:
+            search_state(conn, backend.cid)
+            got = ann(q)
+            keys, scores = np.concatenate([k for k, _ in got]), np.concatenate([s for _, s in got])
+            best = keys[np.argpartition(-scores, top_k - 1)[:top_k]].tolist()
+            rows = conn.execute(f"SELECT {columns} FROM items WHERE key IN ({','.join('?' * len(best))})",
+                                best).fetchall()
+            vectors_of([r[9] for r in rows], args.dim) @ q
+
+    # the four compared, alternated query by query (each query searched by each, a quarter of the queries apart),
+    # so that a change in the machine's load cannot tilt their ratios
+    def with_copies(q: np.ndarray) -> None:  # the store pruning as a raw space must: by each candidate's copy
+        backend._norm = None
+        try:
+            col.search(vector=q, top_k=top_k)
+        finally:
+            backend._norm = norm
+
+    compared = {"usearch-raw": raw, "Collection.search": lambda q: col.search(vector=q, top_k=top_k),
+                "Collection.search (stored copies)": with_copies, "floor": floor}
+    lat = {name: np.empty(len(queries)) for name in compared}
+    names = list(compared)
+    for n in range(len(queries)):
+        for k in range(len(names)):
+            name = names[(n + k) % len(names)]
+            q = queries[(n + k * len(queries) // len(names)) % len(queries)]
+            t = time.perf_counter()
+            compared[name](q)
+            lat[name][n] = time.perf_counter() - t
+    alternated = {name: float(np.median(v)) * 1e3 for name, v in lat.items()}
+    rows_read: list[int] = []
+    rescored = backend._rescored
+
+    def counted(conn: Any, keys: np.ndarray, q: np.ndarray) -> Any:
+        rows_read[-1] += len(keys)
+        return rescored(conn, keys, q)
+
+    backend._rescored = counted
+    for q in queries:
+        rows_read.append(0)
+        backend.query(q, top_k)
+    del backend._rescored
     store.close()
     base = steps["usearch-raw"]
     print(f"\n## n = {args.n:,}, {args.queries} queries, warm page cache; median ms per query")
@@ -161,11 +193,11 @@ def main() -> None:
     print("|---|---:|---:|")
     for name, ms in steps.items():
         print(f"| {name} | {ms:.3f} | {ms / base:.2f} |")
-    print(f"\nalternated query by query: usearch-raw {alternated[0]:.3f} ms, Collection.search {alternated[1]:.3f} ms, "
-          f"{alternated[1] / alternated[0]:.2f}x")
-    print(f"candidates: {sum(len(c[0]) for c in found[0])} per query; a worst-case bound on usearch's own scores "
-          f"would keep a median of {kept[2.0**-8]:.0f} (u = 2^-8) or {kept[2.0**-7]:.0f} (u = 2^-7)")
-
+    raw_ms = alternated["usearch-raw"]
+    print("\nalternated query by query: " + ", ".join(f"{name} {ms:.3f} ms ({ms / raw_ms:.2f}x)"
+                                                    for name, ms in alternated.items()))
+    print(f"candidates: {sum(len(c[0]) for c in found[0])} per query; rows read from SQLite per query: median "
+          f"{np.median(rows_read):.0f}, mean {np.mean(rows_read):.1f}, most {max(rows_read)}")
 
 if __name__ == "__main__":
     main()

@@ -69,12 +69,11 @@ def model_source(model: Model) -> str:
     return model.name
 
 
-def _plain_relative(reference: str) -> bool:
-    """Whether pathlib keeps a relative POSIX path exactly as written: no leading or trailing slash, no empty or
-    "." parts, and not a URI."""
-    return (bool(reference) and reference[0] != "/" and reference[-1] != "/" and "//" not in reference
-            and reference != "." and not reference.startswith("./") and "/./" not in reference
-            and not reference.endswith("/."))
+def _plain(path: str) -> bool:
+    """Whether pathlib keeps a POSIX path exactly as written (relative, or absolute with its leading slash cut):
+    no empty or "." parts, no leading or trailing slash; so not a URI either."""
+    padded = f"/{path}/"
+    return "//" not in padded and "/./" not in padded
 
 
 class Collection:
@@ -84,6 +83,8 @@ class Collection:
         self.backend = backend
         self.model = model
         self._store = store
+        self._root_seen: str | None = None  # the root that _root_prefix was worked out for (see _path)
+        self._root_prefix: str | None = None
         if model is not None:
             backend.info.space.check_same(model.space, what=f"collection {backend.info.name!r}")
 
@@ -488,11 +489,14 @@ class Collection:
             raise ItemNotFound(f"no item {item_id!r} in collection {self.name!r}") from None
 
     def _path(self, reference: str) -> str | None:
-        """``str(self.resolve(reference))``, without pathlib for a plain relative reference under the root (a
-        search builds one per hit): joined as a string where pathlib would change nothing in it."""
+        """``str(self.resolve(reference))``, without pathlib for a plain relative reference under a plain root (a
+        search builds one per hit): joined as a string where pathlib would change nothing in either."""
         root = self.backend.info.root
-        if root and root[0] == "/" and _plain_relative(root[1:]) and _plain_relative(reference) and os.sep == "/":
-            return f"{root}/{reference}"
+        if root != self._root_seen:  # (a root is absolute: plain once its leading slash is cut)
+            self._root_seen = root
+            self._root_prefix = f"{root}/" if root and root[0] == "/" and _plain(root[1:]) and os.sep == "/" else None
+        if self._root_prefix is not None and _plain(reference):
+            return self._root_prefix + reference
         resolved = self.resolve(reference)
         return str(resolved) if resolved is not None else None
 

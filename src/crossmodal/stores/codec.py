@@ -60,13 +60,14 @@ def _map_value(value: Any, fn: Any) -> Any:
     return value
 
 
-def _map_metadata(metadata: Mapping[str, Any], fn: Any, probe: Any) -> Mapping[str, Any]:
-    def touched(value: Any) -> bool:
-        if isinstance(value, str):
-            return probe(value)
-        return isinstance(value, (list, tuple)) and any(isinstance(v, str) and probe(v) for v in value)
+def _touched(value: Any, probe: Any) -> bool:
+    if isinstance(value, str):
+        return bool(probe(value))
+    return isinstance(value, (list, tuple)) and any(isinstance(v, str) and probe(v) for v in value)
 
-    if not any(probe(k) or touched(v) for k, v in metadata.items()):
+
+def _map_metadata(metadata: Mapping[str, Any], fn: Any, probe: Any) -> Mapping[str, Any]:
+    if not any(probe(k) or _touched(v, probe) for k, v in metadata.items()):
         return metadata
     return {fn(k): _map_value(v, fn) for k, v in metadata.items()}
 
@@ -85,9 +86,16 @@ def encode_record(r: Record) -> Record:
     return _map_record(r, encode_text, _RAW.search)
 
 
+def _has_escape(text: str) -> bool:
+    return ESCAPE in text
+
+
 def decode_record(r: Record) -> Record:
     """A stored record as it was given."""
-    return _map_record(r, decode_text, lambda s: ESCAPE in s)
+    if ESCAPE in r.reference or ESCAPE in r.source or (r.text is not None and ESCAPE in r.text) or any(
+            ESCAPE in k or _touched(v, _has_escape) for k, v in r.metadata.items()):
+        return _map_record(r, decode_text, _has_escape)
+    return r  # (every search hit is decoded: most hold nothing to decode, and this is all they cost)
 
 
 def encode_filter(f: Filter | None) -> Filter | None:

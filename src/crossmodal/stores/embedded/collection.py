@@ -21,7 +21,11 @@ Search plan, per modality asked for:
   needed (with a filter, more in proportion to how many it drops, each tested
   for membership in the key set, widening until enough pass);
 * then candidates that could still reach the top are rescored with their
-  exact stored vectors.
+  exact stored vectors. Which could: in a space of unit vectors, usearch's
+  own scores tell, with one bound on their error worked out from the query
+  alone (:meth:`AnnView.search_error`); in a raw space, or for a key set
+  scored in full, each candidate's copy in the index, with its own bound
+  (:meth:`AnnView.score_bounds`).
 
 Scores are always computed from the vectors in SQLite, so an approximate
 candidate list can only cost recall, never a wrong score or a deleted item.
@@ -44,7 +48,7 @@ from ..filters import Selection
 from . import keywords as fts
 from . import tokens
 from .database import Database
-from .derived import Derived, ann_rows, read_snapshot, vectors_of
+from .derived import Derived, read_snapshot, search_state, vectors_of
 from .keysets import KeySets, log_changed
 from .keysets import members as _members
 from .options import EmbeddedOptions
@@ -297,11 +301,9 @@ class EmbeddedCollection(BackendBase):
         found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
         error: float | None = None  # how far usearch's scores may be off: the same for every view (one precision), found once
         with self.db.read() as conn:
-            counts = self._counts(conn)
+            counts, snap, recorded = search_state(conn, self.cid)
             if not counts:  # empty, or deleted: only then is it worth a query to tell which
                 self._alive(conn)
-            snap = read_snapshot(conn)
-            recorded = ann_rows(conn, self.cid)
             keysets = None
             if selection.where is not None:
                 self._keysets.lock.acquire()
@@ -409,8 +411,8 @@ class EmbeddedCollection(BackendBase):
                q: np.ndarray) -> list[tuple[Record, float]]:
         """The best ``top_k`` candidates (ties by id) by exact score, as records.
 
-        Candidates come with scores that may be off by a bound (from an HNSW index's stored precision, see
-        :meth:`AnnView.score_bounds`; 0 for exact views). The ``top_k`` best-scored are read from SQLite first and
+        Candidates come with scores that may be off by a bound (from an HNSW index's stored precision, one for
+        all, see :meth:`AnnView.search_error`, or one each, see :meth:`AnnView.score_bounds`; 0 for exact views). The ``top_k`` best-scored are read from SQLite first and
         rescored with their exact stored vectors; the worst of those exact scores is a bar that ``top_k``
         candidates reach, so of the rest only those whose best possible score reaches it can make the cut, and
         only they are read, and each row not read is a page-cache miss avoided.

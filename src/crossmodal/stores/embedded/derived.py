@@ -40,7 +40,8 @@ import numpy as np
 
 from .views import AnnParams, AnnView, ExactView
 
-__all__ = ["AnnRow", "Derived", "Snapshot", "ann_rows", "file_digest", "fsync_path", "read_snapshot", "record_digests"]
+__all__ = ["AnnRow", "Derived", "Snapshot", "file_digest", "fsync_path", "read_snapshot", "record_digests",
+           "search_state"]
 
 log = logging.getLogger("crossmodal.stores")
 
@@ -104,10 +105,23 @@ def record_digests(read: Any, write: Any, index_dir: Path) -> None:
                          (digest, cid, modality, name))
 
 
-def ann_rows(conn: sqlite3.Connection, cid: int) -> dict[str, AnnRow]:
-    """What the ``ann`` table records for each modality of one collection, in one query."""
-    return {str(m): AnnRow(str(f), int(k), int(r), int(n), str(d)) for m, f, k, r, n, d in conn.execute(
-        "SELECT modality, file, max_key, removed_seq, size, digest FROM ann WHERE cid=?", (cid,))}
+def search_state(conn: sqlite3.Connection, cid: int) -> tuple[dict[str, int], Snapshot, dict[str, AnnRow]]:
+    """What a search reads first, in one statement: the collection's counts by modality, the snapshot (see
+    :func:`read_snapshot`) and what the ``ann`` table records for each modality's saved HNSW file."""
+    counts: dict[str, int] = {}
+    seqs: dict[str, int] = {}
+    rows: dict[str, AnnRow] = {}
+    for part, name, a, k, r, n, d in conn.execute(
+            "SELECT 0, modality, n, 0, 0, 0, '' FROM counts WHERE cid=?1 UNION ALL "
+            "SELECT 1, name, seq, 0, 0, 0, '' FROM sqlite_sequence WHERE name IN ('items', 'removed') UNION ALL "
+            "SELECT 2, modality, file, max_key, removed_seq, size, digest FROM ann WHERE cid=?1", (cid,)):
+        if part == 0:
+            counts[name] = a
+        elif part == 1:
+            seqs[name] = int(a)
+        else:
+            rows[str(name)] = AnnRow(str(a), int(k), int(r), int(n), str(d))
+    return counts, Snapshot(items=seqs.get("items", 0), removed=seqs.get("removed", 0)), rows
 
 
 def vectors_of(blobs: list[bytes], dim: int) -> np.ndarray:
@@ -145,7 +159,7 @@ class Derived:
     def current(self, conn: sqlite3.Connection, n_rows: int, snap: Snapshot,
                 rows: dict[str, AnnRow] | None = None) -> ExactView | AnnView:
         """The view, caught up to the snapshot of ``conn``'s open read transaction (``rows``: the collection's
-        ``ann`` rows by modality, read in the same transaction, see :func:`ann_rows`)."""
+        ``ann`` rows by modality, read in the same transaction, see :func:`search_state`)."""
         kind = "ann" if self.want_ann(n_rows) else "exact"
         row = self._ann_row(conn) if rows is None else rows.get(self.modality)
         view = self.view
