@@ -19,7 +19,8 @@ Collection.search, Collection.search pruning by each candidate's stored copy (wh
 vectors are not unit length does), and a floor: the read transaction, the HNSW searches, and the
 rows of the 10 best-scored candidates read from SQLite and scored (the least that a store keeping
 its items in SQLite and returning exact scores must do; no records, no hits). Last, how many rows
-the store read per query.
+the store read per query, and what one small step after the searches (checking the query vector)
+costs in a loop and right after an HNSW search.
 Usage
   python bench/search_layers.py --n 200000 --queries 1000
   python bench/search_layers.py --n 200000 --workdir /tmp/store-200k --reuse   # a store bench/search.py built
@@ -186,6 +187,16 @@ def main() -> None:
         rows_read.append(0)
         backend.query(q, top_k)
     del backend._rescored
+    # the same small step (checking and normalizing the query vector) in a loop, and right after the raw search:
+    # what the three HNSW searches' memory traffic does to the Python that runs after them
+    after = {"in a loop": [], "after the HNSW searches": []}
+    for q in queries:
+        for where in after:
+            if where != "in a loop":
+                raw(q)
+            t = time.perf_counter()
+            col.query_vector(vector=q)
+            after[where].append(time.perf_counter() - t)
     store.close()
     base = steps["usearch-raw"]
     print(f"\n## n = {args.n:,}, {args.queries} queries, warm page cache; median ms per query")
@@ -198,6 +209,8 @@ def main() -> None:
                                                     for name, ms in alternated.items()))
     print(f"candidates: {sum(len(c[0]) for c in found[0])} per query; rows read from SQLite per query: median "
           f"{np.median(rows_read):.0f}, mean {np.mean(rows_read):.1f}, most {max(rows_read)}")
+    print("checking and normalizing the query vector: " + ", ".join(f"{np.median(v) * 1e6:.1f} us {where}"
+                                                                   for where, v in after.items()))
 
 if __name__ == "__main__":
     main()

@@ -269,3 +269,14 @@ def test_a_trained_tiny_clip_matches_captions_to_pictures(trained_model) -> None
     36 of 36 on all 20 models ``python -m tests.testing.spread`` trains (seeds and simulated CPUs).
     """
     assert caption_finds_picture_hits(trained_model) >= 30
+
+
+def test_l2_normalize_equals_numpys_norm_bit_for_bit() -> None:
+    from crossmodal.embedder import l2_normalize
+
+    x = np.random.default_rng(0).standard_normal((50, 77)).astype(np.float32) * 3
+    x[7] = 0  # an all-zero row stays zero
+    expected = x / np.where((n := np.linalg.norm(x, axis=-1, keepdims=True)) == 0, 1, n)
+    assert l2_normalize(x).tobytes() == expected.tobytes()
+    assert l2_normalize(x[3]).tobytes() == expected[3].tobytes()
+    assert l2_normalize(x.astype(np.float64)).dtype == np.float32

@@ -69,6 +69,9 @@ def model_source(model: Model) -> str:
     return model.name
 
 
+_UNSEEN = object()
+
+
 def _plain(path: str) -> bool:
     """Whether pathlib keeps a POSIX path exactly as written (relative, or absolute with its leading slash cut):
     no empty or "." parts, no leading or trailing slash; so not a URI either."""
@@ -83,7 +86,7 @@ class Collection:
         self.backend = backend
         self.model = model
         self._store = store
-        self._root_seen: str | None = None  # the root that _root_prefix was worked out for (see _path)
+        self._root_seen: object = _UNSEEN  # the root that _root_prefix was worked out for (see _path)
         self._root_prefix: str | None = None
         if model is not None:
             backend.info.space.check_same(model.space, what=f"collection {backend.info.name!r}")
@@ -191,11 +194,11 @@ class Collection:
         if isinstance(records, Record):
             records = [records]
         if delete is not None:
-            batch = list(records)
-            written = {r.id for r in batch}
+            moved = list(records)
+            written = {r.id for r in moved}
             gone = [i for i in dict.fromkeys(delete) if i not in written]
-            self.backend.replace(check_records(self.space, batch) if batch else [], gone)
-            return [r.id for r in batch]
+            self.backend.replace(check_records(self.space, moved) if moved else [], gone)
+            return [r.id for r in moved]
         ids: list[str] = []
         batch: list[Record] = []
         for r in records:
@@ -489,14 +492,20 @@ class Collection:
             raise ItemNotFound(f"no item {item_id!r} in collection {self.name!r}") from None
 
     def _path(self, reference: str) -> str | None:
-        """``str(self.resolve(reference))``, without pathlib for a plain relative reference under a plain root (a
-        search builds one per hit): joined as a string where pathlib would change nothing in either."""
+        """``str(self.resolve(reference))``, without pathlib for a plain reference (a search builds one per hit):
+        joined to a plain root as a string, or kept as it is when absolute or when there is no root, where
+        pathlib would change nothing."""
         root = self.backend.info.root
         if root != self._root_seen:  # (a root is absolute: plain once its leading slash is cut)
             self._root_seen = root
-            self._root_prefix = f"{root}/" if root and root[0] == "/" and _plain(root[1:]) and os.sep == "/" else None
-        if self._root_prefix is not None and _plain(reference):
-            return self._root_prefix + reference
+            self._root_prefix = ("" if not root else f"{root}/" if root[0] == "/" and _plain(root[1:]) else None
+                                 ) if os.sep == "/" else None
+        if self._root_prefix is not None and reference:
+            if reference[0] == "/":
+                if _plain(reference[1:]):
+                    return reference
+            elif _plain(reference):
+                return self._root_prefix + reference
         resolved = self.resolve(reference)
         return str(resolved) if resolved is not None else None
 

@@ -10,6 +10,7 @@ directory does not exist yet reads as a store without collections.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..collection import Collection
@@ -47,12 +48,12 @@ class DeferredStore(Store):
         return [] if self._not_there() else super().collections()
 
     def collection(self, name: str = "default", model: Model | None = None, *, create: bool = True,
-                   root: str | os.PathLike[str] | None = None) -> Collection:
+                   root: str | os.PathLike[str] | None = None, text_keys: Sequence[str] = ()) -> Collection:
         if self._not_there() and (model is None or not create):  # only creating one needs the directory
             check_collection_name(name)
             raise CollectionNotFound(f"no collection {name!r} in {self.uri} (collections: none yet; "
                                      "create one with `crossmodal index`)")
-        return super().collection(name, model, create=create, root=root)
+        return super().collection(name, model, create=create, root=root, text_keys=text_keys)
 
     def close(self) -> None:
         if self._backend is not None:

@@ -98,13 +98,14 @@ class _ProgressBar:
         return self
 
     def update(self, step: int, steps: int) -> None:
-        if self._bar is None:
+        bar = self._bar
+        if bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=steps, desc="training the tiny CLIP", unit="step", file=sys.stderr, leave=True)
-        self._bar.update(step - self._bar.n)
+            bar = self._bar = tqdm(total=steps, desc="training the tiny CLIP", unit="step", file=sys.stderr, leave=True)
+        bar.update(step - bar.n)
         if step >= steps:
-            self._bar.close()  # the training is done; exporting the model takes a few more seconds
+            bar.close()  # the training is done; exporting the model takes a few more seconds
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -91,6 +91,20 @@ def test_search_error_bounds_usearchs_own_scores(dtype: str) -> None:
         assert worst > 0.05  # the bound is not vacuous: some candidate comes within a twentieth of it
 
 
+def test_bounds_follow_the_precision_a_loaded_file_holds(tmp_path) -> None:
+    # A store opened with other options than it was built with: its bf16 file is still bounded as bf16.
+    x, q = unit(500, 64), unit(1, 64, seed=2)[0]
+    view = AnnView(64, AnnParams(dtype="bf16"))
+    view.add(np.arange(500), x)
+    view.save(tmp_path / "v.usearch")
+    loaded = AnnView.load(tmp_path / "v.usearch", 64, AnnParams(dtype="f32"))
+    keys, scores = loaded.search(q, 50)
+    exact = x[keys].astype(np.float64) @ q
+    assert (np.abs(scores - exact) <= loaded.search_error(q, 1.0 + 1e-3)).all()
+    copies, bounds = loaded.score_bounds(keys, q)
+    assert (np.abs(copies - exact) <= bounds).all() and loaded.search_error(q, 1.0) == view.search_error(q, 1.0)
+
+
 def test_search_error_is_none_without_a_rounding_bound() -> None:
     view = AnnView(16, AnnParams(dtype="i8"))
     assert view.search_error(unit(1, 16)[0], 1.0) is None

@@ -299,7 +299,7 @@ class EmbeddedCollection(BackendBase):
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         selection = selection or Selection()
         found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
-        error: float | None = None  # how far usearch's scores may be off: the same for every view (one precision), found once
+        error: float | None = None  # how far usearch's scores may be off: one precision for every view, so found once
         with self.db.read() as conn:
             counts, snap, recorded = search_state(conn, self.cid)
             if not counts:  # empty, or deleted: only then is it worth a query to tell which
@@ -411,17 +411,19 @@ class EmbeddedCollection(BackendBase):
                q: np.ndarray) -> list[tuple[Record, float]]:
         """The best ``top_k`` candidates (ties by id) by exact score, as records.
 
-        Candidates come with scores that may be off by a bound (from an HNSW index's stored precision, one for
-        all, see :meth:`AnnView.search_error`, or one each, see :meth:`AnnView.score_bounds`; 0 for exact views). The ``top_k`` best-scored are read from SQLite first and
-        rescored with their exact stored vectors; the worst of those exact scores is a bar that ``top_k``
-        candidates reach, so of the rest only those whose best possible score reaches it can make the cut, and
-        only they are read, and each row not read is a page-cache miss avoided.
+        Candidates come with scores that may be off by a bound (from an HNSW index's stored precision: one for
+        all, see :meth:`AnnView.search_error`, or one each, see :meth:`AnnView.score_bounds`; 0 for exact
+        views). The ``top_k`` best-scored are read from SQLite first and rescored with their exact stored
+        vectors; the worst of those exact scores is a bar that ``top_k`` candidates reach, so of the rest only
+        those whose best possible score reaches it can make the cut, and only they are read, and each row not
+        read is a page-cache miss avoided.
         """
         if not found:
             return []
         keys = np.concatenate([f[0] for f in found]).astype(np.int64, copy=False)
         scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
         bounds = [f[2] for f in found]
+        error: float | np.ndarray
         if all(not isinstance(b, np.ndarray) and b == bounds[0] for b in bounds):
             error = float(bounds[0])  # one bound for every candidate
         else:

@@ -180,7 +180,7 @@ class AnnView:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.float64)
         x = self.vectors(keys)
         scores = dot(x, q)
-        u = _UNIT_ROUNDOFF.get(self.params.dtype)
+        u = self._u
         if u is None:
             return scores, np.full(len(scores), np.inf)
         spread = np.sqrt(dot(x * x, q * q) / 3)
@@ -196,10 +196,10 @@ class AnnView:
         deviation of at most ``u sqrt(sum x_i^2 q_i^2 / 3)``, and ``sum x_i^2 q_i^2 <= norm^2 max q_i^2``
         needs no stored vector: six of those deviations for the two sums together (the largest error on 9,000
         candidates of clustered vectors was 1.4 of them), plus the float32 sums and the product of the two
-        errors. It costs nothing per candidate, so the stored copies are read only for candidates it cannot rule
-        out; like :meth:`score_bounds`, going past it could only cost recall, never a wrong score.
+        errors. It costs nothing per candidate (no stored copy is read); like :meth:`score_bounds`, going past it
+        could only cost recall, never a wrong score.
         """
-        u = _UNIT_ROUNDOFF.get(self.params.dtype)
+        u = self._u
         if u is None:
             return None
         top = max(float(q.max(initial=0.0)), -float(q.min(initial=0.0)))
@@ -214,6 +214,7 @@ class AnnView:
         self.index = Index(ndim=dim, metric="ip", dtype=params.dtype, connectivity=params.connectivity,
                            expansion_add=params.expansion_add, expansion_search=params.expansion_search)
         self._bf16 = self.index.dtype == _scalar_kind("BF16")  # (asking the index costs a microsecond a time)
+        self._u = _UNIT_ROUNDOFF.get(self.index.dtype.name.lower())  # of the precision the index really holds
 
     def __len__(self) -> int:
         return len(self.index)
@@ -274,4 +275,5 @@ class AnnView:
         index.expansion_search = params.expansion_search  # type: ignore[misc]
         view.index = index
         view._bf16 = index.dtype == _scalar_kind("BF16")
+        view._u = _UNIT_ROUNDOFF.get(index.dtype.name.lower())  # (the file's, whatever the options ask for)
         return view
