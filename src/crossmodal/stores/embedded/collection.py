@@ -33,6 +33,7 @@ candidate list can only cost recall, never a wrong score or a deleted item.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections import Counter
@@ -84,6 +85,12 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_by_keys(n: int) -> str:
+    """The statement reading ``n`` items' rows and vectors by key (a search builds one or two a query)."""
+    return f"SELECT {_COLUMNS}, vector FROM items WHERE key IN ({_marks(n)})"
 
 
 class EmbeddedCollection(BackendBase):
@@ -424,7 +431,7 @@ class EmbeddedCollection(BackendBase):
         scores = np.concatenate([f[1] for f in found]).astype(np.float64, copy=False)
         bounds = [f[2] for f in found]
         error: float | np.ndarray
-        if all(not isinstance(b, np.ndarray) and b == bounds[0] for b in bounds):
+        if not any(isinstance(b, np.ndarray) for b in bounds) and len(set(bounds)) == 1:
             error = float(bounds[0])  # one bound for every candidate
         else:
             error = np.concatenate([b if isinstance(b, np.ndarray) else np.full(len(f[0]), b)
@@ -435,11 +442,11 @@ class EmbeddedCollection(BackendBase):
             first = np.argpartition(-scores, top_k - 1)[:top_k]
             scored = self._rescored(conn, keys[first], q)
             # (a first row missing cannot happen in one snapshot; if it did, the k-th best worst case is a bar too)
-            bar = -max(t[0] for t in scored) if len(scored) == top_k else kth_largest(scores - error, top_k)
+            bar = -max(scored)[0] if len(scored) == top_k else kth_largest(scores - error, top_k)
             rest = scores + error >= bar
             rest[first] = False
             scored += self._rescored(conn, keys[rest], q)
-        scored.sort(key=lambda t: (t[0], t[1]))
+        scored.sort()  # by score, then id (ids are unique, so rows are never compared)
         return [(_record(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
 
     def _rescored(self, conn: sqlite3.Connection, keys: np.ndarray, q: np.ndarray
@@ -448,8 +455,7 @@ class EmbeddedCollection(BackendBase):
         scored: list[tuple[float, str, tuple[Any, ...]]] = []
         # keys are unique store-wide; naming only them makes SQLite look each up by rowid
         for chunk in _chunks(list(dict.fromkeys(keys.tolist()))):
-            rows = conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE key IN ({_marks(len(chunk))})",
-                                chunk).fetchall()
+            rows = conn.execute(_rows_by_keys(len(chunk)), chunk).fetchall()
             if rows:
                 exact = dot(vectors_of([r[9] for r in rows], self.dim), q)
                 scored += [(-float(x), r[1], r) for x, r in zip(exact, rows)]
