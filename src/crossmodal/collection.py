@@ -512,5 +512,5 @@ class Collection:
     def _hit(self, r: Record, score: float) -> Hit:
         r = decode_record(r)
         path = self._path(r.reference) if r.modality in ("image", "pair") else None
-        return Hit(id=r.id, score=float(score), modality=r.modality, reference=r.reference,
-                   metadata=dict(r.metadata), text=r.text, path=path)
+        # (Hit's fields in their order: keyword arguments cost a quarter more, once per hit)
+        return Hit(r.id, float(score), r.modality, r.reference, dict(r.metadata), r.text, path)

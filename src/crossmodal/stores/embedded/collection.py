@@ -34,7 +34,6 @@ candidate list can only cost recall, never a wrong score or a deleted item.
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -53,7 +52,7 @@ from .derived import Derived, read_snapshot, search_state, vectors_of
 from .keysets import KeySets, log_changed
 from .keysets import members as _members
 from .options import EmbeddedOptions
-from .sqlite import attr_rows, filter_sql, pack_metadata
+from .sqlite import attr_rows, filter_sql, pack_metadata, unpack_metadata
 from .views import AnnView, dot, kth_largest
 
 __all__ = ["CLOSE_LAG", "EmbeddedCollection"]
@@ -74,8 +73,8 @@ def _record(row: Sequence[Any], dim: int, with_vector: bool) -> Record:
     vector = np.frombuffer(row[9], dtype="<f4").astype(np.float32) if with_vector else None
     if vector is not None and vector.shape != (dim,):
         raise StoreCorrupt(f"item {row[1]!r} has a vector of {vector.shape[0]} values, expected {dim}")
-    return Record(id=row[1], modality=row[2], reference=row[3], vector=vector, text=row[4], content_hash=row[5],
-                  source=row[6], stamp=row[7], metadata=json.loads(row[8]))
+    # (Record's fields in their order: keyword arguments cost a quarter more, once per hit)
+    return Record(row[1], row[2], row[3], vector, row[4], row[5], row[6], row[7], unpack_metadata(row[8]))
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
