@@ -86,8 +86,8 @@ class Collection:
         self.backend = backend
         self.model = model
         self._store = store
-        self._root_seen: object = _UNSEEN  # the root that _root_prefix was worked out for (see _path)
-        self._root_prefix: str | None = None
+        #: (a root, the prefix hits' paths join to a plain reference under it, or None: use pathlib), see _path
+        self._root_prefix: tuple[object, str | None] = (_UNSEEN, None)
         if model is not None:
             backend.info.space.check_same(model.space, what=f"collection {backend.info.name!r}")
 
@@ -496,16 +496,17 @@ class Collection:
         joined to a plain root as a string, or kept as it is when absolute or when there is no root, where
         pathlib would change nothing."""
         root = self.backend.info.root
-        if root != self._root_seen:  # (a root is absolute: plain once its leading slash is cut)
-            self._root_seen = root
-            self._root_prefix = ("" if not root else f"{root}/" if root[0] == "/" and _plain(root[1:]) else None
-                                 ) if os.sep == "/" else None
-        if self._root_prefix is not None and reference:
+        seen, prefix = self._root_prefix  # (one tuple, so threads never see a root with another root's prefix)
+        if root != seen:  # a root is absolute: plain once its leading slash is cut
+            prefix = ("" if not root else f"{root}/" if root[0] == "/" and _plain(root[1:]) else None
+                      ) if os.sep == "/" else None
+            self._root_prefix = (root, prefix)
+        if prefix is not None and reference:
             if reference[0] == "/":
                 if _plain(reference[1:]):
                     return reference
             elif _plain(reference):
-                return self._root_prefix + reference
+                return prefix + reference
         resolved = self.resolve(reference)
         return str(resolved) if resolved is not None else None
 
