@@ -137,11 +137,11 @@ _DECODER = json.JSONDecoder()
 
 def unpack_metadata(text: str) -> Any:
     """``json.loads(text)`` of what :func:`pack_metadata` wrote: its compact text goes straight to the decoder's
-    scanner, which parses a small object in a fifth of the time ``json.loads`` takes with its wrappers (a search
+    ``raw_decode``, which parses a small object in half the time ``json.loads`` takes with its checks (a search
     unpacks one per hit); anything else (spaces around it, or not JSON) goes through ``json.loads``."""
     try:
-        value, end = _DECODER.scan_once(text, 0)
-    except StopIteration:
+        value, end = _DECODER.raw_decode(text)
+    except json.JSONDecodeError:
         return json.loads(text)  # (which raises the usual error)
     return value if end == len(text) else json.loads(text)
 
