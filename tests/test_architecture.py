@@ -21,7 +21,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "crossmodal"
 #: bottom to top; a part may import parts of lower layers only (never its own layer's other parts)
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "jsontext"),
-    ("models", "space", "identity", "manifests", "inputs"),  # inputs: typed text/image/pair inputs; data: specs, catalog, resolution, hub; spaces; ids and hashes
+    ("models", "space", "identity", "manifests", "inputs", "references"),  # inputs: typed text/image/pair inputs;
+    # data: specs, catalog, resolution, hub; spaces; ids and hashes; references: where an item's reference points
     ("preprocessing", "stores"),
     ("pipeline", "retrieval"),  # retrieval: keyword/sparse/multi-vector signals and their fusion
     ("runtimes",),

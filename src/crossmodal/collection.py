@@ -37,6 +37,8 @@ from .embedder import l2_normalize
 from .errors import ConfigError, InputError, ItemNotFound
 from .inputs import Input, query_kind
 from .records import check_records
+from .references import HitPaths
+from .references import resolve as resolve_reference
 from .retrieval import Fusion, search_signals
 from .space import Space
 from .stores.base import (
@@ -69,16 +71,6 @@ def model_source(model: Model) -> str:
     return model.name
 
 
-_UNSEEN = object()
-
-
-def _plain(path: str) -> bool:
-    """Whether pathlib keeps a POSIX path exactly as written (relative, or absolute with its leading slash cut):
-    no empty or "." parts, no leading or trailing slash; so not a URI either."""
-    padded = f"/{path}/"
-    return "//" not in padded and "/./" not in padded
-
-
 class Collection:
     """One named collection in a store, bound to one embedding space. Get it from ``store.collection(...)``."""
 
@@ -86,8 +78,7 @@ class Collection:
         self.backend = backend
         self.model = model
         self._store = store
-        #: (a root, the prefix hits' paths join to a plain reference under it, or None: use pathlib), see _path
-        self._root_prefix: tuple[object, str | None] = (_UNSEEN, None)
+        self._paths = HitPaths()
         if model is not None:
             backend.info.space.check_same(model.space, what=f"collection {backend.info.name!r}")
 
@@ -162,12 +153,7 @@ class Collection:
 
     def resolve(self, reference: str) -> Path | None:
         """The file an image reference points to (None for URIs)."""
-        if "://" in reference:
-            return Path(reference[7:]) if reference.startswith("file://") else None
-        p = Path(reference)
-        if p.is_absolute() or self.root is None:
-            return p
-        return self.root / p
+        return resolve_reference(reference, self.backend.info.root)
 
     # -- writing ---------------------------------------------------------------------------------------------------
 
@@ -491,27 +477,8 @@ class Collection:
         except ItemNotFound:
             raise ItemNotFound(f"no item {item_id!r} in collection {self.name!r}") from None
 
-    def _path(self, reference: str) -> str | None:
-        """``str(self.resolve(reference))``, without pathlib for a plain reference (a search builds one per hit):
-        joined to a plain root as a string, or kept as it is when absolute or when there is no root, where
-        pathlib would change nothing."""
-        root = self.backend.info.root
-        seen, prefix = self._root_prefix  # (one tuple, so threads never see a root with another root's prefix)
-        if root != seen:  # a root is absolute: plain once its leading slash is cut
-            prefix = ("" if not root else f"{root}/" if root[0] == "/" and _plain(root[1:]) else None
-                      ) if os.sep == "/" else None
-            self._root_prefix = (root, prefix)
-        if prefix is not None and reference:
-            if reference[0] == "/":
-                if _plain(reference[1:]):
-                    return reference
-            elif _plain(reference):
-                return prefix + reference
-        resolved = self.resolve(reference)
-        return str(resolved) if resolved is not None else None
-
     def _hit(self, r: Record, score: float) -> Hit:
         r = decode_record(r)
-        path = self._path(r.reference) if r.modality in ("image", "pair") else None
+        path = self._paths(r.reference, self.backend.info.root) if r.modality in ("image", "pair") else None
         # (Hit's fields in their order: keyword arguments cost a quarter more, once per hit)
         return Hit(r.id, float(score), r.modality, r.reference, dict(r.metadata), r.text, path)

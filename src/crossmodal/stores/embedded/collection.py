@@ -33,7 +33,6 @@ candidate list can only cost recall, never a wrong score or a deleted item.
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -42,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import CollectionNotFound, StoreCorrupt
+from ...errors import CollectionNotFound
 from ..base import MODALITIES, BackendBase, CollectionInfo, Record
 from ..filters import Selection
 from . import keywords as fts
@@ -52,12 +51,11 @@ from .derived import Derived, read_snapshot, search_state, vectors_of
 from .keysets import KeySets, log_changed
 from .keysets import members as _members
 from .options import EmbeddedOptions
-from .sqlite import attr_rows, filter_sql, pack_metadata, unpack_metadata
+from .sqlite import COLUMNS, attr_rows, chunks, filter_sql, marks, pack_metadata, record_of, rows_by_keys
 from .views import AnnView, dot, kth_largest
 
 __all__ = ["CLOSE_LAG", "EmbeddedCollection"]
 
-_CHUNK = 5_000  # ids or keys per IN (...) list
 #: a filter's key set (per modality) is scored in full rather than searched in the HNSW graph while it holds at most
 #: EXACT_SET keys, or EXACT_PER_CANDIDATE keys per candidate the widened graph search would ask for: scoring a key
 #: reads its vector from the index (about 4.5 us a key at a million items), a widened search costs about 2.7 us
@@ -66,32 +64,6 @@ EXACT_SET = 1_000
 EXACT_PER_CANDIDATE = 0.6
 #: on close, HNSW views lagging their files by fewer changes are left for readers to catch up (a fraction of a second)
 CLOSE_LAG = 1_000
-_COLUMNS = "key, id, modality, reference, text, content_hash, source, stamp, metadata"
-
-
-def _record(row: Sequence[Any], dim: int, with_vector: bool) -> Record:
-    vector = np.frombuffer(row[9], dtype="<f4").astype(np.float32) if with_vector else None
-    if vector is not None and vector.shape != (dim,):
-        raise StoreCorrupt(f"item {row[1]!r} has a vector of {vector.shape[0]} values, expected {dim}")
-    # (Record's fields in their order: keyword arguments cost a quarter more, once per hit)
-    return Record(row[1], row[2], row[3], vector, row[4], row[5], row[6], row[7], unpack_metadata(row[8]))
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
-
-
-@functools.lru_cache(maxsize=64)
-def _rows_by_keys(n: int) -> str:
-    """The statement reading ``n`` items' rows and vectors by key (a search builds one or two a query)."""
-    return f"SELECT {_COLUMNS}, vector FROM items WHERE key IN ({_marks(n)})"
-
-
 class EmbeddedCollection(BackendBase):
     """One collection's items in the embedded store (see the module docstring for the search plan)."""
 
@@ -131,7 +103,7 @@ class EmbeddedCollection(BackendBase):
             return "", []
         sql, params = "", []
         if selection.modalities is not None:
-            sql += f" AND modality IN ({_marks(len(selection.modalities))})"
+            sql += f" AND modality IN ({marks(len(selection.modalities))})"
             params += list(selection.modalities)
         if selection.where is not None:
             fsql, fparams = filter_sql(selection.where, self.cid)
@@ -165,17 +137,17 @@ class EmbeddedCollection(BackendBase):
 
     def _keys_of(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[tuple[int, str]]:
         found: list[tuple[int, str]] = []
-        for chunk in _chunks(ids):
-            found += conn.execute(f"SELECT key, modality FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+        for chunk in chunks(ids):
+            found += conn.execute(f"SELECT key, modality FROM items WHERE cid=? AND id IN ({marks(len(chunk))})",
                                   (self.cid, *chunk)).fetchall()
         return found
 
     def _write_rows(self, conn: sqlite3.Connection, latest: dict[str, Record], delta: Counter[str]) -> None:
         existing: dict[str, tuple[int, str, bytes]] = {}
         ids = list(latest)
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for key, id_, modality, vector in conn.execute(
-                    f"SELECT key, id, modality, vector FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+                    f"SELECT key, id, modality, vector FROM items WHERE cid=? AND id IN ({marks(len(chunk))})",
                     (self.cid, *chunk)):
                 existing[id_] = (key, modality, vector)
         for r in latest.values():
@@ -210,10 +182,10 @@ class EmbeddedCollection(BackendBase):
         return fts.terms_of(r.modality, r.reference, r.text, r.metadata, self.info.text_keys)
 
     def _remove(self, conn: sqlite3.Connection, gone: Sequence[tuple[int, str]]) -> None:
-        for chunk in _chunks(gone):
+        for chunk in chunks(gone):
             keys = [k for k, _ in chunk]
-            conn.execute(f"DELETE FROM items WHERE key IN ({_marks(len(keys))})", keys)
-            conn.execute(f"DELETE FROM attrs WHERE key IN ({_marks(len(keys))})", keys)
+            conn.execute(f"DELETE FROM items WHERE key IN ({marks(len(keys))})", keys)
+            conn.execute(f"DELETE FROM attrs WHERE key IN ({marks(len(keys))})", keys)
             log_changed(conn, self.cid, keys)
             fts.remove(conn, self.cid, keys)
             tokens.remove(conn, keys)
@@ -257,10 +229,10 @@ class EmbeddedCollection(BackendBase):
             self._alive(conn)
             unique = list(dict.fromkeys(ids))
             keys: dict[str, int] = {}
-            for chunk in _chunks(unique):
-                for row in conn.execute(f"SELECT {_COLUMNS}, vector FROM items WHERE cid=? AND id IN "
-                                        f"({_marks(len(chunk))})", (self.cid, *chunk)):
-                    found[row[1]] = _record(row, self.dim, vectors)
+            for chunk in chunks(unique):
+                for row in conn.execute(f"SELECT {COLUMNS}, vector FROM items WHERE cid=? AND id IN "
+                                        f"({marks(len(chunk))})", (self.cid, *chunk)):
+                    found[row[1]] = record_of(row, self.dim, vectors)
                     keys[row[1]] = row[0]
             if vectors:
                 found = self._with_tokens(conn, found, keys)
@@ -289,9 +261,9 @@ class EmbeddedCollection(BackendBase):
         while True:  # keyset pages, each its own short read, so a long scan never blocks writers or checkpoints
             with self.db.read() as conn:
                 self._alive(conn)
-                rows = conn.execute(f"SELECT {_COLUMNS}, {'vector' if vectors else 'NULL'} FROM items WHERE cid=? "
+                rows = conn.execute(f"SELECT {COLUMNS}, {'vector' if vectors else 'NULL'} FROM items WHERE cid=? "
                                     f"AND id>?{sql} ORDER BY id LIMIT 1000", (self.cid, after, *params)).fetchall()
-                page = {row[1]: _record(row, self.dim, vectors) for row in rows}
+                page = {row[1]: record_of(row, self.dim, vectors) for row in rows}
                 if vectors and rows:
                     page = self._with_tokens(conn, page, {row[1]: row[0] for row in rows})
             if not rows:
@@ -372,17 +344,17 @@ class EmbeddedCollection(BackendBase):
 
     def _id_keys(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[tuple[str, int]]:
         found: list[tuple[str, int]] = []
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            found += conn.execute(f"SELECT id, key FROM items WHERE cid=? AND id IN ({_marks(len(chunk))})",
+        for chunk in chunks(list(dict.fromkeys(ids))):
+            found += conn.execute(f"SELECT id, key FROM items WHERE cid=? AND id IN ({marks(len(chunk))})",
                                   (self.cid, *chunk)).fetchall()
         return found
 
     def _records_of(self, conn: sqlite3.Connection, found: list[tuple[int, float]]) -> list[tuple[Record, float]]:
         rows = {}
-        for chunk in _chunks([k for k, _ in found]):
-            for row in conn.execute(f"SELECT {_COLUMNS}, NULL FROM items WHERE key IN ({_marks(len(chunk))})", chunk):
+        for chunk in chunks([k for k, _ in found]):
+            for row in conn.execute(f"SELECT {COLUMNS}, NULL FROM items WHERE key IN ({marks(len(chunk))})", chunk):
                 rows[row[0]] = row
-        return [(_record(rows[k], self.dim, False), s) for k, s in found if k in rows]
+        return [(record_of(rows[k], self.dim, False), s) for k, s in found if k in rows]
 
     def _ann_candidates(self, view: AnnView, q: np.ndarray, top_k: int, allowed: np.ndarray | None
                         ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -446,15 +418,15 @@ class EmbeddedCollection(BackendBase):
             rest[first] = False
             scored += self._rescored(conn, keys[rest], q)
         scored.sort()  # by score, then id (ids are unique, so rows are never compared)
-        return [(_record(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
+        return [(record_of(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
 
     def _rescored(self, conn: sqlite3.Connection, keys: np.ndarray, q: np.ndarray
                   ) -> list[tuple[float, str, tuple[Any, ...]]]:
         """(minus the exact score, id, row) of the items with ``keys``, read from SQLite."""
         scored: list[tuple[float, str, tuple[Any, ...]]] = []
         # keys are unique store-wide; naming only them makes SQLite look each up by rowid
-        for chunk in _chunks(list(dict.fromkeys(keys.tolist()))):
-            rows = conn.execute(_rows_by_keys(len(chunk)), chunk).fetchall()
+        for chunk in chunks(list(dict.fromkeys(keys.tolist()))):
+            rows = conn.execute(rows_by_keys(len(chunk)), chunk).fetchall()
             if rows:
                 exact = dot(vectors_of([r[9] for r in rows], self.dim), q)
                 scored += [(-float(x), r[1], r) for x, r in zip(exact, rows)]
