@@ -64,6 +64,8 @@ EXACT_SET = 1_000
 EXACT_PER_CANDIDATE = 0.6
 #: on close, HNSW views lagging their files by fewer changes are left for readers to catch up (a fraction of a second)
 CLOSE_LAG = 1_000
+
+
 class EmbeddedCollection(BackendBase):
     """One collection's items in the embedded store (see the module docstring for the search plan)."""
 
