@@ -61,6 +61,7 @@ __all__ = ["AddResult", "Collection", "model_source"]
 #: records per atomic backend write when adding or upserting
 WRITE_BATCH = 256
 MAX_TOP_K = 10_000
+_EVERYTHING = Selection()  # (frozen: every search without a modality or filter shares it)
 
 
 def model_source(model: Model) -> str:
@@ -332,6 +333,8 @@ class Collection:
 
     @staticmethod
     def _selection(modality: str | Sequence[str] | None, where: Mapping[str, Any] | Filter | None) -> Selection:
+        if modality is None and where is None:
+            return _EVERYTHING
         return Selection(modalities=check_modalities(modality), where=encode_filter(parse_where(where)))
 
     # -- searching -------------------------------------------------------------------------------------------------

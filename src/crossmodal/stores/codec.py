@@ -92,10 +92,15 @@ def _has_escape(text: str) -> bool:
 
 def decode_record(r: Record) -> Record:
     """A stored record as it was given."""
-    if ESCAPE in r.reference or ESCAPE in r.source or (r.text is not None and ESCAPE in r.text) or any(
-            ESCAPE in k or _touched(v, _has_escape) for k, v in r.metadata.items()):
-        return _map_record(r, decode_text, _has_escape)
-    return r  # (every search hit is decoded: most hold nothing to decode, and this is all they cost)
+    # (every search hit is decoded and most hold nothing to decode: these checks are all they cost)
+    escaped = ESCAPE in r.reference or ESCAPE in r.source or (r.text is not None and ESCAPE in r.text)
+    if not escaped:
+        for k, v in r.metadata.items():
+            if ESCAPE in k or (v.__class__ is str and ESCAPE in v) or (
+                    v.__class__ is not str and _touched(v, _has_escape)):
+                escaped = True
+                break
+    return _map_record(r, decode_text, _has_escape) if escaped else r
 
 
 def encode_filter(f: Filter | None) -> Filter | None:

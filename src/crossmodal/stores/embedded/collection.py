@@ -426,8 +426,9 @@ class EmbeddedCollection(BackendBase):
                   ) -> list[tuple[float, str, tuple[Any, ...]]]:
         """(minus the exact score, id, row) of the items with ``keys``, read from SQLite."""
         scored: list[tuple[float, str, tuple[Any, ...]]] = []
-        # keys are unique store-wide; naming only them makes SQLite look each up by rowid
-        for chunk in chunks(list(dict.fromkeys(keys.tolist()))):
+        # keys are unique store-wide (and a search's candidates are distinct); naming only them makes SQLite look
+        # each up by rowid
+        for chunk in chunks(keys.tolist()):
             rows = conn.execute(rows_by_keys(len(chunk)), chunk).fetchall()
             if rows:
                 exact = dot(vectors_of([r[9] for r in rows], self.dim), q)
