@@ -258,8 +258,8 @@ class AnnView:
         keys, distances, counts = self.index._compiled.search_many(
             np.asarray(q, dtype=np.float32).reshape(1, -1), count=k, exact=False, threads=1,
             dtype=_scalar_kind("Unknown"))[:3]
-        n = int(counts[0])  # (keys are below 2^63, so their uint64 words read as int64 without a copy)
-        return keys[0, :n].view(np.int64), 1.0 - distances[0, :n].astype(np.float32, copy=False)
+        n = int(counts[0])
+        return keys[0, :n].astype(np.int64), 1.0 - distances[0, :n].astype(np.float32, copy=False)
 
     def save(self, path: Path) -> None:
         self.index.save(str(path))
