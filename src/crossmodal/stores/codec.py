@@ -67,9 +67,10 @@ def _touched(value: Any, probe: Any) -> bool:
 
 
 def _map_metadata(metadata: Mapping[str, Any], fn: Any, probe: Any) -> Mapping[str, Any]:
-    if not any(probe(k) or _touched(v, probe) for k, v in metadata.items()):
-        return metadata
-    return {fn(k): _map_value(v, fn) for k, v in metadata.items()}
+    for k, v in metadata.items():  # (a loop: every search hit comes through here, and most touch nothing)
+        if probe(k) or _touched(v, probe):
+            return {fn(k): _map_value(v, fn) for k, v in metadata.items()}
+    return metadata
 
 
 def _map_record(r: Record, fn: Any, probe: Any) -> Record:
@@ -92,15 +93,7 @@ def _has_escape(text: str) -> bool:
 
 def decode_record(r: Record) -> Record:
     """A stored record as it was given."""
-    # (every search hit is decoded and most hold nothing to decode: these checks are all they cost)
-    escaped = ESCAPE in r.reference or ESCAPE in r.source or (r.text is not None and ESCAPE in r.text)
-    if not escaped:
-        for k, v in r.metadata.items():
-            if ESCAPE in k or (v.__class__ is str and ESCAPE in v) or (
-                    v.__class__ is not str and _touched(v, _has_escape)):
-                escaped = True
-                break
-    return _map_record(r, decode_text, _has_escape) if escaped else r
+    return _map_record(r, decode_text, _has_escape)
 
 
 def encode_filter(f: Filter | None) -> Filter | None:
