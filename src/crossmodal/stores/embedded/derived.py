@@ -32,6 +32,7 @@ import os
 import sqlite3
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,16 @@ class Snapshot:
     removed: int
 
 
-def read_snapshot(conn: sqlite3.Connection) -> Snapshot:
-    seqs = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('items', 'removed')").fetchall())
+#: where the two sequence counters of a snapshot are
+_SEQUENCES = "FROM sqlite_sequence WHERE name IN ('items', 'removed')"
+
+
+def _snapshot_of(seqs: dict[str, Any]) -> Snapshot:
     return Snapshot(items=int(seqs.get("items", 0)), removed=int(seqs.get("removed", 0)))
+
+
+def read_snapshot(conn: sqlite3.Connection) -> Snapshot:
+    return _snapshot_of(dict(conn.execute(f"SELECT name, seq {_SEQUENCES}").fetchall()))
 
 
 def fsync_path(path: Path) -> None:
@@ -91,6 +99,11 @@ class AnnRow:
     digest: str
 
 
+def _ann_row_of(row: Sequence[Any]) -> AnnRow:
+    """An ``ann`` row's (file, max_key, removed_seq, size, digest)."""
+    return AnnRow(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]))
+
+
 def record_digests(read: Any, write: Any, index_dir: Path) -> None:
     """Record the digests of files saved before digests were recorded (a store first opened by this version)."""
     with read() as conn:
@@ -105,23 +118,25 @@ def record_digests(read: Any, write: Any, index_dir: Path) -> None:
                          (digest, cid, modality, name))
 
 
+_SEARCH_STATE = ("SELECT 0, modality, n, 0, 0, 0, '' FROM counts WHERE cid=?1 UNION ALL "
+                 f"SELECT 1, name, seq, 0, 0, 0, '' {_SEQUENCES} UNION ALL "
+                 "SELECT 2, modality, file, max_key, removed_seq, size, digest FROM ann WHERE cid=?1")
+
+
 def search_state(conn: sqlite3.Connection, cid: int) -> tuple[dict[str, int], Snapshot, dict[str, AnnRow]]:
     """What a search reads first, in one statement: the collection's counts by modality, the snapshot (see
     :func:`read_snapshot`) and what the ``ann`` table records for each modality's saved HNSW file."""
     counts: dict[str, int] = {}
-    seqs: dict[str, int] = {}
+    seqs: dict[str, Any] = {}
     rows: dict[str, AnnRow] = {}
-    for part, name, a, k, r, n, d in conn.execute(
-            "SELECT 0, modality, n, 0, 0, 0, '' FROM counts WHERE cid=?1 UNION ALL "
-            "SELECT 1, name, seq, 0, 0, 0, '' FROM sqlite_sequence WHERE name IN ('items', 'removed') UNION ALL "
-            "SELECT 2, modality, file, max_key, removed_seq, size, digest FROM ann WHERE cid=?1", (cid,)):
+    for part, name, a, k, r, n, d in conn.execute(_SEARCH_STATE, (cid,)):
         if part == 0:
             counts[name] = a
         elif part == 1:
-            seqs[name] = int(a)
+            seqs[name] = a
         else:
-            rows[str(name)] = AnnRow(str(a), int(k), int(r), int(n), str(d))
-    return counts, Snapshot(items=seqs.get("items", 0), removed=seqs.get("removed", 0)), rows
+            rows[str(name)] = _ann_row_of((a, k, r, n, d))
+    return counts, _snapshot_of(seqs), rows
 
 
 def vectors_of(blobs: list[bytes], dim: int) -> np.ndarray:
@@ -151,7 +166,7 @@ class Derived:
     def _ann_row(self, conn: sqlite3.Connection) -> AnnRow | None:
         row = conn.execute("SELECT file, max_key, removed_seq, size, digest FROM ann WHERE cid=? AND modality=?",
                            (self.cid, self.modality)).fetchone()
-        return None if row is None else AnnRow(str(row[0]), int(row[1]), int(row[2]), int(row[3]), str(row[4]))
+        return None if row is None else _ann_row_of(row)
 
     def want_ann(self, n_rows: int) -> bool:
         return n_rows > self.exact_limit
