@@ -67,6 +67,7 @@ def main() -> None:
     from crossmodal.space import Space
     from crossmodal.stores.base import MODALITIES
     from crossmodal.stores.embedded.derived import search_state, vectors_of
+    from crossmodal.stores.embedded.sqlite import rows_by_keys
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-layers-"))
     path = workdir / "store"
@@ -142,7 +143,6 @@ def main() -> None:
     steps["fetch (and a transaction)"] = median_ms(fetch, queries)
     steps["backend.query"] = median_ms(lambda q: backend.query(q, top_k), queries)
     steps["Collection.search"] = median_ms(lambda q: col.search(vector=q, top_k=top_k), queries)
-    columns = "key, id, modality, reference, text, content_hash, source, stamp, metadata, vector"
 
     def floor(q: np.ndarray) -> None:
         with backend.db.read() as conn:
@@ -150,8 +150,7 @@ def main() -> None:
             got = ann(q)
             keys, scores = np.concatenate([k for k, _ in got]), np.concatenate([s for _, s in got])
             best = keys[np.argpartition(-scores, top_k - 1)[:top_k]].tolist()
-            rows = conn.execute(f"SELECT {columns} FROM items WHERE key IN ({','.join('?' * len(best))})",
-                                best).fetchall()
+            rows = conn.execute(rows_by_keys(len(best)), best).fetchall()  # (the store's own statement)
             vectors_of([r[9] for r in rows], args.dim) @ q
 
     # the four compared, alternated query by query (each query searched by each, a quarter of the queries apart),
