@@ -19,8 +19,10 @@ Collection.search, Collection.search pruning by each candidate's stored copy (wh
 vectors are not unit length does), and a floor: the read transaction, the HNSW searches, and the
 rows of the 10 best-scored candidates read from SQLite and scored (the least that a store keeping
 its items in SQLite and returning exact scores must do; no records, no hits). Last, how many rows
-the store read per query, and what one small step after the searches (checking the query vector)
-costs in a loop and right after an HNSW search.
+the store read per query; how far usearch's scores are from the product of the bf16 roundings and
+from the exact scores (in the bound's standard deviations); whether both prunings return the same
+hits, unfiltered and with a 10% metadata filter; and what one small step after the searches
+(checking the query vector) costs in a loop and right after an HNSW search.
 Usage
   python bench/search_layers.py --n 200000 --queries 1000
   python bench/search_layers.py --n 200000 --workdir /tmp/store-200k --reuse   # a store bench/search.py built
@@ -192,6 +194,31 @@ def main() -> None:
     backend._norm = norm
     del backend._rescored
     rows_read, rows_read_copies = rows_read[:len(queries)], rows_read[len(queries):]
+    # how good the one bound from the query is, on the first 200 queries' candidates: usearch's score against the
+    # product of the bf16 roundings (to nearest even) of the stored vector and the query, and against the exact
+    # score, in units of the bound's standard deviation (a sixth of it, less its float32 terms)
+    def bf16(a: np.ndarray) -> np.ndarray:
+        w = np.asarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+        return (((w + 0x7FFF + ((w >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+
+    off_product, off_sd = 0.0, 0.0
+    with backend.db.read() as conn:
+        for f, q in zip(found[:200], queries[:200]):
+            sd = 2.0**-8 * norm * float(np.abs(q).max()) * np.sqrt(2 / 3)  # (the views hold bf16)
+            for (keys, scores), v in zip(f, views.values()):
+                if not hasattr(v, "search_error"):
+                    continue
+                exact = {row[0]: -neg for neg, _, row in backend._rescored(conn, keys, q)}
+                product = v.vectors(keys).astype(np.float64) @ bf16(q).astype(np.float64)
+                off_product = max(off_product, float(np.abs(scores - product).max()))
+                off_sd = max(off_sd, max(abs(float(s) - exact[int(k)]) for k, s in zip(keys, scores)) / sd)
+    same = {"unfiltered": 0, "album 10%": 0}
+    for q in queries:
+        for kind, where in (("unfiltered", None), ("album 10%", {"album": "a0"})):
+            hits = [h.id for h in col.search(vector=q, top_k=top_k, where=where)]
+            backend._norm = None
+            same[kind] += hits == [h.id for h in col.search(vector=q, top_k=top_k, where=where)]
+            backend._norm = norm
     # the same small step (checking and normalizing the query vector) in a loop, and right after the raw search:
     # what the three HNSW searches' memory traffic does to the Python that runs after them
     after = {"in a loop": [], "after the HNSW searches": []}
@@ -215,6 +242,9 @@ def main() -> None:
     print(f"candidates: {sum(len(c[0]) for c in found[0])} per query; rows read from SQLite per query: median "
           f"{np.median(rows_read):.0f}, mean {np.mean(rows_read):.1f}, most {max(rows_read)} (pruning by stored "
           f"copies: median {np.median(rows_read_copies):.0f}, mean {np.mean(rows_read_copies):.1f})")
+    print(f"usearch's scores: at most {off_product:.1e} from the product of the bf16 roundings; at most "
+          f"{off_sd:.2f} standard deviations (of the six the bound allows) from the exact scores")
+    print("hits the same with either pruning: " + ", ".join(f"{n} of {len(queries)} {kind}" for kind, n in same.items()))
     print("checking and normalizing the query vector: " + ", ".join(f"{np.median(v) * 1e6:.1f} us {where}"
                                                                    for where, v in after.items()))
 
