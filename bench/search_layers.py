@@ -68,7 +68,7 @@ def main() -> None:
     from crossmodal import Record
     from crossmodal.space import Space
     from crossmodal.stores.base import MODALITIES
-    from crossmodal.stores.embedded.derived import search_state, vectors_of
+    from crossmodal.stores.embedded.derived import vectors_of
     from crossmodal.stores.embedded.sqlite import rows_by_keys
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-layers-"))
@@ -109,11 +109,11 @@ def main() -> None:
 
     def transaction(q: np.ndarray) -> None:  # what the store reads first, as it reads it
         with backend.db.read() as conn:
-            search_state(conn, backend.cid)
+            backend._search_state(conn)
 
     def catch_up(q: np.ndarray) -> None:
         with backend.db.read() as conn:
-            counts, snap, recorded = search_state(conn, backend.cid)
+            counts, snap, recorded = backend._search_state(conn)
             for m in views:
                 with backend.derived(m).lock:
                     backend.derived(m).current(conn, counts[m], snap, recorded)
@@ -148,7 +148,7 @@ def main() -> None:
 
     def floor(q: np.ndarray) -> None:
         with backend.db.read() as conn:
-            search_state(conn, backend.cid)
+            backend._search_state(conn)
             got = ann(q)
             keys, scores = np.concatenate([k for k, _ in got]), np.concatenate([s for _, s in got])
             best = keys[np.argpartition(-scores, top_k - 1)[:top_k]].tolist()

@@ -438,3 +438,33 @@ def test_a_store_from_before_keyword_search_gets_its_index_when_opened(tmp_path)
     assert col.search("zanzibar", using="keyword")[0].text == "a zanzibar note"
     assert st.check().clean
     st.close()
+
+
+def test_each_hnsw_view_prunes_with_the_precision_its_own_index_holds(tmp_path: Path, monkeypatch) -> None:
+    # Reopened with another precision, a store keeps its saved bf16 file for one modality while a modality indexed
+    # after that holds f32: each view's candidates must be bounded by its own precision's error. (Bounding the bf16
+    # candidates with f32's, a hundred times smaller, would drop hits that the rescoring would have kept.)
+    vectors = clustered(600, 16)
+    st = open_store(tmp_path / "s", exact_limit=50)
+    st.collection("c", model=SpaceOnly(16)).upsert(
+        [Record(f"t{i}", "text", f"t{i}", v) for i, v in enumerate(vectors[:300])])
+    st.close()  # saves the text view's HNSW file, in bf16
+    st = open_store(tmp_path / "s", exact_limit=50, ann_dtype="f32")
+    col = st.collection("c")
+    col.upsert([Record(f"i{i}", "image", f"i{i}.jpg", v) for i, v in enumerate(vectors[300:])])
+    seen: list = []
+    fetch = col.backend._fetch
+
+    def spy(conn, found, top_k, q):
+        seen.append((found, q))
+        return fetch(conn, found, top_k, q)
+
+    monkeypatch.setattr(col.backend, "_fetch", spy)
+    hits = col.search(vector=clustered(1, 16, seed=5)[0], top_k=5)
+    (found, q), = seen
+    image, text = col.backend.derived("image").view, col.backend.derived("text").view
+    assert image.kind == text.kind == "ann" and image.index.dtype != text.index.dtype
+    norm = col.backend._norm
+    assert [f[2] for f in found] == [image.search_error(q, norm), text.search_error(q, norm)]  # searched in order
+    assert found[1][2] > 100 * found[0][2] and len(hits) == 5
+    st.close()

@@ -47,12 +47,12 @@ from ..filters import Selection
 from . import keywords as fts
 from . import tokens
 from .database import Database
-from .derived import Derived, read_snapshot, search_state, vectors_of
+from .derived import Derived, SearchStates, read_snapshot, vectors_of
 from .keysets import KeySets, log_changed
 from .keysets import members as _members
 from .options import EmbeddedOptions
 from .sqlite import COLUMNS, attr_rows, chunks, filter_sql, marks, pack_metadata, record_of, rows_by_keys
-from .views import AnnView, dot, kth_largest
+from .views import AnnView, dot, kth_largest, query_extent
 
 __all__ = ["CLOSE_LAG", "EmbeddedCollection"]
 
@@ -80,6 +80,7 @@ class EmbeddedCollection(BackendBase):
         ann = options.ann_params
         self._derived = {m: Derived(cid, m, self.dim, db.index_dir, options.exact_limit, ann) for m in MODALITIES}
         self._keysets = KeySets(cid, db.index_dir)
+        self._search_state = SearchStates(cid)
         self._written_since_check = 0
         self._dirty: set[str] = set()
         #: the largest norm of a stored vector, where the space guarantees one (unit vectors, with float32 slack)
@@ -279,9 +280,12 @@ class EmbeddedCollection(BackendBase):
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         selection = selection or Selection()
         found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
-        error: float | None = None  # how far usearch's scores may be off: one precision for every view, so found once
+        # what each view's bound on usearch's errors needs of the query, worked out once and before the graph
+        # searches (which leave the CPU's caches cold for whatever follows them)
+        norm = self._norm
+        extent = query_extent(q) if norm is not None else None
         with self.db.read() as conn:
-            counts, snap, recorded = search_state(conn, self.cid)
+            counts, snap, recorded = self._search_state(conn)
             if not counts:  # empty, or deleted: only then is it worth a query to tell which
                 self._alive(conn)
             keysets = None
@@ -301,9 +305,9 @@ class EmbeddedCollection(BackendBase):
                         view = derived.current(conn, n, snap, recorded)
                         if isinstance(view, AnnView):
                             keys, approx = self._ann_candidates(view, q, top_k, allowed)
-                            if error is None and approx is not None and self._norm is not None:
-                                error = view.search_error(q, self._norm)
-                            found.append((keys, approx, error) if approx is not None and error is not None
+                            # (each view its own: a file keeps the precision it was saved in, whatever the options)
+                            error = None if approx is None or norm is None else view.search_error(q, norm, extent)
+                            found.append((keys, approx, error) if error is not None
                                          else (keys, *view.score_bounds(keys, q)))
                         else:
                             found.append((*view.search(q, top_k, allowed), 0.0))

@@ -159,6 +159,11 @@ class AnnParams:
 _UNIT_ROUNDOFF = {"f64": 2.0**-53, "f32": 2.0**-24, "f16": 2.0**-11, "bf16": 2.0**-8}
 
 
+def query_extent(q: np.ndarray) -> tuple[float, float]:
+    """The largest magnitude of a value of ``q`` and ``q``'s norm: all :meth:`AnnView.search_error` needs of it."""
+    return max(float(q.max(initial=0.0)), -float(q.min(initial=0.0))), math.sqrt(float(np.dot(q, q)))
+
+
 class AnnView:
     """A usearch HNSW index over unit vectors (inner product)."""
 
@@ -186,7 +191,7 @@ class AnnView:
         spread = np.sqrt(dot(x * x, q * q) / 3)
         return scores, 6 * u * spread + 2 * self.dim * 2.0**-24 * dot(np.abs(x), np.abs(q)) + 1e-6
 
-    def search_error(self, q: np.ndarray, norm: float) -> float | None:
+    def search_error(self, q: np.ndarray, norm: float, extent: tuple[float, float] | None = None) -> float | None:
         """A bound on how far each score :meth:`search` returns may be from the exact score of its stored vector,
         for stored vectors of norm at most ``norm`` (None for a precision with no bound).
 
@@ -197,13 +202,13 @@ class AnnView:
         needs no stored vector: six of those deviations for the two sums together (the largest error on 18,000
         candidates at a million items was 1.74 of them, ``bench/search_layers.py``), plus the float32 sums and
         the product of the two errors. It costs nothing per candidate (no stored copy is read); like
-        :meth:`score_bounds`, going past it could only cost recall, never a wrong score.
+        :meth:`score_bounds`, going past it could only cost recall, never a wrong score. ``extent``:
+        :func:`query_extent` of ``q``, when the caller has it (a search works it out once, for every view).
         """
         u = self._u
         if u is None:
             return None
-        top = max(float(q.max(initial=0.0)), -float(q.min(initial=0.0)))
-        size = math.sqrt(float(np.dot(q, q)))
+        top, size = query_extent(q) if extent is None else extent
         return (6 * u * norm * top * math.sqrt(2 / 3) + u * u * norm * size
                 + 2 * self.dim * 2.0**-24 * norm * size * (1 + u) ** 2 + 1e-6)
 
