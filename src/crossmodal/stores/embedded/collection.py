@@ -374,7 +374,7 @@ class EmbeddedCollection(BackendBase):
         """
         want = max(2 * top_k, top_k + 20)
         if allowed is None:
-            return view.search(q, min(len(view), want))
+            return view.search(q, want)  # (which asks for at most what the view holds)
         # a widened search ranks with a beam of at least k (ten times the unfiltered one at a 10% filter), so its
         # candidates that pass are already nearly in exact order and fewer spares are needed (bench/filter_plans.py)
         want = top_k + max(5, top_k // 2)
@@ -397,10 +397,12 @@ class EmbeddedCollection(BackendBase):
 
         Candidates come with scores that may be off by a bound (from an HNSW index's stored precision: one for
         all, see :meth:`AnnView.search_error`, or one each, see :meth:`AnnView.score_bounds`; 0 for exact
-        views). The ``top_k`` best-scored are read from SQLite first and rescored with their exact stored
-        vectors; the worst of those exact scores is a bar that ``top_k`` candidates reach, so of the rest only
-        those whose best possible score reaches it can make the cut, and only they are read, and each row not
-        read is a page-cache miss avoided.
+        views). Read from SQLite first and rescored with their exact stored vectors: every candidate within one
+        bound of the ``top_k``-th best score (the ``top_k`` best and the few that could most likely overtake them).
+        The ``top_k``-th best of those exact scores is a bar that ``top_k`` candidates reach, so of the rest only
+        those whose best possible score reaches it can make the cut, and only they are read then: at a million
+        items, 8% of searches read any (``bench/search_layers.py``), so a search nearly always reads its rows in
+        one statement, and each row not read is a page-cache miss avoided.
         """
         if not found:
             return []
@@ -416,13 +418,15 @@ class EmbeddedCollection(BackendBase):
         if len(keys) <= top_k:
             scored = self._rescored(conn, keys, q)
         else:
-            first = np.argpartition(-scores, top_k - 1)[:top_k]
+            first = scores >= kth_largest(scores, top_k) - error  # (at least top_k: all those tied with the k-th)
             scored = self._rescored(conn, keys[first], q)
+            scored.sort()
             # (a first row missing cannot happen in one snapshot; if it did, the k-th best worst case is a bar too)
-            bar = -max(scored)[0] if len(scored) == top_k else kth_largest(scores - error, top_k)
+            bar = -scored[top_k - 1][0] if len(scored) >= top_k else kth_largest(scores - error, top_k)
             rest = scores + error >= bar
             rest[first] = False
-            scored += self._rescored(conn, keys[rest], q)
+            if rest.any():
+                scored += self._rescored(conn, keys[rest], q)
         scored.sort()  # by score, then id (ids are unique, so rows are never compared)
         return [(record_of(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
 
