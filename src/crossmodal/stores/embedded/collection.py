@@ -415,19 +415,19 @@ class EmbeddedCollection(BackendBase):
         else:
             error = np.concatenate([b if isinstance(b, np.ndarray) else np.full(len(f[0]), b)
                                     for b, f in zip(bounds, found)]).astype(np.float64, copy=False)
-        if len(keys) <= top_k:
-            scored = self._rescored(conn, keys, q)
-        else:
-            first = scores >= kth_largest(scores, top_k) - error  # (at least top_k: all those tied with the k-th)
-            scored = self._rescored(conn, keys[first], q)
-            scored.sort()
-            # (a first row missing cannot happen in one snapshot; if it did, the k-th best worst case is a bar too)
-            bar = -scored[top_k - 1][0] if len(scored) >= top_k else kth_largest(scores - error, top_k)
+        kth = kth_largest(scores, top_k) if len(keys) > top_k else -np.inf
+        first = scores >= kth - error  # (at least top_k: all those tied with the k-th)
+        scored = self._rescored(conn, keys[first], q)
+        scored.sort()  # by score, then id (ids are unique, so rows are never compared)
+        # (a first row missing cannot happen in one snapshot; if it did, the k-th best worst case is a bar too)
+        bar = (-scored[top_k - 1][0] if len(scored) >= top_k else
+               kth_largest(scores - error, top_k) if len(keys) > top_k else kth)
+        if bar < kth:  # (each candidate left out scores under kth - its bound: none can reach a bar >= kth)
             rest = scores + error >= bar
             rest[first] = False
             if rest.any():
                 scored += self._rescored(conn, keys[rest], q)
-        scored.sort()  # by score, then id (ids are unique, so rows are never compared)
+                scored.sort()
         return [(record_of(row, self.dim, False), -neg) for neg, _, row in scored[:top_k]]
 
     def _rescored(self, conn: sqlite3.Connection, keys: np.ndarray, q: np.ndarray

@@ -287,6 +287,8 @@ class Derived:
 
         A recorded file at least as new is kept, unless ``replace`` (the recorded one is known to be bad).
         """
+        if self.changes == 0 and self.file is not None:  # (what every search asks first: nothing to save)
+            return False
         with self.lock:
             if not self.lagging(min_changes):
                 return False
