@@ -64,14 +64,15 @@ import contextlib
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import StoreUnavailable
 from ..space import Space
 from .filters import Selection, select
+from .frozen import direct_init
 from .keywords import bm25_scores, record_terms
 from .validation import MAX_ID_LENGTH, MODALITIES, check_metadata, check_modalities, valid_id
 
@@ -131,46 +132,6 @@ class CollectionInfo:
                    model_source=data.get("model_source"), created=float(data.get("created") or 0.0),
                    text_keys=tuple(data.get("text_keys") or ()),
                    multivector_dim=None if data.get("multivector_dim") is None else int(data["multivector_dim"]))
-
-
-_T = TypeVar("_T")
-
-
-class _Factory:
-    def __repr__(self) -> str:  # (as a dataclass's signature shows it)
-        return "<factory>"
-
-
-_FACTORY = _Factory()  # the default of a field with a default factory: make one
-
-
-def direct_init(cls: type[_T]) -> type[_T]:
-    """A frozen dataclass whose ``__init__`` fills the instance's ``__dict__`` itself, as a plain class's does.
-
-    The ``__init__`` that ``dataclass(frozen=True)`` writes calls ``object.__setattr__`` once per field, which
-    takes longer than the rest of building the object, and a search builds a record and a hit for each result.
-    Same signature, annotations, defaults and default factories; the fields stay read-only.
-    """
-    params, lines, names = [], ["    d = self.__dict__"], {"_FACTORY": _FACTORY}
-    if hasattr(cls, "__post_init__") or any(not f.init or f.kw_only for f in fields(cls)):  # type: ignore[arg-type]
-        raise TypeError(f"{cls.__name__}: direct_init handles plain fields only")
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.default is not MISSING:
-            names[f"_d_{f.name}"] = f.default
-            params.append(f"{f.name}=_d_{f.name}")
-        elif f.default_factory is not MISSING:
-            names[f"_f_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_FACTORY")
-            lines.append(f"    if {f.name} is _FACTORY:\n        {f.name} = _f_{f.name}()")
-        else:
-            params.append(f.name)
-        lines.append(f"    d[{f.name!r}] = {f.name}")
-    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines), names)  # as dataclass itself does
-    init = names["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__annotations__ = {**{f.name: f.type for f in fields(cls)}, "return": None}  # type: ignore[arg-type]
-    cls.__init__ = init  # type: ignore[misc]
-    return cls
 
 
 @direct_init

@@ -307,7 +307,7 @@ class EmbeddedCollection(BackendBase):
                             keys, approx = self._ann_candidates(view, q, top_k, allowed)
                             # (each view its own: a file keeps the precision it was saved in, whatever the options)
                             error = None if approx is None or norm is None else view.search_error(q, norm, extent)
-                            found.append((keys, approx, error) if error is not None
+                            found.append((keys, approx, error) if approx is not None and error is not None
                                          else (keys, *view.score_bounds(keys, q)))
                         else:
                             found.append((*view.search(q, top_k, allowed), 0.0))
