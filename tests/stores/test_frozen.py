@@ -44,5 +44,10 @@ def test_direct_init_refuses_what_it_cannot_copy() -> None:
         def __post_init__(self) -> None:
             pass
 
-    with pytest.raises(TypeError, match="plain fields"):
-        direct_init(Checked)
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Slotted:
+        n: int
+
+    for cls in (Checked, Slotted):
+        with pytest.raises(TypeError, match="plain fields"):
+            direct_init(cls)

@@ -27,8 +27,9 @@ def direct_init(cls: type[_T]) -> type[_T]:
     """
     params, lines = [], ["    d = self.__dict__"]
     names: dict[str, Any] = {"_FACTORY": _FACTORY}
-    if hasattr(cls, "__post_init__") or any(not f.init or f.kw_only for f in fields(cls)):  # type: ignore[arg-type]
-        raise TypeError(f"{cls.__name__}: direct_init handles plain fields only")
+    if (hasattr(cls, "__post_init__") or "__slots__" in vars(cls)
+            or any(not f.init or f.kw_only for f in fields(cls))):  # type: ignore[arg-type]
+        raise TypeError(f"{cls.__name__}: direct_init handles plain fields of a class with a __dict__ only")
     for f in fields(cls):  # type: ignore[arg-type]
         if f.default is not MISSING:
             names[f"_d_{f.name}"] = f.default

@@ -41,8 +41,8 @@ import numpy as np
 
 from .views import AnnParams, AnnView, ExactView
 
-__all__ = ["AnnRow", "Derived", "Snapshot", "file_digest", "fsync_path", "read_snapshot", "record_digests",
-           "search_state", "SearchStates"]
+__all__ = ["AnnRow", "Derived", "SearchStates", "Snapshot", "file_digest", "fsync_path", "read_snapshot",
+           "record_digests", "search_state"]
 
 log = logging.getLogger("crossmodal.stores")
 
