@@ -287,7 +287,7 @@ class Derived:
 
         A recorded file at least as new is kept, unless ``replace`` (the recorded one is known to be bad).
         """
-        if self.changes == 0 and self.file is not None:  # (what every search asks first: nothing to save)
+        if not self.lagging(min_changes):  # (asked again under the lock; every search asks it of every view)
             return False
         with self.lock:
             if not self.lagging(min_changes):
