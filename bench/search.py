@@ -36,6 +36,8 @@ back; faiss-flat's figure is its vectors, 4 bytes a dimension.
                             candidates rescored with their exact stored vectors; everything end to end
   crossmodal text 10%       the same with modality="text" (10% of the items)
   crossmodal album 10%      the same with where={"album": "a0"} (10% of the items)
+  crossmodal no read-ahead  the same store opened with read_ahead=False (with --without-read-ahead): what
+                            asking the kernel for a search's uncached rows all at once saves from a cold cache
   chroma, lancedb           the peer embedded stores (bench/peers.py), on the same vectors, queries and filters
   faiss-flat                IndexFlatIP (exact); with 10%: an IDSelectorBatch
   faiss-hnsw                IndexHNSWFlat, M=16, efConstruction=128, efSearch=64 (the same settings as ours)
@@ -204,7 +206,8 @@ def resident(system: str, path: Path, queries: np.ndarray, k: int, n: int) -> fl
 
 def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False,
           expansion: tuple[int, ...] = (),
-          peers: tuple[str, ...] = (), drop_all: bool = False, crossmodal_too: bool = True) -> list[dict]:
+          peers: tuple[str, ...] = (), drop_all: bool = False, crossmodal_too: bool = True,
+          without_read_ahead: bool = False) -> list[dict]:
     import faiss
 
     import crossmodal
@@ -311,11 +314,14 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         del col, store, views
         gc.collect()
         ours[0]["ram_bytes_per_item"] = round(resident("crossmodal", path, queries, k, n))
-        for ef in expansion:  # the same store with a narrower (or wider) HNSW beam: recall traded for speed
+        # the same store with a narrower (or wider) HNSW beam (recall traded for speed), and without read-ahead
+        variants = [(f"crossmodal ef={ef}", {"expansion_search": ef}) for ef in expansion]
+        if without_read_ahead:
+            variants.insert(0, ("crossmodal no read-ahead", {"read_ahead": False}))
+        for name, options in variants:
             drop_page_cache(path, drop_all)
-            store = crossmodal.open_store(path, expansion_search=ef)
-            rows += passes(f"crossmodal ef={ef}", store_searches(store.collection("bench"), k), truths, queries, k,
-                           path, None, None)
+            store = crossmodal.open_store(path, **options)
+            rows += passes(name, store_searches(store.collection("bench"), k), truths, queries, k, path, None, None)
             store.close()
             del store
             gc.collect()
@@ -396,6 +402,8 @@ def main() -> None:
     parser.add_argument("--expansion-search", type=int, nargs="*", default=[], metavar="EF",
                         help="Also search crossmodal's store opened with each of these HNSW beam widths (default 64), "
                              "e.g. one that matches a peer's recall.")
+    parser.add_argument("--without-read-ahead", action="store_true",
+                        help="Also search crossmodal's store opened with read_ahead=False (what the hints save cold).")
     parser.add_argument("--reuse", action="store_true",
                         help="Search the store an earlier run left in --workdir instead of building it again.")
     args = parser.parse_args()
@@ -404,7 +412,8 @@ def main() -> None:
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-bench-"))
         try:
             rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw, args.reuse,
-                         tuple(args.expansion_search), tuple(args.peers), args.drop_caches, not args.peers_only)
+                         tuple(args.expansion_search), tuple(args.peers), args.drop_caches, not args.peers_only,
+                         args.without_read_ahead)
         finally:
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -421,7 +430,8 @@ def main() -> None:
         if "crossmodal warm" not in by:
             continue
         for kind, phase, name in itertools.product(("", " text 10%", " album 10%"), ("cold", "warm"),
-                                                   ["crossmodal"] + [f"crossmodal ef={ef}" for ef in args.expansion_search]):
+                                                   ["crossmodal"] + ["crossmodal no read-ahead"] * args.without_read_ahead
+                                                   + [f"crossmodal ef={ef}" for ef in args.expansion_search]):
                 ours = by[f"{name}{kind} {phase}"]
                 peers = [by[f"{p}{kind} {phase}"] for p in args.peers if f"{p}{kind} {phase}" in by]
                 if peers:

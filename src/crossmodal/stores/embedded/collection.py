@@ -437,6 +437,7 @@ class EmbeddedCollection(BackendBase):
         # keys are unique store-wide (and a search's candidates are distinct); naming only them makes SQLite look
         # each up by rowid
         for chunk in chunks(keys.tolist()):
+            self.db.ahead(conn, chunk)
             rows = conn.execute(rows_by_keys(len(chunk)), chunk).fetchall()
             if rows:
                 exact = dot(vectors_of([r[9] for r in rows], self.dim), q)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...errors import StoreCorrupt, StoreError, StoreUnavailable
+from .pages import RowPages
 from .sqlite import connect, init_schema
 
 __all__ = ["DB_NAME", "INDEX_DIR", "Database", "mapped"]
@@ -26,7 +27,7 @@ INDEX_DIR = "index"
 class Database:
     """``store.db`` in the store directory ``path`` (created, with its ``index/`` folder, if missing)."""
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(self, path: Path, *, durable: bool = True, read_ahead: bool = False) -> None:
         self.path = path
         self.uri = str(path)
         self.durable = durable
@@ -43,6 +44,8 @@ class Database:
         self._lock = threading.Lock()
         self._closed = False
         init_schema(self._conn())
+        #: read-ahead hints for the rows a search reads by key (None: off)
+        self.pages = RowPages(self.db_path) if read_ahead else None
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -91,9 +94,16 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise mapped(exc, self.uri) from exc
 
+    def ahead(self, conn: sqlite3.Connection, keys: list[int]) -> None:
+        """Ask for the pages of the items rows with ``keys`` when they are not cached (see :class:`RowPages`)."""
+        if self.pages is not None:
+            self.pages.ahead(conn, keys)
+
     def close(self) -> None:
         """Close every thread's connection; later transactions raise StoreUnavailable."""
         self._closed = True
+        if self.pages is not None:
+            self.pages.close()
         with self._lock:
             conns, self._conns = self._conns, []
         for conn in conns:

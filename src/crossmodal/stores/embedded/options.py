@@ -30,12 +30,15 @@ class EmbeddedOptions:
     * ``sync_every``: after this many written items, a writer brings large HNSW views up to date (and saves
       them when they lag enough), so an interrupted ingest leaves little for the next reader to catch up
       (None or 0: a quarter of ``exact_limit``, at least 1,000);
+    * ``read_ahead``: when a search's rows are not in the page cache, ask the kernel for all of them at once
+      before reading them (default True; Linux only, elsewhere a no-op; see ``stores/embedded/pages.py``);
     * ``connectivity``, ``expansion_add``, ``expansion_search``, ``ann_dtype``: HNSW parameters.
     """
 
     exact_limit: int = 10_000
     durable: bool = True
     sync_every: int | None = None
+    read_ahead: bool = True
     connectivity: int = 16
     expansion_add: int = 128
     expansion_search: int = 64
@@ -52,6 +55,7 @@ class EmbeddedOptions:
                 raise ConfigError(f"store option {name}={value!r} is not a valid int") from None
             object.__setattr__(self, name, number)
         object.__setattr__(self, "durable", bool(self.durable))
+        object.__setattr__(self, "read_ahead", bool(self.read_ahead))
         if self.exact_limit < 0:
             raise ConfigError(f"exact_limit must be 0 or more, got {self.exact_limit}")
         if self.sync_every is not None and self.sync_every < 0:

@@ -46,7 +46,7 @@ class EmbeddedStore(StoreBase):
         if options is not None and keywords:
             raise ConfigError("give the store options as an EmbeddedOptions object or as keyword arguments, not both")
         self.options = options if options is not None else EmbeddedOptions.from_uri(self.uri, **keywords)
-        self.db = Database(self.path, durable=self.options.durable)
+        self.db = Database(self.path, durable=self.options.durable, read_ahead=self.options.read_ahead)
         self.index_dir = self.db.index_dir
         self._lock = threading.Lock()
         self._collections: dict[int, EmbeddedCollection] = {}
