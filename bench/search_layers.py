@@ -14,9 +14,10 @@ them, with the page cache warm (every file read first):
   backend.query    all of the above, as the store runs it
   Collection       Collection.search(vector=q): the query checked, hits built
 
-and then four searches alternated query by query, for their ratios under one load: usearch-raw,
+and then five searches alternated query by query, for their ratios under one load: usearch-raw,
 Collection.search, Collection.search pruning by each candidate's stored copy (what a space whose
-vectors are not unit length does), and a floor: the read transaction, the HNSW searches, and the
+vectors are not unit length does), Collection.search without read-ahead hints (what they cost
+warm: one probe of the page cache a search), and a floor: the read transaction, the HNSW searches, and the
 rows of the 10 best-scored candidates read from SQLite and scored (the least that a store keeping
 its items in SQLite and returning exact scores must do; no records, no hits). Last, how many rows
 the store read per query; how far usearch's scores are from the product of the bf16 roundings and
@@ -85,8 +86,9 @@ def main() -> None:
         store = crossmodal.open_store(path)
         col = store.collection("bench", model=Vectors())  # type: ignore[arg-type]
         for start in range(0, args.n, 10_000):
-            col.upsert([Record(str(i), str(modality[i]), f"item/{i}", x[i], metadata={"album": "a0" if i % 10 == 7
-                                                                                       else "other"})
+            # the labels bench/search.py gives (10% of every modality), so either script's store serves the other
+            col.upsert([Record(str(i), str(modality[i]), f"item/{i}", x[i],
+                               metadata={"album": "a0" if (i // 3) % 10 == 7 else "other"})
                         for i in range(start, min(args.n, start + 10_000))])
         store.close()
         del x
@@ -155,7 +157,7 @@ def main() -> None:
             rows = conn.execute(rows_by_keys(len(best)), best).fetchall()  # (the store's own statement)
             vectors_of([r[9] for r in rows], args.dim) @ q
 
-    # the four compared, alternated query by query (each query searched by each, a quarter of the queries apart),
+    # the five compared, alternated query by query (each query searched by each, a fifth of the queries apart),
     # so that a change in the machine's load cannot tilt their ratios
     def with_copies(q: np.ndarray) -> None:  # the store pruning as a raw space must: by each candidate's copy
         backend._norm = None
@@ -164,8 +166,18 @@ def main() -> None:
         finally:
             backend._norm = norm
 
+    pages = backend.db.pages
+
+    def without_read_ahead(q: np.ndarray) -> None:  # the store opened with read_ahead=False
+        backend.db.pages = None
+        try:
+            col.search(vector=q, top_k=top_k)
+        finally:
+            backend.db.pages = pages
+
     compared = {"usearch-raw": raw, "Collection.search": lambda q: col.search(vector=q, top_k=top_k),
-                "Collection.search (stored copies)": with_copies, "floor": floor}
+                "Collection.search (stored copies)": with_copies,
+                "Collection.search (no read-ahead)": without_read_ahead, "floor": floor}
     lat = {name: np.empty(len(queries)) for name in compared}
     names = list(compared)
     for n in range(len(queries)):

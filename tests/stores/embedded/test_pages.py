@@ -12,7 +12,7 @@ import pytest
 
 from crossmodal import Record
 from crossmodal.store import open_store
-from crossmodal.stores.embedded.pages import WARM_STREAK, OsFile, RowPages, leaf_map
+from crossmodal.stores.embedded.pages import WARM_CHECK_EVERY, WARM_STREAK, OsFile, RowPages, leaf_map
 
 from .test_store import SpaceOnly
 
@@ -138,10 +138,16 @@ def test_hints_stop_once_the_file_is_warm_and_start_again_when_it_is_not(tmp_pat
         # cold, a first page cached says little about the others)
         asked = [db.pages.ahead(conn, keys) for _ in range(WARM_STREAK + 5)]
         assert all(a == 3 for a in asked[:WARM_STREAK]) and asked[WARM_STREAK:] == [0] * 5
+        # warm: one read in WARM_CHECK_EVERY checks the cache, and the first to find it cold asks again
+        probes = fake.probes
         fake.is_cached = False
-        assert db.pages.ahead(conn, keys) == 3  # the first page not cached: asking starts again at once
+        calls = 1
+        while db.pages.ahead(conn, keys) == 0:
+            calls += 1
+        assert calls <= WARM_CHECK_EVERY and fake.probes == probes + 1
+        assert db.pages.ahead(conn, keys) == 3 and fake.probes == probes + 2  # cold again: every read checks, asks
         fake.is_cached = True
-        assert db.pages.ahead(conn, keys) == 3
+        assert db.pages.ahead(conn, keys) == 3  # (until WARM_STREAK reads in a row find the file warm)
     before = len(fake.advised)
     for i in range(WARM_STREAK + 5):
         col.search(vector=x[i], top_k=5)

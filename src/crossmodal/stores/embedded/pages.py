@@ -12,7 +12,8 @@ finds them cached. Once the file is warm this would only cost system calls,
 so each search first checks whether its first row's page is cached (a one-byte
 ``preadv`` with ``RWF_NOWAIT``, which fails rather than wait): after
 :data:`WARM_STREAK` searches in a row found it so, searches stop asking, and
-the first that finds it uncached starts again.
+only one in :data:`WARM_CHECK_EVERY` checks again; the first that finds it
+uncached starts asking again.
 
 Which page holds a row comes from the table's B-tree: its interior pages
 (about a hundred at a million items, each holding the child pages and the
@@ -38,12 +39,15 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["WARM_STREAK", "FileIO", "LeafMap", "RowPages", "leaf_map"]
+__all__ = ["WARM_CHECK_EVERY", "WARM_STREAK", "FileIO", "LeafMap", "RowPages", "leaf_map"]
 
 _LEAF, _INTERIOR = 0x0D, 0x05  # table B-tree page types
 _MAX_DEPTH = 12
-#: searches in a row whose first row's page was cached before the file counts as warm and searches stop asking
+#: reads in a row whose first row's page was cached before the file counts as warm and searches stop asking
 WARM_STREAK = 64
+#: once warm, one read in this many checks the cache (a check costs ~17 us right after the HNSW searches have
+#: swept the CPU caches, ~3 in a loop), so a file evicted since is noticed within this many reads
+WARM_CHECK_EVERY = 16
 
 
 class FileIO(Protocol):
@@ -182,7 +186,8 @@ class RowPages:
         self._lock = threading.Lock()
         self._broken = False  # the file could not be opened or parsed: no hints until it changes
         self._broken_stamp: tuple[int, int] | None = None
-        self._streak = 0  # searches in a row whose first row's page was cached (a race loses a count, no more)
+        self._streak = 0  # reads in a row whose first row's page was cached (a race loses a count, no more)
+        self._unchecked = 0  # reads since the last check of the cache, once warm
 
     def _file(self) -> FileIO | None:
         if self._io is None and not self._broken:
@@ -203,6 +208,11 @@ class RowPages:
             return 0
         try:
             current = self._map
+            if current is not None and self._streak >= WARM_STREAK:
+                self._unchecked += 1  # warm: only one read in WARM_CHECK_EVERY checks the cache again
+                if self._unchecked < WARM_CHECK_EVERY:
+                    return 0
+                self._unchecked = 0
             cached = current is not None and io.cached((current[2].page_of(keys[0]) - 1) * current[1])
             if cached:
                 self._streak += 1
