@@ -157,7 +157,8 @@ def main() -> None:
             rows = conn.execute(rows_by_keys(len(best)), best).fetchall()  # (the store's own statement)
             vectors_of([r[9] for r in rows], args.dim) @ q
 
-    # the five compared, alternated query by query (each query searched by each, a fifth of the queries apart),
+    # the five compared, alternated query by query (each query searched by each, a fifth of the queries apart, in
+    # an order drawn anew for each round: a search right after another that swept the caches runs slower),
     # so that a change in the machine's load cannot tilt their ratios
     def with_copies(q: np.ndarray) -> None:  # the store pruning as a raw space must: by each candidate's copy
         backend._norm = None
@@ -180,14 +181,29 @@ def main() -> None:
                 "Collection.search (no read-ahead)": without_read_ahead, "floor": floor}
     lat = {name: np.empty(len(queries)) for name in compared}
     names = list(compared)
+    hinted = [0, 0]  # reads of rows during the alternation: all, and those that asked for pages ahead
+    if pages is not None:
+        ahead = pages.ahead
+
+        def counted_ahead(conn: Any, keys: Any) -> int:
+            asked = ahead(conn, keys)
+            hinted[0] += 1
+            hinted[1] += asked > 0
+            return asked
+
+        pages.ahead = counted_ahead  # type: ignore[method-assign]
+    orders = np.random.default_rng(0)  # each round in its own order, so that no search always follows another
     for n in range(len(queries)):
+        order = orders.permutation(len(names))
         for k in range(len(names)):
-            name = names[(n + k) % len(names)]
+            name = names[order[k]]
             q = queries[(n + k * len(queries) // len(names)) % len(queries)]
             t = time.perf_counter()
             compared[name](q)
             lat[name][n] = time.perf_counter() - t
     alternated = {name: float(np.median(v)) * 1e3 for name, v in lat.items()}
+    if pages is not None:
+        del pages.ahead
     rows_read: list[int] = []
     reads: list[int] = []  # statements reading rows, per query
     rescored = backend._rescored
@@ -255,6 +271,7 @@ def main() -> None:
     raw_ms = alternated["usearch-raw"]
     print("\nalternated query by query: " + ", ".join(f"{name} {ms:.3f} ms ({ms / raw_ms:.2f}x)"
                                                     for name, ms in alternated.items()))
+    print(f"read-ahead in the alternation: {hinted[1]} of {hinted[0]} reads of rows asked for their pages")
     print(f"candidates: {sum(len(c[0]) for c in found[0])} per query; rows read from SQLite per query: median "
           f"{np.median(rows_read):.0f}, mean {np.mean(rows_read):.1f}, most {max(rows_read)} (pruning by stored "
           f"copies: median {np.median(rows_read_copies):.0f}, mean {np.mean(rows_read_copies):.1f}); searches reading "
