@@ -102,13 +102,19 @@ def _store(tmp_path: Path, n: int = 400):
     return st, st.collection("c"), x
 
 
+def _hinted(tmp_path: Path, fake_class: type[Recording] | None = None, cached: bool = False):
+    """A store of 400 rows whose read-ahead goes through a recording fake of the file."""
+    st, col, x = _store(tmp_path)
+    db = col.backend.db
+    fake = (fake_class or Recording)(db.db_path, cached=cached)
+    db.pages = RowPages(db.db_path, io=fake)
+    return st, col, x, db, fake
+
+
 @needs_dbstat
 @pytest.mark.skipif(not OsFile.supported, reason="read-ahead hints need Linux's RWF_NOWAIT and posix_fadvise")
 def test_a_search_whose_rows_are_not_cached_asks_for_the_pages_its_hits_lie_on(tmp_path: Path) -> None:
-    st, col, x = _store(tmp_path)
-    db = col.backend.db
-    fake = Recording(db.db_path, cached=False)
-    db.pages = RowPages(db.db_path, io=fake)
+    st, col, x, db, fake = _hinted(tmp_path, cached=False)
     hits = col.search(vector=x[7], top_k=5)
     assert hits[0].id == "r7"
     with db.read() as conn:
@@ -125,10 +131,7 @@ def test_a_search_whose_rows_are_not_cached_asks_for_the_pages_its_hits_lie_on(t
 
 @pytest.mark.skipif(not OsFile.supported, reason="read-ahead hints need Linux's RWF_NOWAIT and posix_fadvise")
 def test_hints_stop_once_the_file_is_warm_and_start_again_when_it_is_not(tmp_path: Path) -> None:
-    st, col, x = _store(tmp_path)
-    db = col.backend.db
-    fake = Recording(db.db_path, cached=True)
-    db.pages = RowPages(db.db_path, io=fake)
+    st, col, x, db, fake = _hinted(tmp_path, cached=True)
     reads = []
     real_read = fake.read
     fake.read = lambda offset, length: reads.append(offset) or real_read(offset, length)  # type: ignore[method-assign]
@@ -163,10 +166,7 @@ def test_hints_stop_once_the_file_is_warm_and_start_again_when_it_is_not(tmp_pat
 
 @pytest.mark.skipif(not OsFile.supported, reason="read-ahead hints need Linux's RWF_NOWAIT and posix_fadvise")
 def test_the_map_is_read_again_once_the_file_changed(tmp_path: Path) -> None:
-    st, col, x = _store(tmp_path)
-    db = col.backend.db
-    fake = Recording(db.db_path, cached=False)
-    db.pages = RowPages(db.db_path, io=fake)
+    st, col, x, db, fake = _hinted(tmp_path, cached=False)
     col.search(vector=x[0], top_k=5)
     first = db.pages._map
     col.search(vector=x[1], top_k=5)
@@ -201,16 +201,12 @@ def test_a_file_it_cannot_read_as_a_table_gives_no_hints_and_searches_go_on(tmp_
 
 @pytest.mark.skipif(not OsFile.supported, reason="read-ahead hints need Linux's RWF_NOWAIT and posix_fadvise")
 def test_a_filesystem_that_refuses_the_probe_gets_no_more_hints(tmp_path: Path) -> None:
-    st, col, x = _store(tmp_path)
-    db = col.backend.db
-
     class Refusing(Recording):
         def cached(self, offset: int) -> bool:
             self.probes += 1
             raise OSError(95, "Operation not supported")
 
-    fake = Refusing(db.db_path, cached=False)
-    db.pages = RowPages(db.db_path, io=fake)
+    st, col, x, db, fake = _hinted(tmp_path, Refusing)
     assert col.search(vector=x[0], top_k=3)[0].id == "r0"  # (the first search has no map to probe with)
     first = len(fake.advised)
     for i in range(1, 4):
