@@ -184,8 +184,8 @@ class RowPages:
         self._io = io
         self._map: tuple[tuple[int, int], int, LeafMap] | None = None  # (file stamp, page size, map)
         self._lock = threading.Lock()
-        self._broken = False  # the file could not be opened or parsed: no hints until it changes
-        self._broken_stamp: tuple[int, int] | None = None
+        self._broken = False  # no hints from now on: the calls are missing or refused here, or the store closed
+        self._broken_stamp: tuple[int, int] | None = None  # the file whose B-tree did not parse: none until it changes
         self._streak = 0  # reads in a row whose first row's page was cached (a race loses a count, no more)
         self._unchecked = 0  # reads since the last check of the cache, once warm
 
