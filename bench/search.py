@@ -430,7 +430,8 @@ def main() -> None:
         if "crossmodal warm" not in by:
             continue
         for kind, phase, name in itertools.product(("", " text 10%", " album 10%"), ("cold", "warm"),
-                                                   ["crossmodal"] + ["crossmodal no read-ahead"] * args.without_read_ahead
+                                                   ["crossmodal"]
+                                                   + (["crossmodal no read-ahead"] if args.without_read_ahead else [])
                                                    + [f"crossmodal ef={ef}" for ef in args.expansion_search]):
                 ours = by[f"{name}{kind} {phase}"]
                 peers = [by[f"{p}{kind} {phase}"] for p in args.peers if f"{p}{kind} {phase}" in by]

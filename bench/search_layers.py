@@ -17,7 +17,7 @@ them, with the page cache warm (every file read first):
 and then five searches alternated query by query, for their ratios under one load: usearch-raw,
 Collection.search, Collection.search pruning by each candidate's stored copy (what a space whose
 vectors are not unit length does), Collection.search without read-ahead hints (what they cost
-warm: one probe of the page cache a search), and a floor: the read transaction, the HNSW searches, and the
+warm: once the file is warm, one probe of the page cache every 16 reads of rows), and a floor: the read transaction, the HNSW searches, and the
 rows of the 10 best-scored candidates read from SQLite and scored (the least that a store keeping
 its items in SQLite and returning exact scores must do; no records, no hits). Last, how many rows
 the store read per query; how far usearch's scores are from the product of the bf16 roundings and
