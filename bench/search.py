@@ -1,7 +1,11 @@
 """Search speed and recall of the embedded store, against FAISS exact (IndexFlatIP) and FAISS HNSW.
 
 Everything runs in one process, on the same vectors and queries, one query at
-a time on one thread (the server's case: many concurrent single queries).
+a time. crossmodal searches its modalities' HNSW indexes at once, one per
+usable CPU (its default ``search_threads``); with --one-thread the same store
+is also searched on one thread (``search_threads=1``), as the other systems'
+single queries run here (FAISS is set to one thread; Chroma's HNSW searches
+one query on one thread).
 
 Data: synthetic unit vectors of dim 512 with the structure real embeddings
 have: a 32-dimensional latent mixture of 200 Gaussians, projected to 512
@@ -38,10 +42,13 @@ back; faiss-flat's figure is its vectors, 4 bytes a dimension.
   crossmodal album 10%      the same with where={"album": "a0"} (10% of the items)
   crossmodal no read-ahead  the same store opened with read_ahead=False (with --without-read-ahead): what
                             asking the kernel for a search's uncached rows all at once saves from a cold cache
+  crossmodal one thread     the same store opened with search_threads=1 (with --one-thread): its modalities'
+                            indexes searched one after another in the calling thread
   chroma, lancedb           the peer embedded stores (bench/peers.py), on the same vectors, queries and filters
   faiss-flat                IndexFlatIP (exact); with 10%: an IDSelectorBatch
   faiss-hnsw                IndexHNSWFlat, M=16, efConstruction=128, efSearch=64 (the same settings as ours)
-  usearch-raw               the store's own HNSW file searched directly (what our layer adds on top)
+  usearch-raw               the store's own HNSW files searched directly, one after another on one thread
+                            (what our layer adds on top: compare crossmodal one thread)
 
 Usage
   python bench/search.py --n 100000                    # validation run (about 5 minutes on 2 busy cores)
@@ -207,7 +214,7 @@ def resident(system: str, path: Path, queries: np.ndarray, k: int, n: int) -> fl
 def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: bool, reuse: bool = False,
           expansion: tuple[int, ...] = (),
           peers: tuple[str, ...] = (), drop_all: bool = False, crossmodal_too: bool = True,
-          without_read_ahead: bool = False) -> list[dict]:
+          without_read_ahead: bool = False, one_thread: bool = False) -> list[dict]:
     import faiss
 
     import crossmodal
@@ -318,6 +325,8 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         variants = [(f"crossmodal ef={ef}", {"expansion_search": ef}) for ef in expansion]
         if without_read_ahead:
             variants.insert(0, ("crossmodal no read-ahead", {"read_ahead": False}))
+        if one_thread:
+            variants.insert(0, ("crossmodal one thread", {"search_threads": 1}))
         for name, options in variants:
             drop_page_cache(path, drop_all)
             store = crossmodal.open_store(path, **options)
@@ -404,6 +413,8 @@ def main() -> None:
                              "e.g. one that matches a peer's recall.")
     parser.add_argument("--without-read-ahead", action="store_true",
                         help="Also search crossmodal's store opened with read_ahead=False (what the hints save cold).")
+    parser.add_argument("--one-thread", action="store_true",
+                        help="Also search crossmodal's store opened with search_threads=1 (one index at a time).")
     parser.add_argument("--reuse", action="store_true",
                         help="Search the store an earlier run left in --workdir instead of building it again.")
     args = parser.parse_args()
@@ -413,7 +424,7 @@ def main() -> None:
         try:
             rows = bench(n, args.dim, args.queries, args.k, workdir, not args.no_faiss_hnsw, args.reuse,
                          tuple(args.expansion_search), tuple(args.peers), args.drop_caches, not args.peers_only,
-                         args.without_read_ahead)
+                         args.without_read_ahead, args.one_thread)
         finally:
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -431,6 +442,7 @@ def main() -> None:
             continue
         for kind, phase, name in itertools.product(("", " text 10%", " album 10%"), ("cold", "warm"),
                                                    ["crossmodal"]
+                                                   + (["crossmodal one thread"] if args.one_thread else [])
                                                    + (["crossmodal no read-ahead"] if args.without_read_ahead else [])
                                                    + [f"crossmodal ef={ef}" for ef in args.expansion_search]):
                 ours = by[f"{name}{kind} {phase}"]
@@ -440,8 +452,9 @@ def main() -> None:
                     print(f"p50{kind or ' unfiltered'} {phase}: {name} {ours['p50_ms']} ms (recall "
                           f"{ours['recall@10']}) / {best['system']} {best['p50_ms']} ms (recall {best['recall@10']})"
                           f" = {ours['p50_ms'] / best['p50_ms']:.2f}x")
-        print(f"p50 warm unfiltered crossmodal / usearch-raw: "
-              f"{by['crossmodal warm']['p50_ms'] / by['usearch-raw']['p50_ms']:.2f}x")
+        for name in ["crossmodal"] + (["crossmodal one thread"] if args.one_thread else []):
+            print(f"p50 warm unfiltered {name} / usearch-raw: "
+                  f"{by[f'{name} warm']['p50_ms'] / by['usearch-raw']['p50_ms']:.2f}x")
         if "faiss-hnsw" in by:
             print(f"p50 warm crossmodal / faiss-hnsw: {by['crossmodal warm']['p50_ms'] / by['faiss-hnsw']['p50_ms']:.2f}x")
     if args.json:

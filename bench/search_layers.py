@@ -14,12 +14,17 @@ them, with the page cache warm (every file read first):
   backend.query    all of the above, as the store runs it
   Collection       Collection.search(vector=q): the query checked, hits built
 
-and then five searches alternated query by query, for their ratios under one load: usearch-raw,
-Collection.search, Collection.search pruning by each candidate's stored copy (what a space whose
+The store is opened with search_threads=1, so that every step runs on one
+thread as usearch-raw does, and then seven searches are alternated query by
+query, for their ratios under one load: usearch-raw, Collection.search,
+Collection.search pruning by each candidate's stored copy (what a space whose
 vectors are not unit length does), Collection.search without read-ahead hints (what they cost
-warm: once the file is warm, one probe of the page cache every 16 reads of rows), and a floor: the read transaction, the HNSW searches, and the
-rows of the 10 best-scored candidates read from SQLite and scored (the least that a store keeping
-its items in SQLite and returning exact scores must do; no records, no hits). Last, how many rows
+warm: once the file is warm, one probe of the page cache every 16 reads of rows), a floor: the read
+transaction, the HNSW searches, and the rows of the 10 best-scored candidates read from SQLite and
+scored (the least that a store keeping its items in SQLite and returning exact scores must do; no
+records, no hits), and the store's default, its views searched at once on the usable CPUs
+(``search_threads`` unset), beside usearch-raw searched the same way (the same jobs, the same
+threads: ``stores/embedded/fanout.py``). Last, how many rows
 the store read per query; how far usearch's scores are from the product of the bf16 roundings and
 from the exact scores (in the bound's standard deviations); whether both prunings return the same
 hits, unfiltered and with a 10% metadata filter; and what one small step after the searches
@@ -70,6 +75,8 @@ def main() -> None:
     from crossmodal.space import Space
     from crossmodal.stores.base import MODALITIES
     from crossmodal.stores.embedded.derived import vectors_of
+    from crossmodal.stores.embedded.fanout import Fanout
+    from crossmodal.stores.embedded.options import EmbeddedOptions
     from crossmodal.stores.embedded.sqlite import rows_by_keys
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossmodal-layers-"))
@@ -93,7 +100,7 @@ def main() -> None:
         store.close()
         del x
     queries = synthetic(args.queries, args.dim, seed=2)
-    store = crossmodal.open_store(path)
+    store = crossmodal.open_store(path, search_threads=1)  # (every step on one thread, as usearch-raw runs)
     col = store.collection("bench")
     backend = col.backend
     col.search(vector=queries[0], top_k=10)
@@ -105,6 +112,12 @@ def main() -> None:
     def raw(q: np.ndarray) -> None:
         for v in views.values():  # (a modality small enough for exact search has an exact view: searched as is)
             v.index.search(q, top_k, threads=1) if hasattr(v, "index") else v.search(q, top_k)
+
+    at_once = Fanout(EmbeddedOptions().threads)  # the store's default
+
+    def raw_at_once(q: np.ndarray) -> None:  # usearch-raw, the views searched as the store's default searches them
+        at_once.run([(len(v), (lambda v=v: v.index.search(q, top_k, threads=1) if hasattr(v, "index")
+                               else v.search(q, top_k))) for v in views.values()])
 
     def ann(q: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         return [v.search(q, want) for v in views.values()]
@@ -157,7 +170,7 @@ def main() -> None:
             rows = conn.execute(rows_by_keys(len(best)), best).fetchall()  # (the store's own statement)
             vectors_of([r[9] for r in rows], args.dim) @ q
 
-    # the five compared, alternated query by query (each query searched by each, a fifth of the queries apart, in
+    # the seven compared, alternated query by query (each query searched by each, a seventh of the queries apart, in
     # an order drawn anew for each round: a search right after another that swept the caches runs slower),
     # so that a change in the machine's load cannot tilt their ratios
     def with_copies(q: np.ndarray) -> None:  # the store pruning as a raw space must: by each candidate's copy
@@ -176,9 +189,19 @@ def main() -> None:
         finally:
             backend.db.pages = pages
 
+    one = backend.fanout
+
+    def default_threads(q: np.ndarray) -> None:  # the store's default: its views searched at once
+        backend.fanout = at_once
+        try:
+            col.search(vector=q, top_k=top_k)
+        finally:
+            backend.fanout = one
+
     compared = {"usearch-raw": raw, "Collection.search": lambda q: col.search(vector=q, top_k=top_k),
                 "Collection.search (stored copies)": with_copies,
-                "Collection.search (no read-ahead)": without_read_ahead, "floor": floor}
+                "Collection.search (no read-ahead)": without_read_ahead, "floor": floor,
+                "usearch-raw at once": raw_at_once, "Collection.search (default threads)": default_threads}
     lat = {name: np.empty(len(queries)) for name in compared}
     names = list(compared)
     hinted = [0, 0]  # reads of rows during the alternation: all, and those that asked for pages ahead
@@ -262,6 +285,7 @@ def main() -> None:
             col.query_vector(vector=q)
             after[where].append(time.perf_counter() - t)
     store.close()
+    at_once.close()
     base = steps["usearch-raw"]
     print(f"\n## n = {args.n:,}, {args.queries} queries, warm page cache; median ms per query")
     print("| step | ms | x usearch-raw |")
@@ -271,6 +295,9 @@ def main() -> None:
     raw_ms = alternated["usearch-raw"]
     print("\nalternated query by query: " + ", ".join(f"{name} {ms:.3f} ms ({ms / raw_ms:.2f}x)"
                                                     for name, ms in alternated.items()))
+    print(f"views searched at once on {at_once.threads} threads: Collection.search (default threads) "
+          f"{alternated['Collection.search (default threads)'] / alternated['usearch-raw at once']:.2f}x usearch-raw "
+          f"at once, {alternated['Collection.search (default threads)'] / raw_ms:.2f}x usearch-raw")
     print(f"read-ahead in the alternation: {hinted[1]} of {hinted[0]} reads of rows asked for their pages")
     print(f"candidates: {sum(len(c[0]) for c in found[0])} per query; rows read from SQLite per query: median "
           f"{np.median(rows_read):.0f}, mean {np.mean(rows_read):.1f}, most {max(rows_read)} (pruning by stored "

@@ -36,7 +36,9 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -48,11 +50,12 @@ from . import keywords as fts
 from . import tokens
 from .database import Database
 from .derived import Derived, SearchStates, read_snapshot, vectors_of
+from .fanout import Fanout
 from .keysets import KeySets, log_changed
 from .keysets import members as _members
 from .options import EmbeddedOptions
 from .sqlite import COLUMNS, attr_rows, chunks, filter_sql, marks, pack_metadata, record_of, rows_by_keys
-from .views import AnnView, dot, kth_largest, query_extent
+from .views import AnnView, ExactView, dot, kth_largest, query_extent
 
 __all__ = ["CLOSE_LAG", "EmbeddedCollection"]
 
@@ -71,8 +74,10 @@ class EmbeddedCollection(BackendBase):
 
     holds_token_vectors = True
 
-    def __init__(self, db: Database, options: EmbeddedOptions, cid: int, info: CollectionInfo) -> None:
+    def __init__(self, db: Database, options: EmbeddedOptions, cid: int, info: CollectionInfo,
+                 fanout: Fanout | None = None) -> None:
         self.db = db
+        self.fanout = fanout or Fanout(1)
         self.options = options
         self.cid = cid
         self.info = info
@@ -278,46 +283,43 @@ class EmbeddedCollection(BackendBase):
 
     def query(self, vector: np.ndarray, top_k: int, selection: Selection | None = None) -> list[tuple[Record, float]]:
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
-        selection = selection or Selection()
-        found: list[tuple[np.ndarray, np.ndarray, Any]] = []  # (keys, scores, how far each score may be off)
+        where, modalities = (selection.where, selection.modalities) if selection else (None, None)
         # what each view's bound on usearch's errors needs of the query, worked out once and before the graph
         # searches (which leave the CPU's caches cold for whatever follows them)
-        norm = self._norm
-        extent = query_extent(q) if norm is not None else None
-        with self.db.read() as conn:
+        bound = None if self._norm is None else (self._norm, query_extent(q))
+        with self.db.read() as conn, ExitStack() as held:
             counts, snap, recorded = self._search_state(conn)
             if not counts:  # empty, or deleted: only then is it worth a query to tell which
                 self._alive(conn)
-            keysets = None
-            if selection.where is not None:
-                self._keysets.lock.acquire()
-                keysets = self._keysets.current(conn)
-            try:
-                for m in selection.modalities or MODALITIES:
-                    n = counts.get(m, 0)
-                    if n == 0:
-                        continue
-                    allowed = None if keysets is None or selection.where is None else keysets.keys(selection.where, m)
-                    if allowed is not None and len(allowed) == 0:
-                        continue
-                    derived = self._derived[m]
-                    with derived.lock:
-                        view = derived.current(conn, n, snap, recorded)
-                        if isinstance(view, AnnView):
-                            keys, approx = self._ann_candidates(view, q, top_k, allowed)
-                            # (each view its own: a file keeps the precision it was saved in, whatever the options)
-                            error = None if approx is None or norm is None else view.search_error(q, norm, extent)
-                            found.append((keys, approx, error) if approx is not None and error is not None
-                                         else (keys, *view.score_bounds(keys, q)))
-                        else:
-                            found.append((*view.search(q, top_k, allowed), 0.0))
-            finally:
-                if keysets is not None:
-                    self._keysets.lock.release()
+            if where is not None:
+                held.enter_context(self._keysets.lock)
+            keysets = None if where is None else self._keysets.current(conn)
+            jobs = []  # (size, job)
+            for m in modalities or MODALITIES:  # (locks always taken in this order, and held together: no deadlock)
+                n = counts.get(m, 0)
+                allowed = None if keysets is None or where is None or n == 0 else keysets.keys(where, m)
+                if n == 0 or (allowed is not None and len(allowed) == 0):
+                    continue
+                derived = self._derived[m]
+                held.enter_context(derived.lock)  # (until every view is searched: the searches may run at once)
+                view = derived.current(conn, n, snap, recorded)
+                jobs.append((len(view), partial(self._candidates, view, q, top_k, allowed, bound)))
+            found = self.fanout.run(jobs)
+            held.close()
             hits = self._fetch(conn, found, top_k, q)
         for m in MODALITIES:  # a reader that had to catch up a lot saves its work for the next process
             self._derived[m].persist(self.db.write)
         return hits
+
+    def _candidates(self, view: AnnView | ExactView, q: np.ndarray, top_k: int, allowed: np.ndarray | None,
+                    bound: tuple[float, Any] | None) -> tuple[np.ndarray, np.ndarray, Any]:
+        """One view's candidates: (keys, approximate scores, how far each score may be off: each view its own
+        bound, as a file keeps the precision it was saved in, whatever the options)."""
+        if not isinstance(view, AnnView):
+            return (*view.search(q, top_k, allowed), 0.0)
+        keys, approx = self._ann_candidates(view, q, top_k, allowed)
+        error = None if approx is None or bound is None else view.search_error(q, *bound)
+        return (keys, approx, error) if approx is not None and error is not None else (keys, *view.score_bounds(keys, q))
 
     def keyword(self, terms: Sequence[str], top_k: int, selection: Selection | None = None
                 ) -> list[tuple[Record, float]]:
@@ -366,8 +368,7 @@ class EmbeddedCollection(BackendBase):
                         ) -> tuple[np.ndarray, np.ndarray | None]:
         """HNSW candidates and their approximate scores; with a filter's key set, every allowed key when the set
         is small enough to score (from the index's own copies, in memory: no scores yet), else HNSW candidates
-        tested for membership in the set, asking for more in proportion to how many the filter drops until enough
-        pass.
+        tested for membership in the set, asking for more in proportion to how many the filter drops till enough pass.
 
         usearch's Python API has no predicate for its graph search (``Index.search`` takes no filter), so the
         filter cannot steer the traversal itself; the widening below is the next best.

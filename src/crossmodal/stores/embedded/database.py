@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -94,7 +94,7 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise mapped(exc, self.uri) from exc
 
-    def ahead(self, conn: sqlite3.Connection, keys: list[int]) -> None:
+    def ahead(self, conn: sqlite3.Connection, keys: Sequence[int]) -> None:
         """Ask for the pages of the items rows with ``keys`` when they are not cached (see :class:`RowPages`)."""
         if self.pages is not None:
             self.pages.ahead(conn, keys)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ...errors import ConfigError
+from ..base import MODALITIES
+from .fanout import usable_cpus
 from .views import AnnParams
 
 __all__ = ["ANN_DTYPES", "EmbeddedOptions"]
@@ -32,6 +34,9 @@ class EmbeddedOptions:
       (None or 0: a quarter of ``exact_limit``, at least 1,000);
     * ``read_ahead``: when a search's rows are not in the page cache, ask the kernel for all of them at once
       before reading them (default True; Linux only, elsewhere a no-op; see ``stores/embedded/pages.py``);
+    * ``search_threads``: how many threads one search uses to search its modalities' views at once (None: one
+      per usable CPU, at most 3, the number of modalities; 1: one after another in the calling thread; see
+      ``stores/embedded/fanout.py``);
     * ``connectivity``, ``expansion_add``, ``expansion_search``, ``ann_dtype``: HNSW parameters.
     """
 
@@ -39,13 +44,14 @@ class EmbeddedOptions:
     durable: bool = True
     sync_every: int | None = None
     read_ahead: bool = True
+    search_threads: int | None = None
     connectivity: int = 16
     expansion_add: int = 128
     expansion_search: int = 64
     ann_dtype: str = "bf16"
 
     def __post_init__(self) -> None:
-        for name in ("exact_limit", "sync_every", "connectivity", "expansion_add", "expansion_search"):
+        for name in ("exact_limit", "sync_every", "search_threads", "connectivity", "expansion_add", "expansion_search"):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -60,6 +66,8 @@ class EmbeddedOptions:
             raise ConfigError(f"exact_limit must be 0 or more, got {self.exact_limit}")
         if self.sync_every is not None and self.sync_every < 0:
             raise ConfigError(f"sync_every must be 0 or more, got {self.sync_every}")
+        if self.search_threads is not None and self.search_threads < 1:
+            raise ConfigError(f"search_threads must be at least 1, got {self.search_threads}")
         if self.connectivity < 2:
             raise ConfigError(f"connectivity must be at least 2, got {self.connectivity}")
         for name in ("expansion_add", "expansion_search"):
@@ -82,6 +90,11 @@ class EmbeddedOptions:
     def save_every(self) -> int:
         """Written items between a writer's HNSW catch-ups (``sync_every``, or its default)."""
         return self.sync_every or max(1_000, self.exact_limit // 4)
+
+    @property
+    def threads(self) -> int:
+        """Threads one search uses (``search_threads``, or its default for this process)."""
+        return self.search_threads or min(len(MODALITIES), usable_cpus())
 
     @property
     def ann_params(self) -> AnnParams:

@@ -29,6 +29,7 @@ from .check import check_store
 from .collection import EmbeddedCollection
 from .database import Database
 from .derived import record_digests
+from .fanout import Fanout
 from .options import EmbeddedOptions
 
 __all__ = ["EmbeddedStore"]
@@ -48,6 +49,7 @@ class EmbeddedStore(StoreBase):
         self.options = options if options is not None else EmbeddedOptions.from_uri(self.uri, **keywords)
         self.db = Database(self.path, durable=self.options.durable, read_ahead=self.options.read_ahead)
         self.index_dir = self.db.index_dir
+        self.fanout = Fanout(self.options.threads)
         self._lock = threading.Lock()
         self._collections: dict[int, EmbeddedCollection] = {}
         self._closed = False
@@ -62,7 +64,8 @@ class EmbeddedStore(StoreBase):
         with self._lock:
             col = self._collections.get(cid)
             if col is None:
-                col = self._collections[cid] = EmbeddedCollection(self.db, self.options, cid, info)
+                col = self._collections[cid] = EmbeddedCollection(self.db, self.options, cid, info,
+                                                                                 self.fanout)
             col.info = info
             return col
 
@@ -128,4 +131,5 @@ class EmbeddedStore(StoreBase):
                     pass
         finally:
             self._closed = True
+            self.fanout.close()
             self.db.close()
