@@ -17,7 +17,8 @@ distribution. Modalities are assigned so that 10% of items are ``text``
 (the filtered case), and 10% carry ``album="a0"`` (a metadata filter).
 
 Reported per system: build time, p50/p99 latency, recall@10 against exact
-search (FAISS IndexFlatIP on the same vectors), and disk and RAM per item.
+search (FAISS IndexFlatIP on the same vectors), mean CPU time per query (the
+process's, every thread's), and disk and RAM per item.
 Stores run every query kind twice: "cold" right after reopening with their
 files evicted from the page cache (posix_fadvise DONTNEED; with --drop-caches
 the whole page cache dropped as well), then "warm" once every file was read.
@@ -113,22 +114,26 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def timed(fn: Any, queries: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
-    results, lat = [], np.empty(len(queries))
+def timed(fn: Any, queries: np.ndarray) -> tuple[list[list[int]], np.ndarray, np.ndarray]:
+    """Each query's results, wall time, and CPU time (this process's, every thread's: a system that searches
+    one query on several threads spends more CPU than wall time)."""
+    results, lat, cpu = [], np.empty(len(queries)), np.empty(len(queries))
     for i, q in enumerate(queries):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         results.append(fn(q))
-        lat[i] = time.perf_counter() - t
-    return results, lat
+        lat[i], cpu[i] = time.perf_counter() - t, time.process_time() - c
+    return results, lat, cpu
 
 
 def recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
 
 
-def row(name: str, lat: np.ndarray, rec: float, build_s: float | None, disk: float | None, ram: float | None) -> dict:
+def row(name: str, lat: np.ndarray, rec: float, build_s: float | None, disk: float | None, ram: float | None,
+        cpu: np.ndarray | None = None) -> dict:
     return {"system": name, "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 3),
             "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 3), "recall@10": round(rec, 4),
+            "cpu_ms": None if cpu is None else round(float(np.mean(cpu)) * 1e3, 3),
             "build_s": None if build_s is None else round(build_s, 1),
             "disk_bytes_per_item": None if disk is None else round(disk),
             "ram_bytes_per_item": None if ram is None else round(ram)}
@@ -238,11 +243,11 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
     album_ids = np.flatnonzero(album == "a0")
     truth_text = text_ids[np.argsort(-(queries @ x[text_ids].T), axis=1)[:, :k]]
     truth_album = album_ids[np.argsort(-(queries @ x[album_ids].T), axis=1)[:, :k]]
-    found, lat = timed(lambda q: flat.search(q[None], k)[1][0].tolist(), queries)
-    rows.append(row("faiss-flat", lat, recall(found, truth, k), flat_build, None, 4 * dim))
+    found, lat, cpu = timed(lambda q: flat.search(q[None], k)[1][0].tolist(), queries)
+    rows.append(row("faiss-flat", lat, recall(found, truth, k), flat_build, None, 4 * dim, cpu))
     sel = faiss.SearchParameters(sel=faiss.IDSelectorBatch(text_ids.astype(np.int64)))
-    found, lat = timed(lambda q: flat.search(q[None], k, params=sel)[1][0].tolist(), queries)
-    rows.append(row("faiss-flat text 10%", lat, recall(found, truth_text, k), None, None, None))
+    found, lat, cpu = timed(lambda q: flat.search(q[None], k, params=sel)[1][0].tolist(), queries)
+    rows.append(row("faiss-flat text 10%", lat, recall(found, truth_text, k), None, None, None, cpu))
     flat.reset()  # frees its vectors
     gc.collect()
 
@@ -255,7 +260,7 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         build = time.perf_counter() - t
         faiss.omp_set_num_threads(1)
         hnsw.hnsw.efSearch = 64
-        found, lat = timed(lambda q: hnsw.search(q[None], k)[1][0].tolist(), queries)
+        found, lat, cpu = timed(lambda q: hnsw.search(q[None], k)[1][0].tolist(), queries)
         workdir.mkdir(parents=True, exist_ok=True)
         saved = workdir / "faiss-hnsw.index"
         faiss.write_index(hnsw, str(saved))
@@ -263,7 +268,7 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         del hnsw
         gc.collect()
         rows.append(row("faiss-hnsw", lat, recall(found, truth, k), build, None,
-                        resident("faiss-hnsw", saved, queries, k, n)))
+                        resident("faiss-hnsw", saved, queries, k, n), cpu))
         saved.unlink()
 
     truths = {"": truth, " text 10%": truth_text, " album 10%": truth_album}
@@ -315,8 +320,8 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         with store.backend.db.read() as conn:
             for key, item_id in conn.execute("SELECT key, id FROM items"):
                 key_to_id[key] = int(item_id)
-        found, lat = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
-        rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None))
+        found, lat, cpu = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
+        rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None, cpu))
         store.close()
         del col, store, views
         gc.collect()
@@ -387,9 +392,9 @@ def passes(name: str, searches: dict[str, Any], truths: dict[str, np.ndarray], q
         if phase == "warm":
             warm_page_cache(path)
         for kind, fn in searches.items():
-            found, lat = timed(fn, queries)
+            found, lat, cpu = timed(fn, queries)
             out.append(row(f"{name}{kind} {phase}", lat, recall(found, truths[kind], k), build if not out else None,
-                           disk if not out else None, None))
+                           disk if not out else None, None, cpu))
     return out
 
 
@@ -430,11 +435,11 @@ def main() -> None:
                 shutil.rmtree(workdir, ignore_errors=True)
         results[n] = rows
         print(f"\n## n = {n:,}, dim {args.dim}, {args.queries} queries, top-{args.k}, load {os.getloadavg()[0]:.1f}")
-        print("| system | p50 ms | p99 ms | recall@10 | build s | disk B/item | RAM B/item |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| system | p50 ms | p99 ms | recall@10 | CPU ms/query | build s | disk B/item | RAM B/item |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            cells = [r["system"], r["p50_ms"], r["p99_ms"], r["recall@10"], r["build_s"], r["disk_bytes_per_item"],
-                     r["ram_bytes_per_item"]]
+            cells = [r["system"], r["p50_ms"], r["p99_ms"], r["recall@10"], r["cpu_ms"], r["build_s"],
+                     r["disk_bytes_per_item"], r["ram_bytes_per_item"]]
             print("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
         by = {r["system"]: r for r in rows}
         print()
