@@ -64,8 +64,7 @@ class EmbeddedStore(StoreBase):
         with self._lock:
             col = self._collections.get(cid)
             if col is None:
-                col = self._collections[cid] = EmbeddedCollection(self.db, self.options, cid, info,
-                                                                                 self.fanout)
+                col = self._collections[cid] = EmbeddedCollection(self.db, self.options, cid, info, self.fanout)
             col.info = info
             return col
 
