@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,37 @@ def test_a_worker_busy_with_another_search_is_not_waited_for() -> None:
     caller.join()
     fanout.close()
     assert not alive and done == [[1, 2]]
+
+
+def test_an_interrupt_while_waiting_still_lets_every_job_finish_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller's locks guard the views its helpers search: it never gives them up under a running job."""
+    from crossmodal.stores.embedded import fanout as module
+
+    real_wait, release, done = module.wait, threading.Event(), threading.Event()
+    both_running, caller = threading.Barrier(2, timeout=PATIENCE_S), threading.current_thread()
+    interrupted: list[bool] = []
+
+    def wait_interrupted_once(futures):  # type: ignore[no-untyped-def]
+        if not interrupted:
+            interrupted.append(True)
+            release.set()
+            raise KeyboardInterrupt
+        return real_wait(futures)
+
+    def job() -> int:
+        both_running.wait()  # one job in the caller, the other in the worker: the worker's cannot be cancelled
+        if threading.current_thread() is not caller:
+            release.wait(PATIENCE_S)
+            time.sleep(0.2)  # (still searching when the interrupt is raised: without the second wait, not done)
+            done.set()
+        return 1
+
+    monkeypatch.setattr(module, "wait", wait_interrupted_once)
+    fanout = Fanout(2)
+    with pytest.raises(KeyboardInterrupt):
+        fanout.run([(1, job), (1, job)])
+    assert interrupted and done.is_set()
+    fanout.close()
 
 
 def _search_in_child(fanout: Fanout, out: multiprocessing.Queue) -> None:

@@ -75,7 +75,12 @@ class Fanout:
         drain()
         # one still queued behind another search's jobs has nothing left to take: cancelled, and not waited for
         # (``wait`` counts a cancelled future as done only once a worker has dequeued it)
-        wait([helper for helper in helpers if not helper.cancel()])
+        busy = [helper for helper in helpers if not helper.cancel()]
+        try:
+            wait(busy)
+        except BaseException:  # (an interrupt while waiting: a helper still searches a view the caller's locks guard)
+            wait(busy)
+            raise
         if errors:
             raise min(errors, key=lambda e: e[0])[1]
         return results  # type: ignore[return-value]  # (every slot was filled: no job failed)
