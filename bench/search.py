@@ -129,11 +129,11 @@ def recall(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
 
 
-def row(name: str, lat: np.ndarray, rec: float, build_s: float | None, disk: float | None, ram: float | None,
-        cpu: np.ndarray | None = None) -> dict:
+def row(name: str, lat: np.ndarray, cpu: np.ndarray, rec: float, build_s: float | None, disk: float | None,
+        ram: float | None) -> dict:
     return {"system": name, "p50_ms": round(float(np.percentile(lat, 50)) * 1e3, 3),
             "p99_ms": round(float(np.percentile(lat, 99)) * 1e3, 3), "recall@10": round(rec, 4),
-            "cpu_ms": None if cpu is None else round(float(np.mean(cpu)) * 1e3, 3),
+            "cpu_ms": round(float(np.mean(cpu)) * 1e3, 3),
             "build_s": None if build_s is None else round(build_s, 1),
             "disk_bytes_per_item": None if disk is None else round(disk),
             "ram_bytes_per_item": None if ram is None else round(ram)}
@@ -244,10 +244,10 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
     truth_text = text_ids[np.argsort(-(queries @ x[text_ids].T), axis=1)[:, :k]]
     truth_album = album_ids[np.argsort(-(queries @ x[album_ids].T), axis=1)[:, :k]]
     found, lat, cpu = timed(lambda q: flat.search(q[None], k)[1][0].tolist(), queries)
-    rows.append(row("faiss-flat", lat, recall(found, truth, k), flat_build, None, 4 * dim, cpu))
+    rows.append(row("faiss-flat", lat, cpu, recall(found, truth, k), flat_build, None, 4 * dim))
     sel = faiss.SearchParameters(sel=faiss.IDSelectorBatch(text_ids.astype(np.int64)))
     found, lat, cpu = timed(lambda q: flat.search(q[None], k, params=sel)[1][0].tolist(), queries)
-    rows.append(row("faiss-flat text 10%", lat, recall(found, truth_text, k), None, None, None, cpu))
+    rows.append(row("faiss-flat text 10%", lat, cpu, recall(found, truth_text, k), None, None, None))
     flat.reset()  # frees its vectors
     gc.collect()
 
@@ -267,8 +267,8 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
         hnsw.reset()
         del hnsw
         gc.collect()
-        rows.append(row("faiss-hnsw", lat, recall(found, truth, k), build, None,
-                        resident("faiss-hnsw", saved, queries, k, n), cpu))
+        rows.append(row("faiss-hnsw", lat, cpu, recall(found, truth, k), build, None,
+                        resident("faiss-hnsw", saved, queries, k, n)))
         saved.unlink()
 
     truths = {"": truth, " text 10%": truth_text, " album 10%": truth_album}
@@ -321,7 +321,7 @@ def bench(n: int, dim: int, n_queries: int, k: int, workdir: Path, faiss_hnsw: b
             for key, item_id in conn.execute("SELECT key, id FROM items"):
                 key_to_id[key] = int(item_id)
         found, lat, cpu = timed(lambda q: [key_to_id[key] for key in raw(q)], queries)
-        rows.append(row("usearch-raw", lat, recall(found, truth, k), None, None, None, cpu))
+        rows.append(row("usearch-raw", lat, cpu, recall(found, truth, k), None, None, None))
         store.close()
         del col, store, views
         gc.collect()
@@ -393,8 +393,8 @@ def passes(name: str, searches: dict[str, Any], truths: dict[str, np.ndarray], q
             warm_page_cache(path)
         for kind, fn in searches.items():
             found, lat, cpu = timed(fn, queries)
-            out.append(row(f"{name}{kind} {phase}", lat, recall(found, truths[kind], k), build if not out else None,
-                           disk if not out else None, None, cpu))
+            out.append(row(f"{name}{kind} {phase}", lat, cpu, recall(found, truths[kind], k), build if not out else None,
+                           disk if not out else None, None))
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -88,31 +87,33 @@ def test_an_interrupt_while_waiting_still_lets_every_job_finish_first(monkeypatc
     """The caller's locks guard the views its helpers search: it never gives them up under a running job."""
     from crossmodal.stores.embedded import fanout as module
 
-    real_wait, release, done = module.wait, threading.Event(), threading.Event()
+    real_wait, finish, done = module.wait, threading.Event(), threading.Event()
     both_running, caller = threading.Barrier(2, timeout=PATIENCE_S), threading.current_thread()
-    interrupted: list[bool] = []
+    waits: list[int] = []
 
     def wait_interrupted_once(futures):  # type: ignore[no-untyped-def]
-        if not interrupted:
-            interrupted.append(True)
-            release.set()
-            raise KeyboardInterrupt
+        waits.append(len(futures))
+        if len(waits) == 1:
+            raise KeyboardInterrupt  # (the worker's job is still running: it waits for ``finish``)
+        finish.set()  # only a second wait lets it finish, so without one it is not done when the interrupt leaves
         return real_wait(futures)
 
     def job() -> int:
         both_running.wait()  # one job in the caller, the other in the worker: the worker's cannot be cancelled
         if threading.current_thread() is not caller:
-            release.wait(PATIENCE_S)
-            time.sleep(0.2)  # (still searching when the interrupt is raised: without the second wait, not done)
+            finish.wait(PATIENCE_S)
             done.set()
         return 1
 
     monkeypatch.setattr(module, "wait", wait_interrupted_once)
     fanout = Fanout(2)
-    with pytest.raises(KeyboardInterrupt):
-        fanout.run([(1, job), (1, job)])
-    assert interrupted and done.is_set()
-    fanout.close()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fanout.run([(1, job), (1, job)])
+        assert waits == [1, 1] and done.is_set()
+    finally:
+        finish.set()
+        fanout.close()
 
 
 def _search_in_child(fanout: Fanout, out: multiprocessing.Queue) -> None:
